@@ -1,0 +1,1 @@
+//! peerup-async-std: the async-std adapter (filled by issue #9).

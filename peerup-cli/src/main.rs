@@ -1,0 +1,3 @@
+//! The `peerup` command line (filled by issue #6).
+
+fn main() {}

@@ -1,0 +1,1195 @@
+//! `peerup.yaml`: a node's configuration (WIRE.md §9, version 1).
+//!
+//! Input: the file name (for messages) and the file's text.
+//! Output: a [`Config`] holding every field with its documented default,
+//! plus [`Warning`]s (unknown keys, risky settings), or a [`ConfigError`]
+//! naming the file, field, line and reason.
+//!
+//! ```yaml
+//! version: 1                  # optional; a newer version is refused
+//! identity:
+//!   key_file: identity.key    # relative to this file's directory
+//! network:
+//!   listen_addresses: [/ip4/0.0.0.0/tcp/0, /ip4/0.0.0.0/udp/0/quic-v1, /ip6/::/tcp/0, /ip6/::/udp/0/quic-v1]
+//!   force_private_reachability: false
+//!   resource_limits_enabled: true
+//! relay:
+//!   addresses: [/ip4/203.0.113.7/tcp/7777/p2p/12D3KooW...]
+//!   reservation_interval: 2m  # Go duration, > 0
+//! discovery:
+//!   rendezvous: peerup-default-network
+//!   network: ""               # optional DNS label: /peerup/<network>/kad/1.0.0
+//!   bootstrap_peers: []       # empty: use the relays
+//! security:
+//!   authorized_keys_file: authorized_keys
+//!   enable_connection_gating: true
+//! protocols:
+//!   ping_pong: {enabled: true, id: /pingpong/1.0.0}
+//! services:                   # name: a DNS label, not `kad` or `invite`
+//!   ssh:
+//!     enabled: true
+//!     local_address: localhost:22
+//!     allowed_peers: [laptop] # optional: peer IDs or names below
+//! names:
+//!   laptop: 12D3KooW...
+//! ```
+//!
+//! Keys are validated where they are read, so a bad value is reported at
+//! its own line; `allowed_peers` names are resolved against `names` after
+//! the whole file is read. Repeated keys are errors, not silent overrides.
+//! [`Config::render`] writes a file that parses back to the same value, and
+//! [`render_template`] the commented file `peerup init` writes.
+
+use core::fmt;
+use core::net::{Ipv4Addr, Ipv6Addr};
+use core::str::FromStr;
+use core::time::Duration;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::de::{self, Text, TextValue};
+use super::diag::{self, ConfigError, FieldPath, Warning, WarningKind};
+use super::emit::{self, Out};
+use super::units::format_duration;
+use crate::naming::{Name, Names, ResolveError};
+use crate::relay_addr::RelayAddr;
+use crate::wire::label::DnsLabel;
+use crate::wire::protocol::{PING_PONG, is_reserved_service_name, is_valid_protocol_id};
+use crate::{Multiaddr, PeerId};
+
+/// A node's whole configuration. Build one with [`Config::default`] and
+/// set fields, or read one with [`Config::parse`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Config {
+    /// `identity:`.
+    pub identity: Identity,
+    /// `network:`.
+    pub network: Network,
+    /// `relay:`.
+    pub relay: Relay,
+    /// `discovery:`.
+    pub discovery: Discovery,
+    /// `security:`.
+    pub security: Security,
+    /// `protocols:`.
+    pub protocols: Protocols,
+    /// `services:`: exposed TCP services by name.
+    pub services: BTreeMap<DnsLabel, Service>,
+    /// `names:`: friendly names of peers.
+    pub names: Names,
+}
+
+/// `identity:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct Identity {
+    /// `key_file`, as written (relative to the config file's directory);
+    /// default `identity.key`. See [`Config::key_file_path`].
+    #[serde(deserialize_with = "de::file_path")]
+    pub key_file: String,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity {
+            key_file: DEFAULT_KEY_FILE.to_owned(),
+        }
+    }
+}
+
+/// The default `identity.key_file`.
+pub const DEFAULT_KEY_FILE: &str = "identity.key";
+/// The default `security.authorized_keys_file`.
+pub const DEFAULT_AUTHORIZED_KEYS_FILE: &str = "authorized_keys";
+/// The default `discovery.rendezvous`.
+pub const DEFAULT_RENDEZVOUS: &str = "peerup-default-network";
+/// The default `relay.reservation_interval`.
+pub const DEFAULT_RESERVATION_INTERVAL: Duration = Duration::from_secs(120);
+/// The default `network.listen_addresses`: any port, TCP and QUIC, IPv4
+/// and IPv6.
+pub const DEFAULT_LISTEN_ADDRESSES: &[&str] = &[
+    "/ip4/0.0.0.0/tcp/0",
+    "/ip4/0.0.0.0/udp/0/quic-v1",
+    "/ip6/::/tcp/0",
+    "/ip6/::/udp/0/quic-v1",
+];
+
+/// Parses a list of multiaddrs known to be valid.
+pub(crate) fn multiaddrs(list: &[&str]) -> Vec<Multiaddr> {
+    list.iter().filter_map(|a| a.parse().ok()).collect()
+}
+
+/// `network:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct Network {
+    /// `listen_addresses`; default [`DEFAULT_LISTEN_ADDRESSES`]. `null`
+    /// means the default, `[]` means none.
+    #[serde(deserialize_with = "listen_addresses")]
+    pub listen_addresses: Vec<Multiaddr>,
+    /// `force_private_reachability`: act as if behind NAT (CGNAT);
+    /// default false.
+    pub force_private_reachability: bool,
+    /// `resource_limits_enabled`: libp2p's resource manager; default true.
+    pub resource_limits_enabled: bool,
+}
+
+fn listen_addresses<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Multiaddr>, D::Error> {
+    de::optional_list(d).map(|l| l.unwrap_or_else(|| multiaddrs(DEFAULT_LISTEN_ADDRESSES)))
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            listen_addresses: multiaddrs(DEFAULT_LISTEN_ADDRESSES),
+            force_private_reachability: false,
+            resource_limits_enabled: true,
+        }
+    }
+}
+
+/// `relay:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct Relay {
+    /// `addresses`: relays to reserve a slot on; default none.
+    #[serde(deserialize_with = "de::list")]
+    pub addresses: Vec<RelayAddr>,
+    /// `reservation_interval`: how often to refresh reservations; default
+    /// 2 minutes, never zero.
+    #[serde(deserialize_with = "de::positive_duration")]
+    pub reservation_interval: Duration,
+}
+
+impl Default for Relay {
+    fn default() -> Self {
+        Relay {
+            addresses: Vec::new(),
+            reservation_interval: DEFAULT_RESERVATION_INTERVAL,
+        }
+    }
+}
+
+/// `discovery:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct Discovery {
+    /// `rendezvous`: the DHT key nodes advertise under; default
+    /// `peerup-default-network`, never empty.
+    #[serde(deserialize_with = "rendezvous")]
+    pub rendezvous: String,
+    /// `network`: a private network name (DNS label); `None` when absent or
+    /// `""`. Selects the Kademlia protocol (WIRE.md §2).
+    #[serde(deserialize_with = "de::network_name")]
+    pub network: Option<DnsLabel>,
+    /// `bootstrap_peers`: DHT bootstrap peers, each ending in `/p2p/<id>`;
+    /// empty means "the relays" (see [`Config::bootstrap_peers`]).
+    #[serde(deserialize_with = "de::list")]
+    pub bootstrap_peers: Vec<PeerAddr>,
+}
+
+impl Default for Discovery {
+    fn default() -> Self {
+        Discovery {
+            rendezvous: DEFAULT_RENDEZVOUS.to_owned(),
+            network: None,
+            bootstrap_peers: Vec::new(),
+        }
+    }
+}
+
+struct Rendezvous(String);
+
+impl TextValue for Rendezvous {
+    const EXPECTING: &'static str = "a rendezvous string";
+    fn from_text(text: &str) -> Result<Self, String> {
+        if text.is_empty() {
+            Err(format!(
+                "must not be empty (the default is `{DEFAULT_RENDEZVOUS}`)"
+            ))
+        } else {
+            Ok(Rendezvous(text.to_owned()))
+        }
+    }
+}
+
+fn rendezvous<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    de::text::<D, Rendezvous>(d).map(|r| r.0)
+}
+
+/// `security:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct Security {
+    /// `authorized_keys_file`, as written; default `authorized_keys`. See
+    /// [`Config::authorized_keys_path`].
+    #[serde(deserialize_with = "de::file_path")]
+    pub authorized_keys_file: String,
+    /// `enable_connection_gating`: refuse peers not in authorized_keys at
+    /// the connection level; default true.
+    pub enable_connection_gating: bool,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security {
+            authorized_keys_file: DEFAULT_AUTHORIZED_KEYS_FILE.to_owned(),
+            enable_connection_gating: true,
+        }
+    }
+}
+
+/// `protocols:`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct Protocols {
+    /// `ping_pong:`.
+    #[serde(deserialize_with = "de::section")]
+    pub ping_pong: PingPong,
+}
+
+/// `protocols.ping_pong:` (WIRE.md §3).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct PingPong {
+    /// `enabled`; default true.
+    pub enabled: bool,
+    /// `id`: the protocol ID; default `/pingpong/1.0.0`.
+    #[serde(deserialize_with = "protocol_id")]
+    pub id: String,
+}
+
+impl Default for PingPong {
+    fn default() -> Self {
+        PingPong {
+            enabled: true,
+            id: PING_PONG.to_owned(),
+        }
+    }
+}
+
+struct ProtocolId(String);
+
+impl TextValue for ProtocolId {
+    const EXPECTING: &'static str = "a protocol ID like /pingpong/1.0.0";
+    fn from_text(text: &str) -> Result<Self, String> {
+        if is_valid_protocol_id(text) {
+            Ok(ProtocolId(text.to_owned()))
+        } else {
+            Err(format!(
+                "`{text}` is not a protocol ID: it must start with `/` and be printable ASCII without spaces, at most 128 bytes (like {PING_PONG})"
+            ))
+        }
+    }
+}
+
+fn protocol_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    de::text::<D, ProtocolId>(d).map(|p| p.0)
+}
+
+/// `services.<name>:`: one exposed TCP service (WIRE.md §4).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct Service {
+    /// `enabled`; default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// `local_address`: where the service listens on this machine;
+    /// required.
+    #[serde(deserialize_with = "de::text")]
+    pub local_address: LocalAddress,
+    /// `allowed_peers`: when set, only these peers (IDs, or names from
+    /// `names`) may use the service, on top of authorized_keys.
+    #[serde(default, deserialize_with = "de::optional_list")]
+    pub allowed_peers: Option<Vec<PeerRef>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Service {
+    /// An enabled service open to every authorized peer.
+    pub fn new(local_address: LocalAddress) -> Self {
+        Service {
+            enabled: true,
+            local_address,
+            allowed_peers: None,
+        }
+    }
+
+    /// The peers allowed to use the service: `None` when every authorized
+    /// peer is, else the set from `allowed_peers` with names resolved.
+    ///
+    /// # Errors
+    /// [`ResolveError`] for a name not in `names` (never for a config from
+    /// [`Config::parse`], which checks them).
+    pub fn resolve_allowed_peers(
+        &self,
+        names: &Names,
+    ) -> Result<Option<BTreeSet<PeerId>>, ResolveError> {
+        let Some(list) = &self.allowed_peers else {
+            return Ok(None);
+        };
+        list.iter()
+            .map(|r| match r {
+                PeerRef::Id(id) => Ok(*id),
+                PeerRef::Name(n) => names.get(n.as_str()).ok_or_else(|| ResolveError {
+                    target: n.to_string(),
+                    known: names.iter().map(|(n, _)| n.to_string()).collect(),
+                }),
+            })
+            .collect::<Result<BTreeSet<_>, _>>()
+            .map(Some)
+    }
+}
+
+/// An entry of `allowed_peers`: a peer ID or a friendly name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PeerRef {
+    /// A peer ID.
+    Id(PeerId),
+    /// A name from `names`.
+    Name(Name),
+}
+
+/// A text that is neither a peer ID nor a valid name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{text}` is neither a peer ID (12D3KooW...) nor a valid name: {reason}")]
+pub struct PeerRefError {
+    /// The rejected text.
+    pub text: String,
+    /// Why it is not a name.
+    pub reason: crate::naming::NameError,
+}
+
+impl FromStr for PeerRef {
+    type Err = PeerRefError;
+    /// A peer ID if the text is one, else a friendly name.
+    fn from_str(s: &str) -> Result<Self, PeerRefError> {
+        if let Ok(id) = s.parse::<PeerId>() {
+            return Ok(PeerRef::Id(id));
+        }
+        Name::new(s)
+            .map(PeerRef::Name)
+            .map_err(|reason| PeerRefError {
+                text: s.to_owned(),
+                reason,
+            })
+    }
+}
+
+impl fmt::Display for PeerRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerRef::Id(id) => fmt::Display::fmt(id, f),
+            PeerRef::Name(n) => fmt::Display::fmt(n, f),
+        }
+    }
+}
+
+impl TextValue for PeerRef {
+    const EXPECTING: &'static str = "a peer ID or a name from `names`";
+    fn from_text(text: &str) -> Result<Self, String> {
+        text.parse().map_err(|e: PeerRefError| e.to_string())
+    }
+}
+
+/// A multiaddr ending in `/p2p/<peer-id>` (a DHT bootstrap peer).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PeerAddr {
+    addr: Multiaddr,
+    peer: PeerId,
+}
+
+/// Why a multiaddr is not a [`PeerAddr`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerAddrError {
+    /// Not a multiaddr.
+    #[error("`{text}` is not a valid multiaddr: {reason}")]
+    Invalid {
+        /// The rejected text.
+        text: String,
+        /// The parser's reason.
+        reason: String,
+    },
+    /// No `/p2p/<id>` at the end.
+    #[error("bootstrap peer `{text}` must end with /p2p/<peer-id>")]
+    MissingPeerId {
+        /// The rejected address.
+        text: String,
+    },
+}
+
+impl PeerAddr {
+    /// Checks that `addr` ends in `/p2p/<id>`.
+    ///
+    /// # Errors
+    /// [`PeerAddrError::MissingPeerId`] otherwise.
+    pub fn new(addr: Multiaddr) -> Result<Self, PeerAddrError> {
+        match addr.iter().last() {
+            Some(multiaddr::Protocol::P2p(peer)) => Ok(PeerAddr { addr, peer }),
+            _ => Err(PeerAddrError::MissingPeerId {
+                text: addr.to_string(),
+            }),
+        }
+    }
+
+    /// The full multiaddr.
+    pub fn multiaddr(&self) -> &Multiaddr {
+        &self.addr
+    }
+
+    /// The peer ID at its end.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer
+    }
+}
+
+impl FromStr for PeerAddr {
+    type Err = PeerAddrError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let addr: Multiaddr = s
+            .parse()
+            .map_err(|e: multiaddr::Error| PeerAddrError::Invalid {
+                text: s.to_owned(),
+                reason: e.to_string(),
+            })?;
+        PeerAddr::new(addr)
+    }
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.addr, f)
+    }
+}
+
+impl From<RelayAddr> for PeerAddr {
+    fn from(r: RelayAddr) -> Self {
+        PeerAddr {
+            addr: r.multiaddr().clone(),
+            peer: r.peer_id(),
+        }
+    }
+}
+
+impl TextValue for PeerAddr {
+    const EXPECTING: &'static str = "a multiaddr ending in /p2p/<peer-id>";
+    fn from_text(text: &str) -> Result<Self, String> {
+        text.parse().map_err(|e: PeerAddrError| e.to_string())
+    }
+}
+
+/// The host of a [`LocalAddress`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Host {
+    /// A host name, as written (`localhost`, `nas.lan`).
+    Name(String),
+    /// An IPv4 address.
+    Ipv4(Ipv4Addr),
+    /// An IPv6 address (written in brackets).
+    Ipv6(Ipv6Addr),
+}
+
+/// `host:port` of a local TCP service: `localhost:22`, `192.168.1.5:3389`,
+/// `[::1]:8080`. The port is 1-65535.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LocalAddress {
+    host: Host,
+    port: u16,
+}
+
+/// Why a text is not a `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LocalAddressError {
+    /// No `:port`.
+    #[error("`{text}` needs a port: write host:port, like localhost:22")]
+    MissingPort {
+        /// The rejected text.
+        text: String,
+    },
+    /// The port is not 1-65535.
+    #[error("`{text}` has an invalid port `{port}`; use 1-65535")]
+    InvalidPort {
+        /// The rejected text.
+        text: String,
+        /// The port as written.
+        port: String,
+    },
+    /// The host is not a host name, an IPv4 address or a bracketed IPv6
+    /// address.
+    #[error(
+        "`{text}` has an invalid host `{host}`; use a host name (localhost), an IPv4 address or [IPv6]"
+    )]
+    InvalidHost {
+        /// The rejected text.
+        text: String,
+        /// The host as written.
+        host: String,
+    },
+}
+
+impl LocalAddress {
+    /// A validated address. A port of 0 is refused.
+    ///
+    /// # Errors
+    /// [`LocalAddressError::InvalidPort`] for port 0,
+    /// [`LocalAddressError::InvalidHost`] for a bad host name.
+    pub fn new(host: Host, port: u16) -> Result<Self, LocalAddressError> {
+        let text = || {
+            LocalAddress {
+                host: host.clone(),
+                port,
+            }
+            .to_string()
+        };
+        if port == 0 {
+            return Err(LocalAddressError::InvalidPort {
+                text: text(),
+                port: "0".to_owned(),
+            });
+        }
+        if let Host::Name(name) = &host
+            && !is_host_name(name)
+        {
+            return Err(LocalAddressError::InvalidHost {
+                text: text(),
+                host: name.clone(),
+            });
+        }
+        Ok(LocalAddress { host, port })
+    }
+
+    /// The host.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+/// A DNS host name: dot-separated labels of letters, digits and `-`, with
+/// at least one letter (so that `1.2.3` is not taken for a name).
+fn is_host_name(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+        && host.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
+impl FromStr for LocalAddress {
+    type Err = LocalAddressError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let Some((host, port)) = text.rsplit_once(':') else {
+            return Err(LocalAddressError::MissingPort {
+                text: text.to_owned(),
+            });
+        };
+        let bad_host = || LocalAddressError::InvalidHost {
+            text: text.to_owned(),
+            host: host.to_owned(),
+        };
+        let host = if let Some(inner) = host.strip_prefix('[') {
+            let ip = inner
+                .strip_suffix(']')
+                .and_then(|i| i.parse::<Ipv6Addr>().ok())
+                .ok_or_else(bad_host)?;
+            Host::Ipv6(ip)
+        } else if host.contains(':') {
+            // `::1:22`: an IPv6 address without brackets is ambiguous.
+            if text.parse::<Ipv6Addr>().is_ok() || host.parse::<Ipv6Addr>().is_ok() {
+                return Err(LocalAddressError::InvalidHost {
+                    text: text.to_owned(),
+                    host: format!("{host} (write IPv6 in brackets: [::1]:22)"),
+                });
+            }
+            return Err(bad_host());
+        } else if let Ok(ip) = host.parse::<Ipv4Addr>() {
+            Host::Ipv4(ip)
+        } else if is_host_name(host) {
+            Host::Name(host.to_owned())
+        } else {
+            return Err(bad_host());
+        };
+        let port = match port.parse::<u16>() {
+            Ok(p) if p != 0 && port.bytes().all(|b| b.is_ascii_digit()) => p,
+            _ => {
+                return Err(LocalAddressError::InvalidPort {
+                    text: text.to_owned(),
+                    port: port.to_owned(),
+                });
+            }
+        };
+        Ok(LocalAddress { host, port })
+    }
+}
+
+impl fmt::Display for LocalAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            Host::Name(n) => write!(f, "{n}:{}", self.port),
+            Host::Ipv4(ip) => write!(f, "{ip}:{}", self.port),
+            Host::Ipv6(ip) => write!(f, "[{ip}]:{}", self.port),
+        }
+    }
+}
+
+impl TextValue for LocalAddress {
+    const EXPECTING: &'static str = "host:port, like localhost:22";
+    fn from_text(text: &str) -> Result<Self, String> {
+        text.parse().map_err(|e: LocalAddressError| e.to_string())
+    }
+}
+
+/// A service name key: a DNS label that is not reserved.
+struct ServiceName(DnsLabel);
+
+impl TextValue for ServiceName {
+    const EXPECTING: &'static str = "a service name (a DNS label like `ssh`)";
+    fn from_text(text: &str) -> Result<Self, String> {
+        if is_reserved_service_name(text) {
+            return Err(format!(
+                "service name `{text}` is reserved: /peerup/{text}/1.0.0 is one of peerup's own protocols; pick another name"
+            ));
+        }
+        DnsLabel::new(text)
+            .map(ServiceName)
+            .map_err(|e| format!("service name {e}"))
+    }
+}
+
+impl fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl PartialEq for ServiceName {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl Eq for ServiceName {}
+impl PartialOrd for ServiceName {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for ServiceName {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+fn services<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<DnsLabel, Service>, D::Error> {
+    de::strict_map::<D, ServiceName, Service>(d)
+        .map(|m| m.into_iter().map(|(k, v)| (k.0, v)).collect())
+}
+
+/// A `names:` value: a peer ID.
+struct NameTarget(PeerId);
+
+impl<'de> Deserialize<'de> for NameTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Text::<PeerId>::deserialize(d).map(|t| NameTarget(t.0))
+    }
+}
+
+fn names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Names, D::Error> {
+    de::strict_map::<D, Name, NameTarget>(d).map(|m| m.into_iter().map(|(k, v)| (k, v.0)).collect())
+}
+
+/// The document as read, before cross-field checks.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawConfig {
+    /// Checked before this pass (see `diag::parse_document`).
+    #[serde(rename = "version")]
+    _version: Option<u64>,
+    #[serde(deserialize_with = "de::section")]
+    identity: Identity,
+    #[serde(deserialize_with = "de::section")]
+    network: Network,
+    #[serde(deserialize_with = "de::section")]
+    relay: Relay,
+    #[serde(deserialize_with = "de::section")]
+    discovery: Discovery,
+    #[serde(deserialize_with = "de::section")]
+    security: Security,
+    #[serde(deserialize_with = "de::section")]
+    protocols: Protocols,
+    #[serde(deserialize_with = "services")]
+    services: BTreeMap<DnsLabel, Service>,
+    #[serde(deserialize_with = "names")]
+    names: Names,
+}
+
+impl Config {
+    /// Reads `peerup.yaml` text.
+    ///
+    /// `file` is only used in messages. Returns the config and advice
+    /// (unknown keys, no relays, gating off, disabled services...).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, the field, the line and the reason:
+    /// an empty file, bad YAML, a version other than 1, a bad or repeated
+    /// field, or an `allowed_peers` name missing from `names`.
+    pub fn parse(file: &Path, text: &str) -> Result<(Config, Vec<Warning>), ConfigError> {
+        let (raw, mut warnings) = diag::parse_document::<RawConfig>(file, text)?;
+        let config = Config {
+            identity: raw.identity,
+            network: raw.network,
+            relay: raw.relay,
+            discovery: raw.discovery,
+            security: raw.security,
+            protocols: raw.protocols,
+            services: raw.services,
+            names: raw.names,
+        };
+        config.check_names(file, text)?;
+        config.advise(file, text, &mut warnings);
+        Ok((config, warnings))
+    }
+
+    fn check_names(&self, file: &Path, text: &str) -> Result<(), ConfigError> {
+        for (service, s) in &self.services {
+            for (i, entry) in s.allowed_peers.iter().flatten().enumerate() {
+                if let PeerRef::Name(name) = entry
+                    && self.names.get(name.as_str()).is_none()
+                {
+                    let path =
+                        FieldPath::keys(&["services", service.as_str(), "allowed_peers"]).index(i);
+                    return Err(ConfigError::UnknownPeerName {
+                        file: file.to_owned(),
+                        location: diag::locate(text, &path),
+                        path,
+                        name: name.to_string(),
+                        known: self.names.iter().map(|(n, _)| n.to_string()).collect(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn advise(&self, file: &Path, text: &str, warnings: &mut Vec<Warning>) {
+        let locator = diag::Locator::new(text);
+        let mut warn = |keys: &[&str], kind| {
+            warnings.push(Warning::at(file, &locator, FieldPath::keys(keys), kind))
+        };
+        for (keys, value) in [
+            (&["identity", "key_file"], &self.identity.key_file),
+            (
+                &["security", "authorized_keys_file"],
+                &self.security.authorized_keys_file,
+            ),
+        ] {
+            if value.starts_with('~') {
+                warn(
+                    keys,
+                    WarningKind::TildeNotExpanded {
+                        value: value.clone(),
+                    },
+                );
+            }
+        }
+        if self.network.listen_addresses.is_empty() {
+            warn(
+                &["network", "listen_addresses"],
+                WarningKind::NoListenAddresses,
+            );
+        }
+        if self.relay.addresses.is_empty() {
+            warn(&["relay", "addresses"], WarningKind::NoRelayAddresses);
+        }
+        if !self.security.enable_connection_gating {
+            warn(
+                &["security", "enable_connection_gating"],
+                WarningKind::ConnectionGatingDisabled,
+            );
+        }
+        for (name, s) in &self.services {
+            if !s.enabled {
+                warn(
+                    &["services", name.as_str(), "enabled"],
+                    WarningKind::ServiceDisabled {
+                        service: name.to_string(),
+                    },
+                );
+            }
+            if s.allowed_peers.as_ref().is_some_and(Vec::is_empty) {
+                warn(
+                    &["services", name.as_str(), "allowed_peers"],
+                    WarningKind::NobodyAllowed {
+                        service: name.to_string(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// The identity key file: `identity.key_file` resolved against the
+    /// directory of `config_path` (an absolute `key_file` stays as is;
+    /// `~` is not expanded). Absolute when `config_path` is.
+    pub fn key_file_path(&self, config_path: &Path) -> PathBuf {
+        super::resolve_path(config_path, &self.identity.key_file)
+    }
+
+    /// The authorized_keys file, resolved like [`Config::key_file_path`].
+    pub fn authorized_keys_path(&self, config_path: &Path) -> PathBuf {
+        super::resolve_path(config_path, &self.security.authorized_keys_file)
+    }
+
+    /// The DHT bootstrap peers in effect: `discovery.bootstrap_peers`, or
+    /// the relays when that list is empty.
+    pub fn bootstrap_peers(&self) -> Vec<Multiaddr> {
+        if self.discovery.bootstrap_peers.is_empty() {
+            self.relay
+                .addresses
+                .iter()
+                .map(|r| r.multiaddr().clone())
+                .collect()
+        } else {
+            self.discovery
+                .bootstrap_peers
+                .iter()
+                .map(|p| p.multiaddr().clone())
+                .collect()
+        }
+    }
+
+    /// The private Kademlia protocol ID for `discovery.network`
+    /// (WIRE.md §2).
+    pub fn kad_protocol(&self) -> String {
+        crate::wire::protocol::kad(self.discovery.network.as_ref())
+    }
+
+    /// The config as YAML, for `peerup config show` and for writing a
+    /// config back. [`Config::parse`] of the result gives `self` again.
+    pub fn render(&self) -> String {
+        self.emit(Out::new(false))
+    }
+
+    /// The config as a commented YAML file, for `peerup init`: every
+    /// section explained, and a commented-out example when there are no
+    /// services. [`Config::parse`] of the result gives `self` again.
+    pub fn render_commented(&self) -> String {
+        self.emit(Out::new(true))
+    }
+
+    fn emit(&self, mut out: Out) -> String {
+        let q = emit::quote;
+        out.comment(0, "peerup node configuration (WIRE.md section 9).");
+        out.comment(
+            0,
+            "Relative file paths are resolved against this file's directory.",
+        );
+        out.comment(
+            0,
+            "Check edits with `peerup config validate` before restarting the daemon.",
+        );
+        out.field(0, "version", "1");
+        out.blank();
+
+        out.line(0, "identity:");
+        out.comment(
+            1,
+            "Ed25519 private key of this node, created on first use (mode 0600).",
+        );
+        out.field(1, "key_file", &q(&self.identity.key_file));
+        out.blank();
+
+        out.line(0, "network:");
+        out.comment(1, "Addresses to listen on; port 0 picks a free port.");
+        out.list(
+            1,
+            "listen_addresses",
+            self.network
+                .listen_addresses
+                .iter()
+                .map(ToString::to_string),
+        );
+        out.comment(
+            1,
+            "Set true for a node behind CGNAT (Starlink, mobile networks).",
+        );
+        out.field(
+            1,
+            "force_private_reachability",
+            emit::boolean(self.network.force_private_reachability),
+        );
+        out.field(
+            1,
+            "resource_limits_enabled",
+            emit::boolean(self.network.resource_limits_enabled),
+        );
+        out.blank();
+
+        out.line(0, "relay:");
+        out.comment(
+            1,
+            "Relay servers, each ending in /p2p/<relay-peer-id>; add with `peerup relay add`.",
+        );
+        if self.relay.addresses.is_empty() {
+            out.comment(1, "addresses:");
+            out.comment(
+                1,
+                "  - \"/ip4/YOUR_VPS_IP/tcp/7777/p2p/YOUR_RELAY_PEER_ID\"",
+            );
+        }
+        out.list(
+            1,
+            "addresses",
+            self.relay.addresses.iter().map(ToString::to_string),
+        );
+        out.field(
+            1,
+            "reservation_interval",
+            &q(&format_duration(self.relay.reservation_interval)),
+        );
+        out.blank();
+
+        out.line(0, "discovery:");
+        out.field(1, "rendezvous", &q(&self.discovery.rendezvous));
+        match &self.discovery.network {
+            Some(n) => out.field(1, "network", &q(n.as_str())),
+            None => out.comment(
+                1,
+                "Optional private network name, the same on every node: network: \"family\"",
+            ),
+        }
+        out.comment(1, "Empty: use the relays as DHT bootstrap peers.");
+        out.list(
+            1,
+            "bootstrap_peers",
+            self.discovery
+                .bootstrap_peers
+                .iter()
+                .map(ToString::to_string),
+        );
+        out.blank();
+
+        out.line(0, "security:");
+        out.comment(
+            1,
+            "Peers allowed to connect, one peer ID per line; manage with `peerup auth`.",
+        );
+        out.field(
+            1,
+            "authorized_keys_file",
+            &q(&self.security.authorized_keys_file),
+        );
+        out.field(
+            1,
+            "enable_connection_gating",
+            emit::boolean(self.security.enable_connection_gating),
+        );
+        out.blank();
+
+        out.line(0, "protocols:");
+        out.line(1, "ping_pong:");
+        out.field(
+            2,
+            "enabled",
+            emit::boolean(self.protocols.ping_pong.enabled),
+        );
+        out.field(2, "id", &q(&self.protocols.ping_pong.id));
+        out.blank();
+
+        if self.services.is_empty() {
+            if out.comments() {
+                out.comment(0, "Services to expose (server only, uncomment as needed):");
+                out.comment(0, "services:");
+                out.comment(0, "  ssh:");
+                out.comment(0, "    enabled: true");
+                out.comment(0, "    local_address: \"localhost:22\"");
+                out.comment(
+                    0,
+                    "    # allowed_peers: [laptop]  # default: every authorized peer",
+                );
+                out.comment(0, "  xrdp:");
+                out.comment(0, "    enabled: true");
+                out.comment(0, "    local_address: \"localhost:3389\"");
+            } else {
+                out.field(0, "services", "{}");
+            }
+        } else {
+            out.comment(
+                0,
+                "Services to expose: /peerup/<name>/1.0.0 -> local_address.",
+            );
+            out.line(0, "services:");
+            for (name, s) in &self.services {
+                out.line(1, &format!("{}:", emit::key(name.as_str())));
+                out.field(2, "enabled", emit::boolean(s.enabled));
+                out.field(2, "local_address", &q(&s.local_address.to_string()));
+                if let Some(list) = &s.allowed_peers {
+                    out.list(2, "allowed_peers", list.iter().map(ToString::to_string));
+                }
+            }
+        }
+        out.blank();
+
+        out.comment(0, "Friendly names of peers (`peerup join` adds them):");
+        if self.names.is_empty() {
+            out.field(0, "names", "{}");
+            out.comment(0, " home: \"12D3KooW...\"");
+        } else {
+            out.line(0, "names:");
+            for (name, peer) in self.names.iter() {
+                out.field(1, &emit::key(name.as_str()), &q(&peer.to_string()));
+            }
+        }
+        out.finish()
+    }
+}
+
+/// The commented `peerup.yaml` that `peerup init` writes: the defaults,
+/// with `key_file`, the relay addresses and the services given (a
+/// commented-out example when there are none).
+///
+/// The result parses back with [`Config::parse`], provided `key_file` is a
+/// usable file name (not empty, no NUL).
+pub fn render_template(
+    key_file: &str,
+    relay_addresses: &[RelayAddr],
+    services: Option<&BTreeMap<DnsLabel, Service>>,
+) -> String {
+    let mut config = Config::default();
+    config.identity.key_file = key_file.to_owned();
+    config.relay.addresses = relay_addresses.to_vec();
+    if let Some(s) = services {
+        config.services = s.clone();
+    }
+    config.render_commented()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_addresses() {
+        let ok = |s: &str| s.parse::<LocalAddress>().unwrap();
+        assert_eq!(
+            ok("localhost:22").host(),
+            &Host::Name("localhost".to_owned())
+        );
+        assert_eq!(ok("localhost:22").port(), 22);
+        assert_eq!(
+            ok("192.168.1.5:3389").host(),
+            &Host::Ipv4(Ipv4Addr::new(192, 168, 1, 5))
+        );
+        assert_eq!(ok("[::1]:8080").host(), &Host::Ipv6(Ipv6Addr::LOCALHOST));
+        assert_eq!(ok("[::1]:8080").to_string(), "[::1]:8080");
+        assert_eq!(ok("nas.lan:65535").to_string(), "nas.lan:65535");
+        let err = |s: &str| s.parse::<LocalAddress>().unwrap_err();
+        assert!(matches!(
+            err("localhost"),
+            LocalAddressError::MissingPort { .. }
+        ));
+        assert!(matches!(
+            err("localhost:0"),
+            LocalAddressError::InvalidPort { .. }
+        ));
+        assert!(matches!(
+            err("localhost:65536"),
+            LocalAddressError::InvalidPort { .. }
+        ));
+        assert!(matches!(
+            err("localhost:+22"),
+            LocalAddressError::InvalidPort { .. }
+        ));
+        assert!(matches!(
+            err("localhost:"),
+            LocalAddressError::InvalidPort { .. }
+        ));
+        assert!(matches!(err(":22"), LocalAddressError::InvalidHost { .. }));
+        assert!(matches!(
+            err("::1:22"),
+            LocalAddressError::InvalidHost { .. }
+        ));
+        assert!(matches!(
+            err("[::1:22"),
+            LocalAddressError::InvalidHost { .. }
+        ));
+        assert!(matches!(
+            err("[1.2.3.4]:22"),
+            LocalAddressError::InvalidHost { .. }
+        ));
+        assert!(matches!(
+            err("1.2.3:22"),
+            LocalAddressError::InvalidHost { .. }
+        ));
+        assert!(matches!(
+            err("my host:22"),
+            LocalAddressError::InvalidHost { .. }
+        ));
+        assert!(matches!(
+            err("-x:22"),
+            LocalAddressError::InvalidHost { .. }
+        ));
+        assert!(LocalAddress::new(Host::Name("bad name".into()), 1).is_err());
+        assert!(LocalAddress::new(Host::Ipv4(Ipv4Addr::LOCALHOST), 0).is_err());
+        assert_eq!(
+            LocalAddress::new(Host::Ipv4(Ipv4Addr::LOCALHOST), 22)
+                .unwrap()
+                .to_string(),
+            "127.0.0.1:22"
+        );
+    }
+
+    #[test]
+    fn peer_refs() {
+        const ID: &str = "12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL";
+        assert!(matches!(ID.parse::<PeerRef>(), Ok(PeerRef::Id(_))));
+        assert!(matches!("home".parse::<PeerRef>(), Ok(PeerRef::Name(_))));
+        let e = "my laptop".parse::<PeerRef>().unwrap_err();
+        assert!(e.to_string().contains("neither a peer ID"), "{e}");
+        assert_eq!(e.text, "my laptop");
+        assert_eq!("home".parse::<PeerRef>().unwrap().to_string(), "home");
+    }
+
+    #[test]
+    fn peer_addrs() {
+        const ID: &str = "12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL";
+        let p: PeerAddr = format!("/dns4/boot.example/tcp/4001/p2p/{ID}")
+            .parse()
+            .unwrap();
+        assert_eq!(p.peer_id().to_string(), ID);
+        assert!(matches!(
+            "/ip4/1.2.3.4/tcp/1".parse::<PeerAddr>(),
+            Err(PeerAddrError::MissingPeerId { .. })
+        ));
+        assert!(matches!(
+            "nope".parse::<PeerAddr>(),
+            Err(PeerAddrError::Invalid { .. })
+        ));
+    }
+}

@@ -1,0 +1,1046 @@
+//! The invite handshake machines (WIRE.md §6): [`Inviter`] and [`Joiner`].
+//!
+//! ```text
+//! joiner                                              inviter
+//!   | -- 0x01 || J's ephemeral X25519 public key (33) -> |
+//!   | <- I's ephemeral X25519 public key (32) ---------- |
+//!   |   key = HKDF-SHA256(x25519(J, I) || token, info "peerup-invite-v1")
+//!   | -- sealed(J's name, may be empty) --------------> |  wrong token: AEAD open fails,
+//!   |                                                    |  the inviter closes, no reply
+//!   |                                 [Authorize] -> caller saves authorized_keys + names
+//!   | <- sealed("OK <inviter-name>" | "ERR <reason>") -- |
+//!   | [Paired] -> caller saves; closes its side (= ack) |
+//! ```
+//!
+//! The joiner opens the stream (`/peerup/invite/1.0.0`) over the relay
+//! circuit. The token in the invite code is never sent: it is mixed into
+//! the key, so only a joiner holding the code can produce a frame the
+//! inviter can open, and the AEAD tag check is the (constant-time) token
+//! comparison.
+//!
+//! # The inviter owns the invite
+//! One [`Inviter`] serves every stream opened for one invite code. It
+//! enforces what the Go version left to the process exiting:
+//! - **expiry**: the invite dies at its wall-clock expiry (converted to the
+//!   monotonic clock once, at creation, so a clock jump cannot extend it);
+//! - **one-time use**: once one joiner's frame opens, the invite is taken; a
+//!   second valid join is answered `ERR invite already used`;
+//! - **failed attempts**: every session that presents a bad hello, a bad
+//!   frame or a frame that does not open counts; at the limit the invite is
+//!   burned and every open session reset;
+//! - **a deadline per stream**: a silent peer is reset when it passes;
+//! - **persistence before the reply**: `OK` is sent only after the caller
+//!   reports that authorized_keys and names were saved
+//!   ([`Inviter::handle_authorized`]), so a joiner is never told it is paired
+//!   when the inviter's disk says otherwise;
+//! - **acknowledgement by stream close** instead of a fixed sleep: after the
+//!   reply the inviter finishes its side and waits for the joiner's close.
+//!
+//! No failure path emits [`InviterOutput::Authorize`] or
+//! [`JoinerOutput::Paired`]: only a frame that opens under the token's key
+//! does.
+//!
+//! # Call order (both machines)
+//! After creating a machine and after every `handle_*` call, drain
+//! `poll_output` until it returns `None`, carry out each output in order,
+//! then read `poll_timeout` and wake the machine with `handle_timeout` at
+//! that instant. Spurious `handle_timeout` calls are no-ops. Randomness (the
+//! ephemeral secret and the reply nonce) comes in as [`SessionRandom`].
+
+use core::fmt;
+use core::time::Duration;
+use std::collections::{BTreeMap, VecDeque};
+
+use hkdf::Hkdf;
+use sha2::Sha256;
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use super::code::{InviteCode, Token};
+use crate::PeerId;
+use crate::naming::Name;
+use crate::time::{Instant, UnixTime};
+use crate::wire::sealed::{self, Decoded, Frame, Key};
+
+/// The HKDF `info` string.
+pub const HKDF_INFO: &[u8] = b"peerup-invite-v1";
+/// The first byte of the joiner's hello.
+pub const HELLO_VERSION: u8 = 0x01;
+/// Length of an X25519 public key.
+pub const PUBLIC_KEY_LEN: usize = 32;
+/// Length of the joiner's hello: version byte and public key.
+pub const HELLO_LEN: usize = 1 + PUBLIC_KEY_LEN;
+/// Default time a stream may take from open to reply.
+pub const DEFAULT_STREAM_DEADLINE: Duration = Duration::from_secs(30);
+/// Default number of failed attempts that burns an invite.
+pub const DEFAULT_MAX_FAILED_ATTEMPTS: u32 = 5;
+/// Default number of sessions an inviter runs at once; more are reset.
+pub const DEFAULT_MAX_CONCURRENT: usize = 4;
+
+/// The random bytes one side of one session needs. Zeroized on drop;
+/// `Debug` is redacted.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct SessionRandom {
+    /// The ephemeral X25519 secret.
+    pub ephemeral: [u8; 32],
+    /// The nonce of the one frame this side seals.
+    pub nonce: [u8; sealed::NONCE_LEN],
+}
+
+impl fmt::Debug for SessionRandom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionRandom(<redacted>)")
+    }
+}
+
+/// Derives the session key: `HKDF-SHA256(ikm = x25519 shared secret ||
+/// token, salt = empty, info = "peerup-invite-v1")`.
+///
+/// Returns `None` when the peer's public key is a low-order point (the
+/// shared secret would be all zeros, known to anyone).
+pub fn derive_key(secret: &StaticSecret, their_public: &[u8; 32], token: &Token) -> Option<Key> {
+    let shared = secret.diffie_hellman(&PublicKey::from(*their_public));
+    if !shared.was_contributory() {
+        return None;
+    }
+    let mut ikm = Zeroizing::new([0u8; 40]);
+    ikm[..32].copy_from_slice(shared.as_bytes());
+    ikm[32..].copy_from_slice(token.as_bytes());
+    let hk = Hkdf::<Sha256>::new(None, &ikm[..]);
+    let mut okm = Zeroizing::new([0u8; 32]);
+    // 32 bytes is far below HKDF-SHA256's 8160-byte limit.
+    hk.expand(HKDF_INFO, &mut okm[..]).ok()?;
+    Some(Key::from_bytes(*okm))
+}
+
+/// Why a session failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The hello does not start with version `0x01`.
+    #[error("unsupported handshake version {0:#04x}")]
+    BadVersion(u8),
+    /// A public key that is a low-order point.
+    #[error("peer sent a weak ephemeral key")]
+    WeakKey,
+    /// A frame whose length prefix is impossible.
+    #[error("malformed frame: {0}")]
+    BadFrame(sealed::FrameError),
+    /// A frame that does not open: the joiner's code has the wrong token, or
+    /// the inviter's reply was tampered with.
+    #[error("wrong or expired invite code")]
+    WrongCode,
+    /// More bytes than the protocol allows at this point.
+    #[error("unexpected data from peer")]
+    UnexpectedData,
+    /// The reply is neither `OK ...` nor `ERR ...`.
+    #[error("unrecognised reply from inviter")]
+    BadReply,
+    /// The peer closed its side too early.
+    #[error("peer closed the stream before the handshake finished")]
+    Closed,
+    /// The stream was reset.
+    #[error("stream reset")]
+    Reset,
+    /// The deadline passed.
+    #[error("timed out waiting for the peer")]
+    Timeout,
+    /// The inviter said `ERR <reason>`.
+    #[error("inviter refused: {0}")]
+    Refused(String),
+    /// The invite expired before this session finished.
+    #[error("invite expired")]
+    Expired,
+    /// The invite was already used by another joiner.
+    #[error("invite already used")]
+    AlreadyUsed,
+    /// The invite was burned by too many failed attempts.
+    #[error("invite burned after too many failed attempts")]
+    Burned,
+    /// The caller could not save the pairing.
+    #[error("could not save the pairing: {0}")]
+    NotSaved(String),
+    /// The invite was cancelled.
+    #[error("invite cancelled")]
+    Cancelled,
+}
+
+impl Failure {
+    /// Whether this failure is a guess at the token or a protocol violation
+    /// that counts against the invite's failed-attempt limit. Time-outs,
+    /// early closes and resets do not: they reveal nothing about the token.
+    pub fn counts_as_attempt(&self) -> bool {
+        matches!(
+            self,
+            Failure::BadVersion(_)
+                | Failure::WeakKey
+                | Failure::BadFrame(_)
+                | Failure::WrongCode
+                | Failure::UnexpectedData
+        )
+    }
+}
+
+/// The adapter's identifier for one stream.
+pub type StreamId = u64;
+
+/// The inviter's settings.
+#[derive(Debug, Clone)]
+pub struct InviterConfig {
+    /// This machine's friendly name, sent in `OK <name>`.
+    pub name: Option<Name>,
+    /// Wall-clock expiry of the invite.
+    pub expires_at: UnixTime,
+    /// Failed attempts that burn the invite.
+    pub max_failed_attempts: u32,
+    /// Time a stream may take from open to the reply.
+    pub stream_deadline: Duration,
+    /// Sessions at once; more streams are reset.
+    pub max_concurrent: usize,
+}
+
+impl InviterConfig {
+    /// Defaults for an invite that expires at `expires_at`.
+    pub fn new(expires_at: UnixTime) -> Self {
+        InviterConfig {
+            name: None,
+            expires_at,
+            max_failed_attempts: DEFAULT_MAX_FAILED_ATTEMPTS,
+            stream_deadline: DEFAULT_STREAM_DEADLINE,
+            max_concurrent: DEFAULT_MAX_CONCURRENT,
+        }
+    }
+
+    /// Sets the name sent to the joiner.
+    pub fn with_name(mut self, name: Option<Name>) -> Self {
+        self.name = name;
+        self
+    }
+
+    /// Sets the failed-attempt limit (at least 1).
+    pub fn with_max_failed_attempts(mut self, n: u32) -> Self {
+        self.max_failed_attempts = n.max(1);
+        self
+    }
+
+    /// Sets the per-stream deadline.
+    pub fn with_stream_deadline(mut self, d: Duration) -> Self {
+        self.stream_deadline = d;
+        self
+    }
+
+    /// Sets the concurrent session limit (at least 1).
+    pub fn with_max_concurrent(mut self, n: usize) -> Self {
+        self.max_concurrent = n.max(1);
+        self
+    }
+}
+
+/// Where an invite stands.
+///
+/// ```text
+///   Open --(a joiner's frame opens)--> Taken --(caller saved, OK sent)--> Used
+///    |  ^                                |
+///    |  +------(caller could not save)---+
+///    +--(limit of failed attempts)--> Burned
+///    +--(expiry)--> Expired        +--(cancel)--> Cancelled
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteState {
+    /// Waiting for a joiner.
+    Open,
+    /// A joiner proved the token; its pairing is being saved.
+    Taken,
+    /// Paired; the invite can never be used again.
+    Used,
+    /// Too many failed attempts.
+    Burned,
+    /// Past its expiry.
+    Expired,
+    /// Cancelled by the owner.
+    Cancelled,
+}
+
+/// What the inviter asks its caller to do, or reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InviterOutput {
+    /// Write these bytes to the stream.
+    Send {
+        /// The stream.
+        stream: StreamId,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Flush and close the write side of the stream; keep reading for the
+    /// peer's close.
+    Finish {
+        /// The stream.
+        stream: StreamId,
+    },
+    /// Reset (abort) the stream and forget it.
+    Reset {
+        /// The stream.
+        stream: StreamId,
+    },
+    /// The joiner proved the token: add `peer` to authorized_keys (and
+    /// `names` if `name` is set), then call [`Inviter::handle_authorized`].
+    Authorize {
+        /// The stream.
+        stream: StreamId,
+        /// The joiner.
+        peer: PeerId,
+        /// The joiner's name, if it sent a valid one.
+        name: Option<Name>,
+    },
+    /// Something the caller should show or log.
+    Event(InviterEvent),
+}
+
+/// Inviter events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InviterEvent {
+    /// A session failed; `counted` says whether it used up an attempt.
+    AttemptFailed {
+        /// The remote peer.
+        peer: PeerId,
+        /// Why.
+        reason: Failure,
+        /// Whether it counted against the limit.
+        counted: bool,
+        /// Attempts left before the invite burns.
+        attempts_left: u32,
+    },
+    /// Paired with `peer`; the reply was sent.
+    Paired {
+        /// The joiner.
+        peer: PeerId,
+        /// Its name, if any.
+        name: Option<Name>,
+    },
+    /// The joiner closed its side after the reply: it has the answer.
+    Acknowledged {
+        /// The joiner.
+        peer: PeerId,
+    },
+    /// The invite burned after too many failed attempts.
+    Burned,
+    /// The invite expired unused.
+    Expired,
+}
+
+#[derive(Debug)]
+enum InviterPhase {
+    /// Waiting for the 33-byte hello.
+    Hello,
+    /// Our public key is sent; waiting for the sealed name.
+    Name { key: Key },
+    /// The caller is saving the pairing.
+    Saving { key: Key, name: Option<Name> },
+    /// Reply sent and our side finished; waiting for the joiner's close.
+    Replied,
+}
+
+struct InviterSession {
+    peer: PeerId,
+    deadline: Instant,
+    buf: Vec<u8>,
+    secret: StaticSecret,
+    nonce: Zeroizing<[u8; sealed::NONCE_LEN]>,
+    phase: InviterPhase,
+}
+
+impl fmt::Debug for InviterSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InviterSession")
+            .field("peer", &self.peer)
+            .field("deadline", &self.deadline)
+            .field("buffered", &self.buf.len())
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The inviter: owns one invite and serves every stream opened for it.
+#[derive(Debug)]
+pub struct Inviter {
+    token: Token,
+    config: InviterConfig,
+    expires: Instant,
+    state: InviteState,
+    failed: u32,
+    sessions: BTreeMap<StreamId, InviterSession>,
+    out: VecDeque<InviterOutput>,
+}
+
+impl Inviter {
+    /// Creates the owner of an invite with `token`. `now` and `wall` are the
+    /// same moment on the monotonic and the wall clock; the wall-clock
+    /// expiry is converted to the monotonic clock here, once.
+    pub fn new(token: Token, config: InviterConfig, now: Instant, wall: UnixTime) -> Self {
+        let expires = now + wall.until(config.expires_at);
+        let mut inviter = Inviter {
+            token,
+            config,
+            expires,
+            state: InviteState::Open,
+            failed: 0,
+            sessions: BTreeMap::new(),
+            out: VecDeque::new(),
+        };
+        inviter.handle_timeout(now);
+        inviter
+    }
+
+    /// Where the invite stands.
+    pub fn state(&self) -> InviteState {
+        self.state
+    }
+
+    /// Failed attempts so far.
+    pub fn failed_attempts(&self) -> u32 {
+        self.failed
+    }
+
+    /// Sessions in progress.
+    pub fn active_sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The monotonic instant at which the invite expires.
+    pub fn expires(&self) -> Instant {
+        self.expires
+    }
+
+    /// Whether the invite is over (used, burned, expired or cancelled) and
+    /// every session has ended: the caller can drop the machine.
+    pub fn is_finished(&self) -> bool {
+        !matches!(self.state, InviteState::Open | InviteState::Taken) && self.sessions.is_empty()
+    }
+
+    fn accepting(&self) -> bool {
+        matches!(self.state, InviteState::Open | InviteState::Taken)
+    }
+
+    /// A joiner opened a stream.
+    pub fn handle_stream(
+        &mut self,
+        now: Instant,
+        stream: StreamId,
+        peer: PeerId,
+        random: SessionRandom,
+    ) {
+        self.handle_timeout(now);
+        if !self.accepting()
+            || self.sessions.len() >= self.config.max_concurrent
+            || self.sessions.contains_key(&stream)
+        {
+            self.out.push_back(InviterOutput::Reset { stream });
+            return;
+        }
+        let session = InviterSession {
+            peer,
+            deadline: now + self.config.stream_deadline,
+            buf: Vec::new(),
+            secret: StaticSecret::from(random.ephemeral),
+            nonce: Zeroizing::new(random.nonce),
+            phase: InviterPhase::Hello,
+        };
+        self.sessions.insert(stream, session);
+    }
+
+    /// Bytes arrived on a stream.
+    pub fn handle_data(&mut self, now: Instant, stream: StreamId, data: &[u8]) {
+        self.handle_timeout(now);
+        let Some(session) = self.sessions.get_mut(&stream) else {
+            return;
+        };
+        if matches!(
+            session.phase,
+            InviterPhase::Saving { .. } | InviterPhase::Replied
+        ) {
+            // The joiner sends nothing after its name; ignore rather than
+            // undo a pairing whose token was already proven.
+            return;
+        }
+        session.buf.extend_from_slice(data);
+        self.advance(stream);
+    }
+
+    /// The joiner closed its write side.
+    pub fn handle_eof(&mut self, now: Instant, stream: StreamId) {
+        self.handle_timeout(now);
+        let Some(session) = self.sessions.get(&stream) else {
+            return;
+        };
+        match session.phase {
+            InviterPhase::Replied => {
+                let peer = session.peer;
+                self.sessions.remove(&stream);
+                self.out
+                    .push_back(InviterOutput::Event(InviterEvent::Acknowledged { peer }));
+            }
+            // Still saving: the reply will go out and the stream close then.
+            InviterPhase::Saving { .. } => {}
+            _ => self.fail(stream, Failure::Closed),
+        }
+    }
+
+    /// The stream was reset or failed.
+    pub fn handle_reset(&mut self, now: Instant, stream: StreamId) {
+        self.handle_timeout(now);
+        let Some(session) = self.sessions.get(&stream) else {
+            return;
+        };
+        match session.phase {
+            InviterPhase::Replied => {
+                self.sessions.remove(&stream);
+            }
+            InviterPhase::Saving { .. } => {
+                // Keep the session: the caller still reports the save, which
+                // decides the invite's state; the reply then goes nowhere.
+            }
+            _ => self.fail_quiet(stream, Failure::Reset),
+        }
+    }
+
+    /// The caller saved (or failed to save) the pairing it was asked for by
+    /// [`InviterOutput::Authorize`].
+    pub fn handle_authorized(
+        &mut self,
+        now: Instant,
+        stream: StreamId,
+        result: Result<(), String>,
+    ) {
+        let Some(session) = self.sessions.get_mut(&stream) else {
+            return;
+        };
+        let InviterPhase::Saving { key, name } = &session.phase else {
+            return;
+        };
+        let (key, name) = (key.clone(), name.clone());
+        let peer = session.peer;
+        match result {
+            Ok(()) => {
+                self.state = InviteState::Used;
+                let reply = format!("OK {}", self.config.name.as_ref().map_or("", Name::as_str));
+                self.reply(stream, &key, reply.as_bytes());
+                if let Some(s) = self.sessions.get_mut(&stream) {
+                    s.phase = InviterPhase::Replied;
+                }
+                self.out
+                    .push_back(InviterOutput::Event(InviterEvent::Paired { peer, name }));
+                // The invite is spent: every other session ends.
+                let others: Vec<StreamId> = self
+                    .sessions
+                    .keys()
+                    .copied()
+                    .filter(|s| *s != stream)
+                    .collect();
+                for other in others {
+                    self.sessions.remove(&other);
+                    self.out.push_back(InviterOutput::Reset { stream: other });
+                }
+            }
+            Err(reason) => {
+                if self.state == InviteState::Taken {
+                    self.state = InviteState::Open;
+                }
+                self.reply(
+                    stream,
+                    &key,
+                    format!("ERR could not save the pairing: {reason}").as_bytes(),
+                );
+                self.sessions.remove(&stream);
+                self.out
+                    .push_back(InviterOutput::Event(InviterEvent::AttemptFailed {
+                        peer,
+                        reason: Failure::NotSaved(reason),
+                        counted: false,
+                        attempts_left: self.attempts_left(),
+                    }));
+            }
+        }
+        self.handle_timeout(now);
+    }
+
+    /// The owner cancels the invite: every session is reset.
+    pub fn cancel(&mut self) {
+        if self.accepting() {
+            self.state = InviteState::Cancelled;
+        }
+        self.reset_all();
+    }
+
+    /// Wakes the machine: expiry and stream deadlines.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.expires && self.state == InviteState::Open {
+            self.state = InviteState::Expired;
+            self.out
+                .push_back(InviterOutput::Event(InviterEvent::Expired));
+            self.reset_all();
+        }
+        let late: Vec<StreamId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| now >= s.deadline)
+            .map(|(id, _)| *id)
+            .collect();
+        for stream in late {
+            let Some(session) = self.sessions.get(&stream) else {
+                continue;
+            };
+            match session.phase {
+                // The reply was sent: a missing ack does not undo the pairing.
+                InviterPhase::Replied => {
+                    self.sessions.remove(&stream);
+                    self.out.push_back(InviterOutput::Reset { stream });
+                }
+                // The caller owes a save report; wait for it.
+                InviterPhase::Saving { .. } => {}
+                _ => self.fail(stream, Failure::Timeout),
+            }
+        }
+    }
+
+    /// The next output, in order.
+    pub fn poll_output(&mut self) -> Option<InviterOutput> {
+        self.out.pop_front()
+    }
+
+    /// When to call [`Inviter::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let deadlines = self
+            .sessions
+            .values()
+            .filter(|s| !matches!(s.phase, InviterPhase::Saving { .. }))
+            .map(|s| s.deadline);
+        let expiry = (self.state == InviteState::Open).then_some(self.expires);
+        deadlines.chain(expiry).min()
+    }
+
+    fn attempts_left(&self) -> u32 {
+        self.config.max_failed_attempts.saturating_sub(self.failed)
+    }
+
+    fn reset_all(&mut self) {
+        let all: Vec<StreamId> = self.sessions.keys().copied().collect();
+        for stream in all {
+            // A session whose pairing is being saved keeps going: the caller
+            // will report the save, and the pairing is already decided.
+            if matches!(
+                self.sessions.get(&stream).map(|s| &s.phase),
+                Some(InviterPhase::Saving { .. })
+            ) {
+                continue;
+            }
+            self.sessions.remove(&stream);
+            self.out.push_back(InviterOutput::Reset { stream });
+        }
+    }
+
+    fn reply(&mut self, stream: StreamId, key: &Key, text: &[u8]) {
+        let Some(session) = self.sessions.get(&stream) else {
+            return;
+        };
+        // Replies are short ASCII (a name is at most 63 bytes, reasons are
+        // ours), far below the frame limit; truncate defensively anyway.
+        let text = &text[..text.len().min(sealed::MAX_PLAINTEXT)];
+        if let Ok(frame) = sealed::seal(key, *session.nonce, text) {
+            self.out.push_back(InviterOutput::Send {
+                stream,
+                data: frame.encode(),
+            });
+        }
+        self.out.push_back(InviterOutput::Finish { stream });
+    }
+
+    /// Ends a session with `reason`, counting it when it is an attempt.
+    fn fail(&mut self, stream: StreamId, reason: Failure) {
+        let Some(session) = self.sessions.remove(&stream) else {
+            return;
+        };
+        self.out.push_back(InviterOutput::Reset { stream });
+        self.record_failure(session.peer, reason);
+    }
+
+    /// As [`Inviter::fail`], for a stream that is already gone.
+    fn fail_quiet(&mut self, stream: StreamId, reason: Failure) {
+        let Some(session) = self.sessions.remove(&stream) else {
+            return;
+        };
+        self.record_failure(session.peer, reason);
+    }
+
+    fn record_failure(&mut self, peer: PeerId, reason: Failure) {
+        let counted = reason.counts_as_attempt() && self.accepting();
+        if counted {
+            self.failed = self.failed.saturating_add(1);
+        }
+        self.out
+            .push_back(InviterOutput::Event(InviterEvent::AttemptFailed {
+                peer,
+                reason,
+                counted,
+                attempts_left: self.attempts_left(),
+            }));
+        if counted
+            && self.failed >= self.config.max_failed_attempts
+            && self.state == InviteState::Open
+        {
+            self.state = InviteState::Burned;
+            self.out
+                .push_back(InviterOutput::Event(InviterEvent::Burned));
+            self.reset_all();
+        }
+    }
+
+    fn advance(&mut self, stream: StreamId) {
+        let Some(session) = self.sessions.get_mut(&stream) else {
+            return;
+        };
+        match &session.phase {
+            InviterPhase::Hello => {
+                if session.buf.is_empty() {
+                    return;
+                }
+                if session.buf[0] != HELLO_VERSION {
+                    let v = session.buf[0];
+                    return self.fail(stream, Failure::BadVersion(v));
+                }
+                if session.buf.len() < HELLO_LEN {
+                    return;
+                }
+                let mut theirs = [0u8; 32];
+                theirs.copy_from_slice(&session.buf[1..HELLO_LEN]);
+                let Some(key) = derive_key(&session.secret, &theirs, &self.token) else {
+                    return self.fail(stream, Failure::WeakKey);
+                };
+                session.buf.drain(..HELLO_LEN);
+                let ours = PublicKey::from(&session.secret).to_bytes();
+                session.phase = InviterPhase::Name { key };
+                self.out.push_back(InviterOutput::Send {
+                    stream,
+                    data: ours.to_vec(),
+                });
+                // The name frame may have arrived in the same read.
+                self.advance(stream);
+            }
+            InviterPhase::Name { key } => {
+                let frame = match sealed::decode(&session.buf) {
+                    Ok(Decoded::Incomplete { .. }) => return,
+                    Ok(Decoded::Frame(frame, used)) => {
+                        if used != session.buf.len() {
+                            return self.fail(stream, Failure::UnexpectedData);
+                        }
+                        frame
+                    }
+                    Err(e) => return self.fail(stream, Failure::BadFrame(e)),
+                };
+                session.buf.clear();
+                let Ok(plain) = sealed::open(key, &frame) else {
+                    // Wrong token: close without a reply (WIRE.md §6).
+                    let peer = session.peer;
+                    self.sessions.remove(&stream);
+                    self.out.push_back(InviterOutput::Finish { stream });
+                    self.record_failure(peer, Failure::WrongCode);
+                    return;
+                };
+                let key = key.clone();
+                let name = core::str::from_utf8(&plain)
+                    .ok()
+                    .and_then(|t| Name::new(t.trim()).ok());
+                self.decide(stream, key, name);
+            }
+            InviterPhase::Saving { .. } | InviterPhase::Replied => {}
+        }
+    }
+
+    /// The token is proven on `stream`: take the invite or refuse.
+    fn decide(&mut self, stream: StreamId, key: Key, name: Option<Name>) {
+        let refusal = match self.state {
+            InviteState::Open => None,
+            InviteState::Taken | InviteState::Used => Some(Failure::AlreadyUsed),
+            InviteState::Expired => Some(Failure::Expired),
+            InviteState::Burned => Some(Failure::Burned),
+            InviteState::Cancelled => Some(Failure::Cancelled),
+        };
+        let Some(session) = self.sessions.get_mut(&stream) else {
+            return;
+        };
+        let peer = session.peer;
+        if let Some(reason) = refusal {
+            self.reply(stream, &key, format!("ERR {reason}").as_bytes());
+            self.sessions.remove(&stream);
+            self.out
+                .push_back(InviterOutput::Event(InviterEvent::AttemptFailed {
+                    peer,
+                    reason,
+                    counted: false,
+                    attempts_left: self.attempts_left(),
+                }));
+            return;
+        }
+        self.state = InviteState::Taken;
+        session.phase = InviterPhase::Saving {
+            key,
+            name: name.clone(),
+        };
+        self.out
+            .push_back(InviterOutput::Authorize { stream, peer, name });
+    }
+}
+
+/// The joiner's settings.
+#[derive(Debug, Clone)]
+pub struct JoinerConfig {
+    /// This machine's friendly name, sent to the inviter.
+    pub name: Option<Name>,
+    /// Time the whole handshake may take.
+    pub deadline: Duration,
+}
+
+impl Default for JoinerConfig {
+    fn default() -> Self {
+        JoinerConfig {
+            name: None,
+            deadline: DEFAULT_STREAM_DEADLINE,
+        }
+    }
+}
+
+impl JoinerConfig {
+    /// Sets the name sent to the inviter.
+    pub fn with_name(mut self, name: Option<Name>) -> Self {
+        self.name = name;
+        self
+    }
+
+    /// Sets the deadline.
+    pub fn with_deadline(mut self, d: Duration) -> Self {
+        self.deadline = d;
+        self
+    }
+}
+
+/// What the joiner asks its caller to do, or reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinerOutput {
+    /// Write these bytes to the stream.
+    Send(Vec<u8>),
+    /// Flush and close the write side (after [`JoinerOutput::Paired`]: the
+    /// acknowledgement).
+    Finish,
+    /// Reset the stream.
+    Reset,
+    /// Paired: add `peer` to authorized_keys, and `names` if `name` is set.
+    Paired {
+        /// The inviter.
+        peer: PeerId,
+        /// Its name, if it sent a valid one.
+        name: Option<Name>,
+    },
+    /// The join failed; nothing is to be saved.
+    Failed(Failure),
+}
+
+#[derive(Debug)]
+enum JoinerPhase {
+    AwaitKey,
+    AwaitReply { key: Key },
+    Done,
+}
+
+/// The joiner: one stream to the inviter named in the code.
+pub struct Joiner {
+    inviter: PeerId,
+    token: Token,
+    secret: StaticSecret,
+    nonce: Zeroizing<[u8; sealed::NONCE_LEN]>,
+    name: Option<Name>,
+    deadline: Instant,
+    buf: Vec<u8>,
+    phase: JoinerPhase,
+    out: VecDeque<JoinerOutput>,
+}
+
+impl fmt::Debug for Joiner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Joiner")
+            .field("inviter", &self.inviter)
+            .field("deadline", &self.deadline)
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Joiner {
+    /// Starts a join over a freshly opened stream to `code.inviter`; the
+    /// first output is the hello.
+    pub fn new(
+        code: &InviteCode,
+        config: JoinerConfig,
+        now: Instant,
+        random: SessionRandom,
+    ) -> Self {
+        let secret = StaticSecret::from(random.ephemeral);
+        let mut hello = Vec::with_capacity(HELLO_LEN);
+        hello.push(HELLO_VERSION);
+        hello.extend_from_slice(PublicKey::from(&secret).as_bytes());
+        let mut out = VecDeque::new();
+        out.push_back(JoinerOutput::Send(hello));
+        Joiner {
+            inviter: code.inviter,
+            token: code.token.clone(),
+            secret,
+            nonce: Zeroizing::new(random.nonce),
+            name: config.name,
+            deadline: now + config.deadline,
+            buf: Vec::new(),
+            phase: JoinerPhase::AwaitKey,
+            out,
+        }
+    }
+
+    /// Whether the join has ended (paired or failed).
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, JoinerPhase::Done)
+    }
+
+    /// Bytes arrived from the inviter.
+    pub fn handle_data(&mut self, now: Instant, data: &[u8]) {
+        self.handle_timeout(now);
+        if self.is_finished() {
+            return;
+        }
+        self.buf.extend_from_slice(data);
+        self.advance();
+    }
+
+    /// The inviter closed its write side.
+    pub fn handle_eof(&mut self, now: Instant) {
+        self.handle_timeout(now);
+        match self.phase {
+            // Our sealed name went out and the inviter closed without a
+            // reply: that is how a wrong token shows (WIRE.md §6).
+            JoinerPhase::AwaitReply { .. } => self.fail(Failure::WrongCode),
+            JoinerPhase::AwaitKey => self.fail(Failure::Closed),
+            JoinerPhase::Done => {}
+        }
+    }
+
+    /// The stream was reset.
+    pub fn handle_reset(&mut self, now: Instant) {
+        self.handle_timeout(now);
+        if !self.is_finished() {
+            self.phase = JoinerPhase::Done;
+            self.out.push_back(JoinerOutput::Failed(Failure::Reset));
+        }
+    }
+
+    /// Wakes the machine for its deadline.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if !self.is_finished() && now >= self.deadline {
+            self.fail(Failure::Timeout);
+        }
+    }
+
+    /// The next output, in order.
+    pub fn poll_output(&mut self) -> Option<JoinerOutput> {
+        self.out.pop_front()
+    }
+
+    /// When to call [`Joiner::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        (!self.is_finished()).then_some(self.deadline)
+    }
+
+    fn fail(&mut self, reason: Failure) {
+        self.phase = JoinerPhase::Done;
+        self.buf.clear();
+        self.out.push_back(JoinerOutput::Reset);
+        self.out.push_back(JoinerOutput::Failed(reason));
+    }
+
+    fn advance(&mut self) {
+        match &self.phase {
+            JoinerPhase::AwaitKey => {
+                if self.buf.len() < PUBLIC_KEY_LEN {
+                    return;
+                }
+                let mut theirs = [0u8; 32];
+                theirs.copy_from_slice(&self.buf[..PUBLIC_KEY_LEN]);
+                self.buf.drain(..PUBLIC_KEY_LEN);
+                let Some(key) = derive_key(&self.secret, &theirs, &self.token) else {
+                    return self.fail(Failure::WeakKey);
+                };
+                let name = self.name.as_ref().map_or("", Name::as_str);
+                match sealed::seal(&key, *self.nonce, name.as_bytes()) {
+                    Ok(frame) => self.out.push_back(JoinerOutput::Send(frame.encode())),
+                    Err(_) => return self.fail(Failure::UnexpectedData),
+                }
+                self.phase = JoinerPhase::AwaitReply { key };
+                self.advance();
+            }
+            JoinerPhase::AwaitReply { key } => {
+                let frame: Frame = match sealed::decode(&self.buf) {
+                    Ok(Decoded::Incomplete { .. }) => return,
+                    Ok(Decoded::Frame(frame, used)) => {
+                        if used != self.buf.len() {
+                            return self.fail(Failure::UnexpectedData);
+                        }
+                        frame
+                    }
+                    Err(e) => return self.fail(Failure::BadFrame(e)),
+                };
+                let Ok(plain) = sealed::open(key, &frame) else {
+                    return self.fail(Failure::WrongCode);
+                };
+                self.buf.clear();
+                self.phase = JoinerPhase::Done;
+                match parse_reply(&plain) {
+                    Some(Ok(name)) => {
+                        self.out.push_back(JoinerOutput::Paired {
+                            peer: self.inviter,
+                            name,
+                        });
+                        self.out.push_back(JoinerOutput::Finish);
+                    }
+                    Some(Err(reason)) => {
+                        self.out.push_back(JoinerOutput::Finish);
+                        self.out
+                            .push_back(JoinerOutput::Failed(Failure::Refused(reason)));
+                    }
+                    None => {
+                        self.out.push_back(JoinerOutput::Reset);
+                        self.out.push_back(JoinerOutput::Failed(Failure::BadReply));
+                    }
+                }
+            }
+            JoinerPhase::Done => {}
+        }
+    }
+}
+
+/// `OK <name>` -> `Ok(name)`, `ERR <reason>` -> `Err(reason)`, else `None`.
+fn parse_reply(plain: &[u8]) -> Option<Result<Option<Name>, String>> {
+    let text = core::str::from_utf8(plain).ok()?;
+    if text == "OK" {
+        return Some(Ok(None));
+    }
+    if let Some(name) = text.strip_prefix("OK ") {
+        return Some(Ok(Name::new(name.trim()).ok()));
+    }
+    if text == "ERR" {
+        return Some(Err(String::new()));
+    }
+    if let Some(reason) = text.strip_prefix("ERR ") {
+        // Shown to the user: keep it printable and short.
+        let clean: String = reason
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect();
+        return Some(Err(clean));
+    }
+    None
+}

@@ -1,0 +1,54 @@
+//! # peerup-core
+//!
+//! The sans-IO heart of peerup: every file and wire format peerup reads or
+//! writes, and (issue #3) the state machines that make its security and
+//! data-safety decisions.
+//!
+//! Nothing in this crate performs I/O. There are no sockets, no files, no
+//! clock reads, no randomness of its own and no async runtime:
+//!
+//! - **bytes and text come in as arguments** (`&[u8]`, `&str`); the caller
+//!   reads files and sockets and names them (a file name is only used in
+//!   error messages);
+//! - **time comes in as an argument**: a wall-clock [`time::UnixTime`] for
+//!   facts that survive a restart (an `expires=` attribute, a confirm
+//!   deadline); `Instant::now` and `SystemTime::now` are banned by
+//!   `clippy.toml`;
+//! - **randomness comes in as an argument**: the exact bytes (a key seed, a
+//!   token, a nonce);
+//! - **effects go out as values** that the caller carries out (a file to
+//!   replace atomically, bytes to send).
+//!
+//! Every parser returns a typed error naming what is wrong and where, and
+//! none panics on any input (the fuzz targets of `fuzz/` and the proptests
+//! beside each module hold it to that).
+//!
+//! ## Map
+//! | module | what | spec |
+//! |---|---|---|
+//! | [`identity`] | identity key file codec, peer ID, the 0600 rule | WIRE.md §1, §8 |
+//! | [`authorized_keys`] | the `authorized_keys` document: parse, render, edit | WIRE.md §7 |
+//! | [`config`] | `peerup.yaml`, `relay-server.yaml`, units, search order, archive names | WIRE.md §9-§11 |
+//! | [`invite`] | invite code v1 | WIRE.md §5 |
+//! | [`wire`] | protocol IDs, DNS labels, sealed frames, ping-pong | WIRE.md §2, §3, §6 |
+//! | [`relay_addr`] | the flexible `peerup relay add` input | seed README, `peerup relay` |
+//! | [`naming`] | friendly names and target resolution | WIRE.md §9 `names` |
+//! | [`time`] | wall-clock instants as values | - |
+
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod authorized_keys;
+pub mod authz;
+pub mod config;
+pub mod identity;
+pub mod invite;
+pub mod naming;
+pub mod proxy;
+pub mod relay_addr;
+pub mod sim;
+pub mod time;
+pub mod wire;
+
+pub use libp2p_identity::PeerId;
+pub use multiaddr::Multiaddr;

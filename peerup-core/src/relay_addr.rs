@@ -1,0 +1,523 @@
+//! Relay addresses, and the flexible input of `peerup relay add`.
+//!
+//! A relay address in config is a full multiaddr ending in the relay's peer
+//! ID: `/ip4/203.0.113.7/tcp/7777/p2p/12D3KooW...` (a `/dns4/...` host, IPv6
+//! and `/udp/7777/quic-v1` work too).
+//!
+//! `peerup relay add` also takes short forms and builds the multiaddr:
+//!
+//! | input | becomes |
+//! |---|---|
+//! | `/ip4/1.2.3.4/tcp/7777/p2p/ID` | as is |
+//! | `1.2.3.4` | `/ip4/1.2.3.4/tcp/7777/p2p/ID` |
+//! | `1.2.3.4:9000` | `/ip4/1.2.3.4/tcp/9000/p2p/ID` |
+//! | `[2001:db8::1]:9000` | `/ip6/2001:db8::1/tcp/9000/p2p/ID` |
+//! | `2001:db8::1`, `[2001:db8::1]` | `/ip6/2001:db8::1/tcp/7777/p2p/ID` |
+//!
+//! A short form needs the peer ID from `--peer-id` (the caller may prompt
+//! for it on [`RelayInputError::MissingPeerId`]); a host name is refused
+//! with the multiaddr to write instead, because a short form cannot say
+//! whether the name is IPv4 or IPv6.
+
+use core::fmt;
+use core::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use core::str::FromStr;
+
+use multiaddr::Protocol;
+
+use crate::{Multiaddr, PeerId};
+
+/// The relay's default port, TCP and UDP.
+pub const DEFAULT_PORT: u16 = 7777;
+
+/// A relay's full address: a transport multiaddr ending in `/p2p/<relay>`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RelayAddr {
+    addr: Multiaddr,
+    peer: PeerId,
+}
+
+/// Why a multiaddr is not a usable relay address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayAddrError {
+    /// Not a multiaddr at all.
+    #[error("`{text}` is not a valid multiaddr: {reason}")]
+    Invalid {
+        /// The rejected text.
+        text: String,
+        /// The parser's reason.
+        reason: String,
+    },
+    /// No `/p2p/<peer-id>` at the end.
+    #[error("relay address `{text}` must end with /p2p/<relay-peer-id>")]
+    MissingPeerId {
+        /// The rejected address.
+        text: String,
+    },
+    /// Does not start with `/ip4`, `/ip6`, `/dns`, `/dns4` or `/dns6`.
+    #[error("relay address `{text}` must start with /ip4/, /ip6/, /dns/, /dns4/ or /dns6/")]
+    NoHost {
+        /// The rejected address.
+        text: String,
+    },
+    /// No `/tcp/<port>` or `/udp/<port>/quic-v1` after the host.
+    #[error("relay address `{text}` needs a transport: /tcp/<port> or /udp/<port>/quic-v1")]
+    NoTransport {
+        /// The rejected address.
+        text: String,
+    },
+    /// Port 0 cannot be dialed.
+    #[error("relay address `{text}` has port 0; use the relay's real port (default 7777)")]
+    PortZero {
+        /// The rejected address.
+        text: String,
+    },
+    /// A circuit address is not a relay's own address.
+    #[error("relay address `{text}` contains /p2p-circuit; give the relay's own address")]
+    Circuit {
+        /// The rejected address.
+        text: String,
+    },
+}
+
+impl RelayAddr {
+    /// Validates a multiaddr as a relay address.
+    ///
+    /// # Errors
+    /// [`RelayAddrError`] naming what is missing.
+    pub fn new(addr: Multiaddr) -> Result<Self, RelayAddrError> {
+        let text = addr.to_string();
+        let protos: Vec<Protocol<'_>> = addr.iter().collect();
+        if protos.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
+            return Err(RelayAddrError::Circuit { text });
+        }
+        let Some(Protocol::P2p(peer)) = protos.last() else {
+            return Err(RelayAddrError::MissingPeerId { text });
+        };
+        let peer = *peer;
+        match protos.first() {
+            Some(
+                Protocol::Ip4(_)
+                | Protocol::Ip6(_)
+                | Protocol::Dns(_)
+                | Protocol::Dns4(_)
+                | Protocol::Dns6(_),
+            ) => {}
+            _ => return Err(RelayAddrError::NoHost { text }),
+        }
+        let port = match (protos.get(1), protos.get(2)) {
+            (Some(Protocol::Tcp(port)), _) => *port,
+            (Some(Protocol::Udp(port)), Some(Protocol::QuicV1)) => *port,
+            _ => return Err(RelayAddrError::NoTransport { text }),
+        };
+        if port == 0 {
+            return Err(RelayAddrError::PortZero { text });
+        }
+        Ok(RelayAddr { addr, peer })
+    }
+
+    /// The relay's peer ID.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer
+    }
+
+    /// The full multiaddr, `/p2p/<relay>` included.
+    pub fn multiaddr(&self) -> &Multiaddr {
+        &self.addr
+    }
+
+    /// The address without the trailing `/p2p/<relay>`.
+    pub fn transport(&self) -> Multiaddr {
+        let mut a = self.addr.clone();
+        a.pop();
+        a
+    }
+
+    /// The circuit address through this relay to `target`:
+    /// `<relay>/p2p-circuit/p2p/<target>`.
+    pub fn circuit_to(&self, target: PeerId) -> Multiaddr {
+        self.addr
+            .clone()
+            .with(Protocol::P2pCircuit)
+            .with(Protocol::P2p(target))
+    }
+}
+
+impl FromStr for RelayAddr {
+    type Err = RelayAddrError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let addr: Multiaddr =
+            s.trim()
+                .parse()
+                .map_err(|e: multiaddr::Error| RelayAddrError::Invalid {
+                    text: s.to_owned(),
+                    reason: e.to_string(),
+                })?;
+        RelayAddr::new(addr)
+    }
+}
+
+impl fmt::Display for RelayAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.addr, f)
+    }
+}
+
+impl fmt::Debug for RelayAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RelayAddr({})", self.addr)
+    }
+}
+
+impl serde::Serialize for RelayAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.addr)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RelayAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Why a `peerup relay add` input cannot become a relay address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayInputError {
+    /// Nothing given.
+    #[error("relay address is empty; give a multiaddr, IP or IP:PORT")]
+    Empty,
+    /// A full multiaddr that is not a relay address.
+    #[error(transparent)]
+    Addr(#[from] RelayAddrError),
+    /// A short form (or a multiaddr without `/p2p/`) and no `--peer-id`.
+    #[error(
+        "relay address `{input}` has no peer ID; pass --peer-id <relay-peer-id> (printed by the relay at start)"
+    )]
+    MissingPeerId {
+        /// The input as given.
+        input: String,
+        /// The transport address built from it, to which `/p2p/<id>` will be
+        /// appended once the peer ID is known.
+        transport: Multiaddr,
+    },
+    /// The address's `/p2p/` and `--peer-id` disagree.
+    #[error("relay address `{input}` names peer {in_addr} but --peer-id says {given}")]
+    PeerIdMismatch {
+        /// The input as given.
+        input: String,
+        /// The peer ID in the address.
+        in_addr: String,
+        /// The peer ID given separately.
+        given: String,
+    },
+    /// A host name in short form.
+    #[error(
+        "`{input}` is a host name; write it as a multiaddr, for example /dns4/{host}/tcp/{port}/p2p/<relay-peer-id>"
+    )]
+    HostName {
+        /// The input as given.
+        input: String,
+        /// The host part.
+        host: String,
+        /// The port part, or 7777.
+        port: u16,
+    },
+    /// An IP with a port that is not 1-65535.
+    #[error("`{input}` has an invalid port `{port}`; use 1-65535 (the relay's default is 7777)")]
+    InvalidPort {
+        /// The input as given.
+        input: String,
+        /// The port text.
+        port: String,
+    },
+    /// Neither a multiaddr, an IP, nor a host name.
+    #[error(
+        "`{input}` is not a relay address; use a multiaddr (/ip4/1.2.3.4/tcp/7777/p2p/ID), 1.2.3.4, 1.2.3.4:7777 or [2001:db8::1]:7777"
+    )]
+    Unrecognized {
+        /// The input as given.
+        input: String,
+    },
+}
+
+/// Turns `peerup relay add` input into a relay address.
+///
+/// `peer_id` is the `--peer-id` flag. A full multiaddr may carry its own
+/// `/p2p/`; if both are given they must agree.
+///
+/// # Errors
+/// [`RelayInputError`]; on `MissingPeerId` the caller may ask for the ID and
+/// call again.
+pub fn parse_input(input: &str, peer_id: Option<PeerId>) -> Result<RelayAddr, RelayInputError> {
+    let text = input.trim();
+    if text.is_empty() {
+        return Err(RelayInputError::Empty);
+    }
+    let transport = if text.starts_with('/') {
+        let addr: Multiaddr =
+            text.parse()
+                .map_err(|e: multiaddr::Error| RelayAddrError::Invalid {
+                    text: text.to_owned(),
+                    reason: e.to_string(),
+                })?;
+        if let Some(Protocol::P2p(in_addr)) = addr.iter().last() {
+            if let Some(given) = peer_id
+                && given != in_addr
+            {
+                return Err(RelayInputError::PeerIdMismatch {
+                    input: input.to_owned(),
+                    in_addr: in_addr.to_string(),
+                    given: given.to_string(),
+                });
+            }
+            return Ok(RelayAddr::new(addr)?);
+        }
+        addr
+    } else {
+        short_form(input, text)?
+    };
+    match peer_id {
+        Some(peer) => Ok(RelayAddr::new(transport.with(Protocol::P2p(peer)))?),
+        None => Err(RelayInputError::MissingPeerId {
+            input: input.to_owned(),
+            transport,
+        }),
+    }
+}
+
+fn tcp(ip: core::net::IpAddr, port: u16) -> Multiaddr {
+    Multiaddr::from(ip).with(Protocol::Tcp(port))
+}
+
+fn short_form(input: &str, text: &str) -> Result<Multiaddr, RelayInputError> {
+    let invalid_port = |port: &str| RelayInputError::InvalidPort {
+        input: input.to_owned(),
+        port: port.to_owned(),
+    };
+    let parse_port = |port: &str| match port.parse::<u16>() {
+        Ok(p) if p != 0 => Ok(p),
+        _ => Err(invalid_port(port)),
+    };
+    if let Ok(ip) = text.parse::<Ipv4Addr>() {
+        return Ok(tcp(ip.into(), DEFAULT_PORT));
+    }
+    if let Ok(ip) = text.parse::<Ipv6Addr>() {
+        return Ok(tcp(ip.into(), DEFAULT_PORT));
+    }
+    if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'))
+        && let Ok(ip) = inner.parse::<Ipv6Addr>()
+    {
+        return Ok(tcp(ip.into(), DEFAULT_PORT));
+    }
+    if let Ok(sa) = text.parse::<SocketAddr>() {
+        if sa.port() == 0 {
+            return Err(invalid_port("0"));
+        }
+        return Ok(tcp(sa.ip(), sa.port()));
+    }
+    // `[v6]:port` or `v4:port` with a bad port.
+    if let Some((host, port)) = text.rsplit_once(':') {
+        let host_ip = host.parse::<Ipv4Addr>().is_ok()
+            || host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .is_some_and(|h| h.parse::<Ipv6Addr>().is_ok());
+        if host_ip {
+            parse_port(port)?;
+            return Err(invalid_port(port));
+        }
+    }
+    // A host name, with or without a port.
+    let (host, port) = match text.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, Some(p)),
+        _ => (text, None),
+    };
+    if is_host_name(host) {
+        let port = match port {
+            Some(p) => parse_port(p)?,
+            None => DEFAULT_PORT,
+        };
+        return Err(RelayInputError::HostName {
+            input: input.to_owned(),
+            host: host.to_owned(),
+            port,
+        });
+    }
+    Err(RelayInputError::Unrecognized {
+        input: input.to_owned(),
+    })
+}
+
+fn is_host_name(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+        && host.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL";
+    const OTHER: &str = "12D3KooWPjceQrSwdWXPyLLeABRXmuqt69Rg3sBYUXCUVwbj7QbA";
+
+    fn id() -> PeerId {
+        ID.parse().unwrap()
+    }
+
+    fn ok(input: &str) -> String {
+        parse_input(input, Some(id())).unwrap().to_string()
+    }
+
+    #[test]
+    fn short_forms_become_multiaddrs() {
+        assert_eq!(ok("1.2.3.4"), format!("/ip4/1.2.3.4/tcp/7777/p2p/{ID}"));
+        assert_eq!(
+            ok(" 1.2.3.4:9000 "),
+            format!("/ip4/1.2.3.4/tcp/9000/p2p/{ID}")
+        );
+        assert_eq!(
+            ok("[2001:db8::1]:9000"),
+            format!("/ip6/2001:db8::1/tcp/9000/p2p/{ID}")
+        );
+        assert_eq!(
+            ok("2001:db8::1"),
+            format!("/ip6/2001:db8::1/tcp/7777/p2p/{ID}")
+        );
+        assert_eq!(
+            ok("[2001:db8::1]"),
+            format!("/ip6/2001:db8::1/tcp/7777/p2p/{ID}")
+        );
+        assert_eq!(ok("::1"), format!("/ip6/::1/tcp/7777/p2p/{ID}"));
+    }
+
+    #[test]
+    fn full_multiaddrs() {
+        let full = format!("/ip4/1.2.3.4/tcp/7777/p2p/{ID}");
+        assert_eq!(parse_input(&full, None).unwrap().to_string(), full);
+        assert_eq!(ok(&full), full);
+        assert_eq!(
+            ok("/ip4/1.2.3.4/udp/7777/quic-v1"),
+            format!("/ip4/1.2.3.4/udp/7777/quic-v1/p2p/{ID}")
+        );
+        assert_eq!(
+            ok("/dns4/relay.example.com/tcp/7777"),
+            format!("/dns4/relay.example.com/tcp/7777/p2p/{ID}")
+        );
+        let r: RelayAddr = full.parse().unwrap();
+        assert_eq!(r.peer_id(), id());
+        assert_eq!(r.transport().to_string(), "/ip4/1.2.3.4/tcp/7777");
+        assert_eq!(
+            r.circuit_to(OTHER.parse().unwrap()).to_string(),
+            format!("{full}/p2p-circuit/p2p/{OTHER}")
+        );
+    }
+
+    #[test]
+    fn missing_peer_id_keeps_the_transport() {
+        match parse_input("1.2.3.4:7777", None) {
+            Err(RelayInputError::MissingPeerId { transport, .. }) => {
+                assert_eq!(transport.to_string(), "/ip4/1.2.3.4/tcp/7777")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse_input("/ip4/1.2.3.4/tcp/7777", None),
+            Err(RelayInputError::MissingPeerId { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_with_reasons() {
+        let e = parse_input("relay.example.com", Some(id())).unwrap_err();
+        assert!(
+            matches!(&e, RelayInputError::HostName { port: 7777, .. }),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .contains("/dns4/relay.example.com/tcp/7777/p2p/"),
+            "{e}"
+        );
+        assert!(matches!(
+            parse_input("relay.example.com:9000", None),
+            Err(RelayInputError::HostName { port: 9000, .. })
+        ));
+        assert!(matches!(
+            parse_input("1.2.3.4:0", Some(id())),
+            Err(RelayInputError::InvalidPort { .. })
+        ));
+        assert!(matches!(
+            parse_input("1.2.3.4:70000", Some(id())),
+            Err(RelayInputError::InvalidPort { .. })
+        ));
+        assert!(matches!(
+            parse_input("[::1]:x", Some(id())),
+            Err(RelayInputError::InvalidPort { .. })
+        ));
+        assert!(matches!(parse_input("", None), Err(RelayInputError::Empty)));
+        assert!(matches!(
+            parse_input("1.2.3", Some(id())),
+            Err(RelayInputError::Unrecognized { .. })
+        ));
+        assert!(matches!(
+            parse_input("not an address!", None),
+            Err(RelayInputError::Unrecognized { .. })
+        ));
+        assert!(matches!(
+            parse_input(
+                &format!("/ip4/1.2.3.4/tcp/7777/p2p/{ID}"),
+                Some(OTHER.parse().unwrap())
+            ),
+            Err(RelayInputError::PeerIdMismatch { .. })
+        ));
+        assert!(matches!(
+            parse_input("/ip4/1.2.3.4/tcpp/1", None),
+            Err(RelayInputError::Addr(RelayAddrError::Invalid { .. }))
+        ));
+    }
+
+    #[test]
+    fn relay_addr_shape() {
+        let bad = |s: &str| s.parse::<RelayAddr>().unwrap_err();
+        assert!(matches!(
+            bad(&format!("/p2p/{ID}")),
+            RelayAddrError::NoHost { .. }
+        ));
+        assert!(matches!(
+            bad(&format!("/ip4/1.2.3.4/p2p/{ID}")),
+            RelayAddrError::NoTransport { .. }
+        ));
+        assert!(matches!(
+            bad(&format!("/ip4/1.2.3.4/udp/1/p2p/{ID}")),
+            RelayAddrError::NoTransport { .. }
+        ));
+        assert!(matches!(
+            bad(&format!("/ip4/1.2.3.4/tcp/0/p2p/{ID}")),
+            RelayAddrError::PortZero { .. }
+        ));
+        assert!(matches!(
+            bad("/ip4/1.2.3.4/tcp/7777"),
+            RelayAddrError::MissingPeerId { .. }
+        ));
+        assert!(matches!(
+            bad(&format!(
+                "/ip4/1.2.3.4/tcp/7777/p2p/{ID}/p2p-circuit/p2p/{OTHER}"
+            )),
+            RelayAddrError::Circuit { .. }
+        ));
+    }
+}

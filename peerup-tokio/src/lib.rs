@@ -1,0 +1,1 @@
+//! peerup-tokio: the tokio adapter (filled by issue #4).

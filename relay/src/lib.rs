@@ -1,0 +1,1 @@
+//! peerup-relay: the relay server library (filled by issue #5).

@@ -1,0 +1,3 @@
+//! The `peerup-relay` binary (filled by issue #5).
+
+fn main() {}
