@@ -349,3 +349,46 @@ fn wrong_token_vector_closes_without_reply() {
         ]
     );
 }
+
+#[test]
+fn secrets_never_appear_in_debug() {
+    let c = case("ok_named");
+    let mut i = inviter(&c, name("home"));
+    let joiner: PeerId = JOINER.parse().unwrap();
+    i.handle_stream(Instant::ZERO, 1, joiner, inviter_random(&c));
+    i.handle_data(Instant::ZERO, 1, &c.bytes("hello"));
+    let random = SessionRandom {
+        ephemeral: c.array("joiner_secret"),
+        nonce: c.array("joiner_nonce"),
+    };
+    let mut j = Joiner::new(
+        &code(c.array("token")),
+        JoinerConfig::default(),
+        Instant::ZERO,
+        random.clone(),
+    );
+    j.handle_data(Instant::ZERO, &c.bytes("inviter_public"));
+    let shown = format!(
+        "{i:?} {j:?} {random:?} {:?} {:?}",
+        code(c.array("token")),
+        Token::from_bytes(c.array("token"))
+    );
+    let lower = shown.to_lowercase();
+    for secret in ["token", "key", "joiner_secret", "inviter_secret"] {
+        let hex = c.text(secret);
+        assert!(
+            !lower.contains(hex),
+            "{secret} appears in Debug output: {shown}"
+        );
+        // Also as a decimal byte list, the derive(Debug) form of an array.
+        let bytes = c.bytes(secret);
+        let list = format!("{:?}", &bytes[..4])
+            .trim_end_matches(']')
+            .to_owned();
+        assert!(
+            !shown.contains(&list),
+            "{secret} bytes appear in Debug output: {shown}"
+        );
+    }
+    assert!(shown.contains("<redacted>"));
+}

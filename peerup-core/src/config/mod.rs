@@ -20,11 +20,13 @@
 //! | [`units`] | Go durations (`1h30m`) and binary sizes (`64MB`) |
 //! | [`search`](mod@search) | `--config`, `./peerup.yaml`, `~/.config/peerup/config.yaml`, `/etc/peerup/config.yaml` |
 //! | [`archive`] | `.config.last-good.yaml`, `.config.pre-confirmed.yaml`, `.config.pending` |
+//! | [`confirm`] | commit-confirmed apply, confirm, revert and rollback as file actions |
 //!
 //! Relative paths in a config resolve against the config file's directory
 //! ([`resolve_path`]); `~` is not expanded (a warning says so).
 
 pub mod archive;
+pub mod confirm;
 mod de;
 pub mod diag;
 mod emit;
