@@ -307,6 +307,14 @@ mod tests {
         assert!(matches!(Name::new(HOME), Err(NameError::IsPeerId { .. })));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn name_and_resolve_never_panic(text in ".{0,80}") {
+            let _ = Name::new(&text);
+            let _ = names().resolve(&text);
+        }
+    }
+
     #[test]
     fn names_of_a_peer() {
         let n = names();

@@ -490,6 +490,22 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parse_input_never_panics(input in ".{0,80}", with_id in proptest::bool::ANY) {
+            let _ = parse_input(&input, with_id.then(id));
+        }
+
+        #[test]
+        fn short_forms_round_trip_through_display(ip in proptest::prelude::any::<[u8; 4]>(), port in 1u16..) {
+            let input = format!("{}:{port}", Ipv4Addr::from(ip));
+            let addr = parse_input(&input, Some(id())).unwrap();
+            let again: RelayAddr = addr.to_string().parse().unwrap();
+            proptest::prop_assert_eq!(&again, &addr);
+            proptest::prop_assert_eq!(parse_input(&addr.to_string(), None).unwrap(), addr);
+        }
+    }
+
     #[test]
     fn relay_addr_shape() {
         let bad = |s: &str| s.parse::<RelayAddr>().unwrap_err();

@@ -541,13 +541,7 @@ mod tests {
     }
 
     fn start(d: &mut Disk, now: UnixTime) -> (Confirm, Vec<Event>, bool) {
-        let mut m = Confirm::start(
-            PathBuf::from(CFG),
-            paths(),
-            now,
-            &d.on_disk(),
-            d.config(),
-        );
+        let mut m = Confirm::start(PathBuf::from(CFG), paths(), now, &d.on_disk(), d.config());
         let (ev, exit, _) = d.run(&mut m, usize::MAX);
         (m, ev, exit)
     }
