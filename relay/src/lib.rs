@@ -1,1 +1,13 @@
-//! peerup-relay: the relay server library (filled by issue #5).
+//! # peerup-relay
+//!
+//! The relay server as a library: circuit relay v2 for peers behind NAT,
+//! gated by `relay_authorized_keys`, with limits that do not cut the SSH
+//! and RDP sessions it carries, and the DHT's bootstrap node. It runs on
+//! any `peerup-net` [`Runtime`](peerup_net::Runtime); the `peerup-relay`
+//! binary runs it on tokio.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod server;
+
+pub use server::{Limits, Relay, RelayEvent, RelayOptions, RelayStats};

@@ -510,7 +510,10 @@ fn loc(line_no: usize, line: &str, col: usize) -> Location {
 }
 
 /// Splits `key: value` (the key plain, `"double"` or `'single'` quoted).
-fn split_key(rest: &str) -> Option<(String, &str)> {
+///
+/// The value is a suffix of `rest` (the config editor relies on that to
+/// find the colon's byte offset).
+pub(crate) fn split_key(rest: &str) -> Option<(String, &str)> {
     let colon_after = |after: &str| -> Option<usize> {
         let trimmed = after.trim_start_matches(' ');
         let skipped = after.len() - trimmed.len();

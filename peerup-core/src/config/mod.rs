@@ -21,6 +21,7 @@
 //! | [`search`](mod@search) | `--config`, `./peerup.yaml`, `~/.config/peerup/config.yaml`, `/etc/peerup/config.yaml` |
 //! | [`archive`] | `.config.last-good.yaml`, `.config.pre-confirmed.yaml`, `.config.pending` |
 //! | [`confirm`] | commit-confirmed apply, confirm, revert and rollback as file actions |
+//! | [`edit`] | minimal, comment-keeping edits of `names:` and `relay.addresses`, re-parsed before they are returned |
 //!
 //! Relative paths in a config resolve against the config file's directory
 //! ([`resolve_path`]); `~` is not expanded (a warning says so).
@@ -29,6 +30,7 @@ pub mod archive;
 pub mod confirm;
 mod de;
 pub mod diag;
+pub mod edit;
 mod emit;
 pub mod node;
 pub mod relay;

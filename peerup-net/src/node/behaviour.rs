@@ -1,0 +1,77 @@
+//! The node's composed libp2p behaviour.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{StreamProtocol, autonat, dcutr, identify, kad, ping, relay};
+use peerup_core::authz::Policy;
+
+use crate::gate::{Gate, GateShared};
+use crate::streams;
+
+/// Everything a peerup node runs. The gate comes first: a connection any
+/// behaviour denies is denied as a whole, before the others see it.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    /// Authorization of inbound connections.
+    pub gate: Gate,
+    /// Circuit relay v2 client: reservations and circuits.
+    pub relay: relay::client::Behaviour,
+    /// Hole punching over relayed connections.
+    pub dcutr: dcutr::Behaviour,
+    /// Identify (`peerup/<version>`): addresses for DCUtR and the DHT.
+    pub identify: identify::Behaviour,
+    /// libp2p ping: liveness and RTT of every connection.
+    pub ping: ping::Behaviour,
+    /// AutoNAT (off when `force_private_reachability`).
+    pub autonat: Toggle<autonat::Behaviour>,
+    /// The private DHT.
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// peerup's own stream protocols.
+    pub streams: streams::Behaviour,
+}
+
+/// What the behaviour is built from.
+pub(crate) struct Parts {
+    pub keypair: Keypair,
+    pub relay: relay::client::Behaviour,
+    pub policy: Arc<RwLock<Policy>>,
+    pub gate: Arc<GateShared>,
+    pub agent: String,
+    pub kad_protocol: StreamProtocol,
+    pub autonat: bool,
+}
+
+impl Behaviour {
+    pub(crate) fn new(p: Parts) -> Self {
+        let peer_id = p.keypair.public().to_peer_id();
+        let mut kad_config = kad::Config::new(p.kad_protocol);
+        kad_config.set_query_timeout(Duration::from_secs(30));
+        let mut kad =
+            kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
+        // Server mode on every node: a node in client mode is never added
+        // to others' routing tables, so it could not be found by peer ID.
+        kad.set_mode(Some(kad::Mode::Server));
+        let identify = identify::Behaviour::new(
+            identify::Config::new("/peerup/1.0.0".to_owned(), p.keypair.public())
+                .with_agent_version(p.agent)
+                .with_push_listen_addr_updates(true),
+        );
+        let autonat = p
+            .autonat
+            .then(|| autonat::Behaviour::new(peer_id, autonat::Config::default()));
+        Behaviour {
+            gate: Gate::new(p.policy, p.gate),
+            relay: p.relay,
+            dcutr: dcutr::Behaviour::new(peer_id),
+            identify,
+            ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15))),
+            autonat: autonat.into(),
+            kad,
+            streams: streams::Behaviour::new(),
+        }
+    }
+}

@@ -1,0 +1,1088 @@
+//! A peerup node: the reusable library behind `peerup daemon`, `proxy`,
+//! `ping`, `invite` and `join`, and other people's programs.
+//!
+//! [`Node::start`] builds the swarm on the given [`Runtime`] and spawns its
+//! event loop; the returned [`Node`] is a cheap handle (clone it freely).
+//! Streams are opened and accepted outside the event loop, so a proxied
+//! connection never waits on the swarm task.
+
+mod behaviour;
+mod driver;
+pub mod invite;
+mod ping;
+pub mod service;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use futures::channel::{mpsc, oneshot};
+use futures::future::{AbortHandle, Abortable};
+use futures::{SinkExt, StreamExt};
+use libp2p::core::Transport;
+use libp2p::identity::Keypair;
+use libp2p::swarm::ConnectionId;
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, relay};
+use peerup_core::authorized_keys::Document;
+use peerup_core::authz::{Change, Connection, Direction, Policy, ServiceRule, Warning};
+use peerup_core::config::Config;
+use peerup_core::naming::{Names, ResolveError};
+use peerup_core::relay_addr::RelayAddr;
+use peerup_core::time::UnixTime;
+use peerup_core::wire::label::DnsLabel;
+use peerup_core::wire::pingpong::Path;
+use peerup_core::wire::protocol;
+
+use self::behaviour::{Behaviour, Parts};
+use self::driver::{Command, Driver};
+pub use self::ping::PingReply;
+pub use self::service::{Forwarder, ServiceStream};
+use crate::fs::{self, FsError};
+use crate::gate::GateShared;
+pub use crate::gate::NotAuthorized;
+use crate::runtime::{BoxFuture, Runtime, TransportOptions, secure_tcp};
+use crate::streams::Control;
+
+/// The version in identify's agent string (`peerup/<version>`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Everything a node is started with. Plain data: build it with
+/// [`NodeOptions::new`] and the `with_*` methods, or from a config file with
+/// [`NodeOptions::from_config`].
+#[derive(Clone)]
+pub struct NodeOptions {
+    /// The node's identity.
+    pub keypair: Keypair,
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Relays to hold a reservation on.
+    pub relays: Vec<RelayAddr>,
+    /// How often to check that every relay holds a reservation.
+    pub reservation_interval: Duration,
+    /// DHT bootstrap peers (multiaddrs ending in `/p2p/<id>`).
+    pub bootstrap: Vec<Multiaddr>,
+    /// The DHT protocol (`/peerup/kad/1.0.0` or per network).
+    pub kad_protocol: String,
+    /// Whether inbound connections are gated by `authorized_keys`.
+    pub gating: bool,
+    /// The parsed `authorized_keys`.
+    pub authorized_keys: Document,
+    /// Where `authorized_keys` lives (for reloads and pairing), if a file.
+    pub authorized_keys_path: Option<PathBuf>,
+    /// The config file (names added by pairing are written to it).
+    pub config_path: Option<PathBuf>,
+    /// Friendly names.
+    pub names: Names,
+    /// Services to expose: name -> (`host:port`, rule).
+    pub services: BTreeMap<DnsLabel, (String, ServiceRule)>,
+    /// The ping-pong protocol, when enabled.
+    pub ping_pong: Option<String>,
+    /// Skip AutoNAT and assume the node is behind NAT.
+    pub force_private: bool,
+    /// Identify agent version.
+    pub agent_version: String,
+    /// Transport settings.
+    pub transport: TransportOptions,
+    /// How long a connection without streams stays open.
+    pub idle_timeout: Duration,
+}
+
+impl std::fmt::Debug for NodeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeOptions")
+            .field("peer_id", &self.keypair.public().to_peer_id())
+            .field("listen", &self.listen)
+            .field("relays", &self.relays)
+            .field("gating", &self.gating)
+            .field("services", &self.services.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeOptions {
+    /// Defaults for an identity: listen on all interfaces (TCP and QUIC,
+    /// ports chosen by the OS), no relays, gating on with nobody authorized.
+    pub fn new(keypair: Keypair) -> Self {
+        NodeOptions {
+            keypair,
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/0"
+                    .parse()
+                    .unwrap_or_else(|_| Multiaddr::empty()),
+                "/ip4/0.0.0.0/udp/0/quic-v1"
+                    .parse()
+                    .unwrap_or_else(|_| Multiaddr::empty()),
+            ],
+            relays: Vec::new(),
+            reservation_interval: Duration::from_secs(120),
+            bootstrap: Vec::new(),
+            kad_protocol: protocol::KAD.to_owned(),
+            gating: true,
+            authorized_keys: Document::new(),
+            authorized_keys_path: None,
+            config_path: None,
+            names: Names::new(),
+            services: BTreeMap::new(),
+            ping_pong: Some(protocol::PING_PONG.to_owned()),
+            force_private: false,
+            agent_version: protocol::node_agent(VERSION),
+            transport: TransportOptions::default(),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// Sets the listen addresses.
+    pub fn with_listen(mut self, listen: Vec<Multiaddr>) -> Self {
+        self.listen = listen;
+        self
+    }
+
+    /// Sets the relays.
+    pub fn with_relays(mut self, relays: Vec<RelayAddr>) -> Self {
+        self.bootstrap = relays.iter().map(|r| r.multiaddr().clone()).collect();
+        self.relays = relays;
+        self
+    }
+
+    /// Sets `authorized_keys` (and where it lives, for pairing and reloads).
+    pub fn with_authorized_keys(mut self, doc: Document, path: Option<PathBuf>) -> Self {
+        self.authorized_keys = doc;
+        self.authorized_keys_path = path;
+        self
+    }
+
+    /// Turns gating on or off.
+    pub fn with_gating(mut self, on: bool) -> Self {
+        self.gating = on;
+        self
+    }
+
+    /// Exposes a service at start.
+    pub fn with_service(
+        mut self,
+        name: DnsLabel,
+        local_address: impl Into<String>,
+        rule: ServiceRule,
+    ) -> Self {
+        self.services.insert(name, (local_address.into(), rule));
+        self
+    }
+
+    /// Sets the names map.
+    pub fn with_names(mut self, names: Names) -> Self {
+        self.names = names;
+        self
+    }
+
+    /// Sets the config file that pairing writes names to.
+    pub fn with_config_path(mut self, path: Option<PathBuf>) -> Self {
+        self.config_path = path;
+        self
+    }
+
+    /// Sets transport options.
+    pub fn with_transport(mut self, t: TransportOptions) -> Self {
+        self.transport = t;
+        self
+    }
+
+    /// Options from a parsed config at `config_path`: reads the identity key
+    /// (creating it, mode 0600, if missing) and `authorized_keys`.
+    ///
+    /// # Errors
+    /// [`StartError`] naming the file and what is wrong with it.
+    pub fn from_config(config: &Config, config_path: &FsPath) -> Result<Self, StartError> {
+        let key_path = config.key_file_path(config_path);
+        let keypair = load_or_create_identity(&key_path)?;
+        let ak_path = config.authorized_keys_path(config_path);
+        let gating = config.security.enable_connection_gating;
+        let doc = match fs::read_private(&ak_path) {
+            Ok(bytes) => parse_authorized_keys(&ak_path, &bytes)?,
+            Err(e) if e.is_not_found() && !gating => Document::new(),
+            Err(e) if e.is_not_found() => {
+                return Err(StartError::MissingAuthorizedKeys { path: ak_path });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let names = config.names.clone();
+        let mut services = BTreeMap::new();
+        for (name, svc) in &config.services {
+            let allowed = svc
+                .resolve_allowed_peers(&names)
+                .map_err(|e| StartError::Config {
+                    path: config_path.to_owned(),
+                    message: e.to_string(),
+                })?;
+            services.insert(
+                name.clone(),
+                (
+                    svc.local_address.to_string(),
+                    ServiceRule {
+                        enabled: svc.enabled,
+                        allowed_peers: allowed,
+                    },
+                ),
+            );
+        }
+        let mut o = NodeOptions::new(keypair);
+        o.listen = config.network.listen_addresses.clone();
+        o.relays = config.relay.addresses.clone();
+        o.reservation_interval = config.relay.reservation_interval;
+        o.bootstrap = config.bootstrap_peers();
+        o.kad_protocol = config.kad_protocol();
+        o.gating = gating;
+        o.authorized_keys = doc;
+        o.authorized_keys_path = Some(ak_path);
+        o.config_path = Some(config_path.to_owned());
+        o.names = names;
+        o.services = services;
+        o.ping_pong = config
+            .protocols
+            .ping_pong
+            .enabled
+            .then(|| config.protocols.ping_pong.id.clone());
+        o.force_private = config.network.force_private_reachability;
+        Ok(o)
+    }
+}
+
+/// Parses `authorized_keys` strictly: every bad line is reported.
+///
+/// # Errors
+/// [`StartError::AuthorizedKeys`] listing the bad lines.
+pub fn parse_authorized_keys(path: &FsPath, bytes: &[u8]) -> Result<Document, StartError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| StartError::AuthorizedKeys {
+        path: path.to_owned(),
+        message: "not UTF-8 text".into(),
+    })?;
+    Document::parse_strict(text).map_err(|e| StartError::AuthorizedKeys {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// Reads the identity key at `path`, creating a new one (mode 0600) if
+/// the file does not exist.
+///
+/// # Errors
+/// [`StartError`] for a key that cannot be read, has loose permissions, or
+/// is not an Ed25519 key file.
+pub fn load_or_create_identity(path: &FsPath) -> Result<Keypair, StartError> {
+    match fs::read_private(path) {
+        Ok(bytes) => peerup_core::identity::decode(&bytes).map_err(|e| StartError::Identity {
+            path: path.to_owned(),
+            message: e.to_string(),
+        }),
+        Err(e) if e.is_not_found() => {
+            let keypair = generate_identity()?;
+            let bytes =
+                peerup_core::identity::encode(&keypair).ok_or_else(|| StartError::Identity {
+                    path: path.to_owned(),
+                    message: "generated key is not Ed25519".into(),
+                })?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                fs::ensure_private_dir(dir)?;
+            }
+            fs::write_atomic(path, bytes.as_slice())?;
+            tracing::info!(path = %path.display(), peer = %keypair.public().to_peer_id(), "created identity key");
+            Ok(keypair)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A fresh Ed25519 identity from the OS's randomness.
+///
+/// # Errors
+/// [`StartError::Random`] when the OS has no randomness to give.
+pub fn generate_identity() -> Result<Keypair, StartError> {
+    Ok(peerup_core::identity::keypair_from_seed(random()?))
+}
+
+pub(crate) fn random<const N: usize>() -> Result<[u8; N], StartError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| StartError::Random(e.to_string()))?;
+    Ok(b)
+}
+
+/// Why a node could not start (or an operation on files failed).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A file operation failed.
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    /// The identity key is unusable.
+    #[error("identity key {}: {message}", path.display())]
+    Identity {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// `authorized_keys` has errors.
+    #[error("{}: {message}", path.display())]
+    AuthorizedKeys {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Gating is on but there is no `authorized_keys` file.
+    #[error(
+        "connection gating is enabled but {} does not exist; create it (peerup auth add <peer-id>, or pair with peerup invite) or set security.enable_connection_gating: false",
+        path.display()
+    )]
+    MissingAuthorizedKeys {
+        /// The expected file.
+        path: PathBuf,
+    },
+    /// The config is inconsistent.
+    #[error("{}: {message}", path.display())]
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A transport could not be built.
+    #[error("cannot set up transports: {0}")]
+    Transport(String),
+    /// A listen address could not be used.
+    #[error("cannot listen on {addr}: {message}")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        message: String,
+    },
+    /// A service could not be exposed.
+    #[error("cannot expose service `{name}`: {message}")]
+    Service {
+        /// The service.
+        name: String,
+        /// Why.
+        message: String,
+    },
+    /// No randomness.
+    #[error("the OS random number generator failed: {0}")]
+    Random(String),
+    /// The node stopped.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+/// Something that happened in the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Listening on an address (a circuit address once a reservation holds).
+    Listening {
+        /// The address.
+        addr: Multiaddr,
+    },
+    /// A relay accepted our reservation.
+    ReservationAccepted {
+        /// The relay.
+        relay: PeerId,
+    },
+    /// A relay reservation was lost or refused; it is retried with backoff.
+    ReservationLost {
+        /// The relay.
+        relay: PeerId,
+        /// Why.
+        error: String,
+    },
+    /// A connection to a peer was established.
+    Connected {
+        /// The peer.
+        peer: PeerId,
+        /// Its path.
+        path: Path,
+        /// Connections to the peer now.
+        connections: usize,
+    },
+    /// A relayed peer is now also reachable directly (hole punched).
+    Upgraded {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A connection closed.
+    Disconnected {
+        /// The peer.
+        peer: PeerId,
+        /// Connections left to it.
+        remaining: usize,
+    },
+    /// An inbound connection or stream was denied.
+    Denied {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// authorized_keys was reloaded; `revoked` peers were disconnected.
+    AuthorizedKeysReloaded {
+        /// Disconnected peers.
+        revoked: Vec<PeerId>,
+    },
+    /// A condition to warn about (gating disabled, nobody authorized...).
+    Warning(String),
+    /// The node stopped.
+    Stopped,
+}
+
+/// A relay's reservation state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelayState {
+    /// Whether a reservation is held.
+    pub reserved: bool,
+    /// Our circuit address through it.
+    pub circuit_addr: Option<Multiaddr>,
+    /// The last error, when not reserved.
+    pub last_error: Option<String>,
+    /// Renewals so far.
+    pub renewals: u64,
+}
+
+/// One connection to a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// Its id.
+    pub id: ConnectionId,
+    /// Direct or relayed.
+    pub path: Path,
+    /// The remote address.
+    pub remote: Multiaddr,
+}
+
+/// A connected peer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerState {
+    /// Its connections.
+    pub connections: Vec<ConnInfo>,
+    /// The last libp2p ping RTT.
+    pub rtt: Option<Duration>,
+    /// The connection that RTT was measured on.
+    pub rtt_connection: Option<ConnectionId>,
+    /// Its identify agent version.
+    pub agent: Option<String>,
+}
+
+impl PeerState {
+    /// Direct if any connection is direct.
+    pub fn path(&self) -> Option<Path> {
+        if self.connections.iter().any(|c| c.path == Path::Direct) {
+            Some(Path::Direct)
+        } else {
+            self.connections.first().map(|c| c.path)
+        }
+    }
+}
+
+/// A proxied connection in progress.
+#[derive(Debug, Clone)]
+pub struct ProxyState {
+    /// The remote peer.
+    pub peer: PeerId,
+    /// The service.
+    pub service: String,
+    /// Whether we serve it (inbound) or use it (outbound).
+    pub inbound: bool,
+    /// The path its stream uses.
+    pub path: Path,
+    /// Byte counters.
+    pub counters: Arc<crate::splice::Counters>,
+}
+
+/// A snapshot of the node for `peerup status`.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    /// Our listen addresses (circuit addresses included).
+    pub listen_addrs: Vec<Multiaddr>,
+    /// Reservations per relay.
+    pub relays: BTreeMap<PeerId, RelayState>,
+    /// Connected peers.
+    pub peers: BTreeMap<PeerId, PeerState>,
+    /// Exposed services: name -> local address.
+    pub services: BTreeMap<String, String>,
+    /// Proxied connections in progress, by id.
+    pub proxies: BTreeMap<u64, ProxyState>,
+}
+
+/// What the node shares between its handles and its event loop.
+pub(crate) struct Inner {
+    pub rt: Arc<dyn Runtime>,
+    pub options: NodeOptions,
+    pub peer_id: PeerId,
+    pub kad_protocol: StreamProtocol,
+    pub commands: mpsc::Sender<Command>,
+    pub control: Control,
+    pub policy: Arc<RwLock<Policy>>,
+    pub gate: Arc<GateShared>,
+    pub names: RwLock<Names>,
+    /// The current authorized_keys (as last loaded or saved).
+    pub ak_doc: Mutex<Document>,
+    pub state: Mutex<Status>,
+    pub subscribers: Mutex<Vec<mpsc::Sender<Event>>>,
+    pub tasks: Mutex<BTreeMap<String, AbortHandle>>,
+    /// Every running task, so shutdown can abort them; each removes
+    /// itself when it ends.
+    pub all_tasks: Arc<Mutex<BTreeMap<u64, AbortHandle>>>,
+    pub next_id: AtomicU64,
+}
+
+impl Inner {
+    pub(crate) fn update(&self, f: impl FnOnce(&mut Status)) {
+        f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    pub(crate) fn snapshot<T>(&self, f: impl FnOnce(&Status) -> T) -> T {
+        f(&self.state.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub(crate) fn publish(&self, event: Event) {
+        let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        subs.retain_mut(|s| match s.try_send(event.clone()) {
+            Ok(()) => true,
+            Err(e) if e.is_full() => {
+                tracing::debug!("event subscriber is lagging; event dropped");
+                true
+            }
+            Err(_) => false,
+        });
+    }
+
+    pub(crate) fn authorized_keys_doc(&self) -> Document {
+        self.ak_doc
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_authorized_keys_doc(&self, doc: Document) {
+        *self.ak_doc.lock().unwrap_or_else(|e| e.into_inner()) = doc;
+    }
+
+    pub(crate) fn policy(&self) -> std::sync::RwLockReadGuard<'_, Policy> {
+        self.policy.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn policy_mut(&self) -> std::sync::RwLockWriteGuard<'_, Policy> {
+        self.policy.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The live connections as the policy sees them.
+    fn connections(&self) -> Vec<Connection> {
+        let pairing = self
+            .gate
+            .pairing_only
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        self.snapshot(|s| {
+            s.peers
+                .iter()
+                .flat_map(|(peer, p)| {
+                    p.connections.iter().map(|c| Connection {
+                        peer: *peer,
+                        // The policy never drops a connection we dialed.
+                        direction: Direction::Inbound,
+                        pairing_only: pairing.contains(&c.id),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Disconnects peers the policy no longer allows (an `expires=` passed).
+    pub(crate) fn revalidate_policy(&self) {
+        let change = self.policy().revalidate(self.connections(), now());
+        self.apply_change(change);
+    }
+
+    fn apply_change(&self, change: Change) {
+        for peer in &change.revoked {
+            tracing::warn!(%peer, "authorization revoked: disconnecting");
+            self.command(Command::Disconnect { peer: *peer });
+        }
+        for w in change.warnings {
+            self.publish(Event::Warning(warning_text(&w)));
+        }
+        if !change.revoked.is_empty() {
+            self.publish(Event::AuthorizedKeysReloaded {
+                revoked: change.revoked,
+            });
+        }
+    }
+
+    /// Sends a command without waiting (the channel is bounded; a full
+    /// channel means the loop is busy, and the command waits in a task).
+    pub(crate) fn command(&self, cmd: Command) {
+        let mut tx = self.commands.clone();
+        if let Err(e) = tx.try_send(cmd)
+            && e.is_full()
+        {
+            let cmd = e.into_inner();
+            self.rt.spawn(Box::pin(async move {
+                let _ = tx.send(cmd).await;
+            }));
+        }
+    }
+
+    /// Spawns a task that [`Node::shutdown`] aborts; `key` names it for
+    /// [`Inner::tasks`] (a service's accept loop) so it can be stopped alone.
+    pub(crate) fn spawn_tracked(&self, key: Option<String>, fut: BoxFuture<()>) {
+        let (handle, reg) = AbortHandle::new_pair();
+        let fut = Abortable::new(fut, reg);
+        if let Some(k) = key
+            && let Some(old) = self
+                .tasks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(k, handle.clone())
+        {
+            old.abort();
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.all_tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, handle);
+        let all = self.all_tasks.clone();
+        self.rt.spawn(Box::pin(async move {
+            let _ = fut.await;
+            all.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        }));
+    }
+}
+
+pub(crate) fn now() -> UnixTime {
+    UnixTime::from_system_time(SystemTime::now())
+}
+
+fn warning_text(w: &Warning) -> String {
+    match w {
+        Warning::GatingDisabled => {
+            "connection gating is DISABLED: any peer can connect and use ping; services still honour allowed_peers"
+                .to_owned()
+        }
+        Warning::NoAuthorizedPeers => {
+            "authorized_keys is empty: no peer can connect; pair with `peerup invite` or `peerup auth add`".to_owned()
+        }
+        Warning::InvalidLines { lines } => format!(
+            "authorized_keys has invalid lines {lines:?}; the peers they name are denied (run `peerup auth validate`)"
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Why a peer could not be reached.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// No address worked (direct, through the relays, or from the DHT).
+    #[error("cannot reach peer {peer}: {message}")]
+    Unreachable {
+        /// The peer.
+        peer: PeerId,
+        /// What was tried.
+        message: String,
+    },
+    /// The node stopped.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+/// A running peerup node. Clone it freely; [`Node::shutdown`] stops it.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("peer_id", &self.inner.peer_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Builds the swarm on `rt`, starts listening, exposes the configured
+    /// services and spawns the event loop. Returns once every listen
+    /// address is bound.
+    ///
+    /// # Errors
+    /// [`StartError`]: transports, a listen address in use, a service.
+    pub async fn start(rt: Arc<dyn Runtime>, options: NodeOptions) -> Result<Node, StartError> {
+        let peer_id = options.keypair.public().to_peer_id();
+        let (policy, warnings) = Policy::new(options.gating, &options.authorized_keys);
+        let policy = Arc::new(RwLock::new(policy));
+        let gate = Arc::new(GateShared::default());
+        let (relay_transport, relay_behaviour) = relay::client::new(peer_id);
+        let base = rt
+            .transport(&options.keypair, &options.transport)
+            .map_err(|e| StartError::Transport(e.to_string()))?;
+        let relayed = secure_tcp(
+            relay_transport,
+            &options.keypair,
+            options.transport.upgrade_timeout,
+        )
+        .map_err(|e| StartError::Transport(e.to_string()))?;
+        let transport = relayed
+            .or_transport(base)
+            .map(|either, _| either.into_inner())
+            .boxed();
+        let kad_protocol = StreamProtocol::try_from_owned(options.kad_protocol.clone())
+            .map_err(|e| StartError::Transport(format!("invalid DHT protocol: {e}")))?;
+        let behaviour = Behaviour::new(Parts {
+            keypair: options.keypair.clone(),
+            relay: relay_behaviour,
+            policy: policy.clone(),
+            gate: gate.clone(),
+            agent: options.agent_version.clone(),
+            kad_protocol: kad_protocol.clone(),
+            autonat: !options.force_private,
+        });
+        let control = behaviour.streams.control();
+        let exec_rt = rt.clone();
+        let config = libp2p::swarm::Config::with_executor(move |fut| exec_rt.spawn(fut))
+            .with_idle_connection_timeout(options.idle_timeout);
+        let mut swarm = Swarm::new(transport, behaviour, peer_id, config);
+        for addr in &options.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| StartError::Listen {
+                    addr: addr.clone(),
+                    message: driver_error(&e),
+                })?;
+        }
+        let (tx, rx) = mpsc::channel(256);
+        let inner = Arc::new(Inner {
+            rt: rt.clone(),
+            names: RwLock::new(options.names.clone()),
+            ak_doc: Mutex::new(options.authorized_keys.clone()),
+            options,
+            peer_id,
+            kad_protocol,
+            commands: tx,
+            control,
+            policy,
+            gate,
+            state: Mutex::new(Status::default()),
+            subscribers: Mutex::new(Vec::new()),
+            tasks: Mutex::new(BTreeMap::new()),
+            all_tasks: Arc::new(Mutex::new(BTreeMap::new())),
+            next_id: AtomicU64::new(1),
+        });
+        for w in &warnings {
+            tracing::warn!("{}", warning_text(w));
+        }
+        // Wait for the listeners to bind, so errors surface here.
+        let expected = inner.options.listen.len();
+        let listening = wait_listening(&mut swarm, expected, &rt).await?;
+        inner.update(|s| s.listen_addrs = listening);
+        let driver = Driver::new(swarm, inner.clone(), rx);
+        rt.spawn(Box::pin(driver.run()));
+        let node = Node { inner };
+        for (name, (addr, rule)) in node.inner.options.services.clone() {
+            node.expose_service(name, &addr, rule)?;
+        }
+        if let Some(id) = node.inner.options.ping_pong.clone() {
+            node.serve_ping(&id)?;
+        }
+        for w in warnings {
+            node.inner.publish(Event::Warning(warning_text(&w)));
+        }
+        Ok(node)
+    }
+
+    /// This node's peer ID.
+    pub fn peer_id(&self) -> PeerId {
+        self.inner.peer_id
+    }
+
+    /// The runtime it runs on.
+    pub fn runtime(&self) -> Arc<dyn Runtime> {
+        self.inner.rt.clone()
+    }
+
+    /// The options it was started with.
+    pub fn options(&self) -> &NodeOptions {
+        &self.inner.options
+    }
+
+    /// A snapshot of addresses, reservations, peers, services and proxies.
+    pub fn status(&self) -> Status {
+        self.inner.snapshot(Clone::clone)
+    }
+
+    /// The addresses the node listens on now.
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.inner.snapshot(|s| s.listen_addrs.clone())
+    }
+
+    /// Events from now on. Each subscriber has a bounded queue; a
+    /// subscriber that does not keep up misses events rather than slowing
+    /// the node.
+    pub fn events(&self) -> impl futures::Stream<Item = Event> + Send + Unpin + 'static {
+        let (tx, rx) = mpsc::channel(1024);
+        self.inner
+            .subscribers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tx);
+        rx
+    }
+
+    /// The names map.
+    pub fn names(&self) -> Names {
+        self.inner
+            .names
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the names map.
+    pub fn load_names(&self, names: Names) {
+        *self.inner.names.write().unwrap_or_else(|e| e.into_inner()) = names;
+    }
+
+    /// Resolves a target: a name first, then a peer ID.
+    ///
+    /// # Errors
+    /// [`ResolveError`] listing the known names.
+    pub fn resolve(&self, target: &str) -> Result<PeerId, ResolveError> {
+        self.inner
+            .names
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .resolve(target)
+    }
+
+    /// Tells the node it can reach `peer` through these relays (adds
+    /// `<relay>/p2p-circuit/p2p/<peer>` addresses).
+    pub fn add_relay_addresses_for_peer(&self, relays: &[RelayAddr], peer: PeerId) {
+        let addrs = relays.iter().map(|r| r.circuit_to(peer)).collect();
+        self.inner.command(Command::AddAddresses { peer, addrs });
+    }
+
+    /// Adds known addresses of a peer.
+    pub fn add_addresses(&self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        self.inner.command(Command::AddAddresses { peer, addrs });
+    }
+
+    /// The best path to `peer` now, if connected.
+    pub fn path(&self, peer: PeerId) -> Option<Path> {
+        self.inner.control.path(peer)
+    }
+
+    async fn dial(&self, peer: PeerId, addrs: Vec<Multiaddr>) -> Result<(), ConnectError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .commands
+            .clone()
+            .send(Command::Dial {
+                peer,
+                addrs,
+                reply: tx,
+            })
+            .await
+            .map_err(|_| ConnectError::Stopped)?;
+        rx.await
+            .map_err(|_| ConnectError::Stopped)?
+            .map_err(|message| ConnectError::Unreachable { peer, message })
+    }
+
+    async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, ConnectError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .commands
+            .clone()
+            .send(Command::FindPeer { peer, reply: tx })
+            .await
+            .map_err(|_| ConnectError::Stopped)?;
+        rx.await.map_err(|_| ConnectError::Stopped)
+    }
+
+    /// Makes sure a connection to `peer` exists: known addresses and
+    /// circuits through our relays first, then a DHT lookup by peer ID.
+    /// Returns the path of the best connection.
+    ///
+    /// # Errors
+    /// [`ConnectError::Unreachable`] saying what was tried.
+    pub async fn connect(&self, peer: PeerId) -> Result<Path, ConnectError> {
+        if let Some(p) = self.inner.control.path(peer) {
+            return Ok(p);
+        }
+        let circuits: Vec<Multiaddr> = self
+            .inner
+            .options
+            .relays
+            .iter()
+            .map(|r| r.circuit_to(peer))
+            .collect();
+        let first = self.dial(peer, circuits).await;
+        if first.is_ok()
+            && let Some(p) = self.settled_path(peer).await
+        {
+            return Ok(p);
+        }
+        let found = self.find_peer(peer).await?;
+        if !found.is_empty() {
+            tracing::info!(%peer, addrs = ?found, "found peer in the DHT");
+            self.dial(peer, found).await?;
+            if let Some(p) = self.settled_path(peer).await {
+                return Ok(p);
+            }
+        }
+        match first {
+            Err(e) => Err(e),
+            Ok(()) => Err(ConnectError::Unreachable {
+                peer,
+                message: "the peer closed the connection at once (is this machine in its authorized_keys?)".into(),
+            }),
+        }
+    }
+
+    /// The path once a fresh connection has survived the remote's gate:
+    /// an unauthorized dialer sees its connection established and then
+    /// closed within a round trip.
+    async fn settled_path(&self, peer: PeerId) -> Option<Path> {
+        self.inner.control.path(peer)
+    }
+
+    /// Disconnects every connection to `peer`.
+    pub fn disconnect(&self, peer: PeerId) {
+        self.inner.command(Command::Disconnect { peer });
+    }
+
+    /// Closes one connection.
+    pub fn close_connection(&self, connection: ConnectionId) {
+        self.inner.command(Command::CloseConnection { connection });
+    }
+
+    /// Replaces `authorized_keys` and applies it live: peers no longer
+    /// authorized are disconnected at once.
+    pub fn reload_authorized_keys(&self, doc: &Document) -> Change {
+        self.inner.set_authorized_keys_doc(doc.clone());
+        let connections = self.inner.connections();
+        let change = self.inner.policy_mut().reload(doc, connections, now());
+        self.inner.apply_change(change.clone());
+        self.inner.publish(Event::AuthorizedKeysReloaded {
+            revoked: change.revoked.clone(),
+        });
+        change
+    }
+
+    /// Re-reads `authorized_keys` from its file and applies it live.
+    ///
+    /// # Errors
+    /// [`StartError`] for an unreadable or invalid file; the old policy
+    /// stays in force.
+    pub fn reload_authorized_keys_file(&self) -> Result<Change, StartError> {
+        let Some(path) = self.inner.options.authorized_keys_path.clone() else {
+            return Ok(Change::default());
+        };
+        let bytes = fs::read_private(&path)?;
+        let doc = parse_authorized_keys(&path, &bytes)?;
+        Ok(self.reload_authorized_keys(&doc))
+    }
+
+    /// Whether `peer` is authorized now.
+    pub fn is_authorized(&self, peer: &PeerId) -> bool {
+        self.inner.policy().status(peer, now()) == peerup_core::authorized_keys::Status::Authorized
+    }
+
+    /// Stops the node: closes every connection and the event loop, and
+    /// aborts every service, forwarder and proxied connection.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        let _ = self
+            .inner
+            .commands
+            .clone()
+            .send(Command::Shutdown { reply: tx })
+            .await;
+        let _ = rx.await;
+        let tasks = std::mem::take(
+            &mut *self
+                .inner
+                .all_tasks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for h in tasks.into_values() {
+            h.abort();
+        }
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The set of peers allowed for a service, as configured.
+    pub fn service_rule(&self, name: &DnsLabel) -> Option<(String, ServiceRule)> {
+        self.inner.options.services.get(name).cloned()
+    }
+
+    /// Exposed service names.
+    pub fn services(&self) -> BTreeSet<String> {
+        self.inner
+            .snapshot(|s| s.services.keys().cloned().collect())
+    }
+}
+
+fn driver_error(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let m = inner.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        src = inner.source();
+    }
+    s
+}
+
+async fn wait_listening(
+    swarm: &mut Swarm<Behaviour>,
+    expected: usize,
+    rt: &Arc<dyn Runtime>,
+) -> Result<Vec<Multiaddr>, StartError> {
+    use futures::FutureExt;
+    use libp2p::swarm::SwarmEvent;
+    let mut addrs = Vec::new();
+    let mut listeners = std::collections::HashSet::new();
+    let deadline = rt.now() + Duration::from_secs(5);
+    while listeners.len() < expected {
+        let mut timer = rt.sleep_until(deadline).fuse();
+        futures::select_biased! {
+            ev = swarm.select_next_some() => match ev {
+                SwarmEvent::NewListenAddr { listener_id, address } => {
+                    listeners.insert(listener_id);
+                    addrs.push(address);
+                }
+                SwarmEvent::ListenerClosed { addresses, reason: Err(e), .. } => {
+                    return Err(StartError::Listen {
+                        addr: addresses.first().cloned().unwrap_or_else(Multiaddr::empty),
+                        message: driver_error(&e),
+                    });
+                }
+                other => tracing::trace!(?other, "event before listening"),
+            },
+            () = timer => break,
+        }
+    }
+    Ok(addrs)
+}

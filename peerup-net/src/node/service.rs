@@ -1,0 +1,501 @@
+//! Exposing local TCP services, and reaching a peer's (WIRE.md §4).
+//!
+//! Server: every inbound stream on `/peerup/<service>/1.0.0` is checked
+//! against the policy (authorized, unexpired, in `allowed_peers`), then the
+//! local address is dialed with a 10 s timeout (the stream is reset if that
+//! fails) and the two are spliced with half-close.
+//!
+//! Client: [`Node::open_service`] connects (relays, DHT) and opens a stream
+//! with a 30 s timeout, retrying after 1, 2 and 4 s; [`Node::forward`]
+//! listens on a local TCP port and does that for every accepted
+//! connection.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::{AbortHandle, Abortable};
+use futures::io::{AsyncRead, AsyncWrite};
+use libp2p::swarm::ConnectionId;
+use libp2p::{PeerId, Stream, StreamProtocol};
+use peerup_core::authz::{Decision, Direction, ServiceRule, StreamKind};
+use peerup_core::config::node::{Host, LocalAddress};
+use peerup_core::wire::label::DnsLabel;
+use peerup_core::wire::pingpong::Path;
+use peerup_core::wire::protocol;
+
+use super::{ConnectError, Event, Inner, Node, ProxyState, StartError, now};
+use crate::runtime::{Runtime, TcpStream};
+use crate::splice::{Counters, Splice};
+use crate::streams::{Inbound, OpenError};
+
+/// Time to dial the local service.
+pub const LOCAL_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time for one attempt to open a stream to a peer's service.
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Waits before the retries of [`Node::open_service`].
+pub const RETRY_DELAYS: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
+
+/// A stream to a peer's service: raw TCP bytes both ways; closing it
+/// half-closes (the peer's service sees EOF and can still answer).
+pub struct ServiceStream {
+    stream: Stream,
+    peer: PeerId,
+    connection: ConnectionId,
+    path: Path,
+}
+
+impl std::fmt::Debug for ServiceStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceStream")
+            .field("peer", &self.peer)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceStream {
+    /// The peer.
+    pub fn peer(&self) -> PeerId {
+        self.peer
+    }
+
+    /// Direct or relayed.
+    pub fn path(&self) -> Path {
+        self.path
+    }
+
+    /// The connection it runs on.
+    pub fn connection(&self) -> ConnectionId {
+        self.connection
+    }
+
+    /// The libp2p stream.
+    pub fn into_inner(self) -> Stream {
+        self.stream
+    }
+}
+
+impl AsyncRead for ServiceStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ServiceStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_close(cx)
+    }
+}
+
+/// Why a peer's service could not be reached.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenServiceError {
+    /// The peer could not be reached.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The peer does not expose the service.
+    #[error("peer {peer} does not expose a service `{service}` (check the name in its config)")]
+    UnknownService {
+        /// The peer.
+        peer: PeerId,
+        /// The service.
+        service: String,
+    },
+    /// The service name is not a DNS label.
+    #[error("invalid service name: {0}")]
+    InvalidName(String),
+    /// Every attempt failed.
+    #[error("cannot open service `{service}` on {peer} after {attempts} attempts: {last}")]
+    Failed {
+        /// The peer.
+        peer: PeerId,
+        /// The service.
+        service: String,
+        /// Attempts made.
+        attempts: usize,
+        /// The last error.
+        last: String,
+    },
+}
+
+/// A TCP port that forwards every connection to a peer's service.
+#[derive(Debug)]
+pub struct Forwarder {
+    local_addr: SocketAddr,
+    abort: AbortHandle,
+}
+
+impl Forwarder {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting (connections in progress continue).
+    pub fn stop(&self) {
+        self.abort.abort();
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.abort.abort();
+    }
+}
+
+impl Node {
+    /// Exposes a local TCP service to authorized peers as
+    /// `/peerup/<name>/1.0.0`.
+    ///
+    /// # Errors
+    /// [`StartError::Service`] for a reserved name, an invalid address, or
+    /// a service already exposed.
+    pub fn expose_service(
+        &self,
+        name: DnsLabel,
+        local: &str,
+        rule: ServiceRule,
+    ) -> Result<(), StartError> {
+        let err = |message: String| StartError::Service {
+            name: name.to_string(),
+            message,
+        };
+        if protocol::is_reserved_service_name(name.as_str()) {
+            return Err(err("the name is reserved for peerup's own protocols".into()));
+        }
+        let local: LocalAddress = local
+            .parse()
+            .map_err(|e: peerup_core::config::node::LocalAddressError| err(e.to_string()))?;
+        let proto = StreamProtocol::try_from_owned(protocol::service(&name))
+            .map_err(|e| err(e.to_string()))?;
+        let incoming = self
+            .inner()
+            .control
+            .accept(proto)
+            .map_err(|_| err("already exposed".into()))?;
+        let enabled = rule.enabled;
+        self.inner()
+            .policy
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_service(name.clone(), rule);
+        if enabled {
+            self.inner().update(|s| {
+                s.services.insert(name.to_string(), local.to_string());
+            });
+        }
+        let inner = self.inner().clone();
+        let node = self.clone();
+        let service = name.clone();
+        self.inner().spawn_tracked(
+            Some(format!("service:{name}")),
+            Box::pin(async move {
+                let mut incoming = incoming;
+                while let Some(inbound) = incoming.next().await {
+                    serve_stream(&node, &inner, &service, &local, inbound);
+                }
+            }),
+        );
+        tracing::info!(service = %name, "exposing service");
+        Ok(())
+    }
+
+    /// Stops exposing a service (connections in progress continue).
+    pub fn unexpose_service(&self, name: &DnsLabel) {
+        let key = format!("service:{name}");
+        if let Some(h) = self
+            .inner()
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key)
+        {
+            h.abort();
+        }
+        self.inner()
+            .policy
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove_service(name);
+        self.inner().update(|s| {
+            s.services.remove(name.as_str());
+        });
+    }
+
+    /// Opens a stream to `service` on `peer`: connects if needed, 30 s per
+    /// attempt, retried after 1, 2 and 4 s.
+    ///
+    /// # Errors
+    /// [`OpenServiceError`]: an unknown service fails at once.
+    pub async fn open_service(
+        &self,
+        peer: PeerId,
+        service: &str,
+    ) -> Result<ServiceStream, OpenServiceError> {
+        let name =
+            DnsLabel::new(service).map_err(|e| OpenServiceError::InvalidName(e.to_string()))?;
+        let proto = StreamProtocol::try_from_owned(protocol::service(&name))
+            .map_err(|e| OpenServiceError::InvalidName(e.to_string()))?;
+        let rt = self.runtime();
+        let mut last = String::new();
+        for attempt in 0..=RETRY_DELAYS.len() {
+            if attempt > 0 {
+                rt.sleep(RETRY_DELAYS[attempt - 1]).await;
+            }
+            let once = async {
+                self.connect(peer)
+                    .await
+                    .map_err(OpenServiceError::Connect)?;
+                self.inner()
+                    .control
+                    .open(peer, proto.clone())
+                    .await
+                    .map_err(|e| match e {
+                        OpenError::Unsupported(_) => OpenServiceError::UnknownService {
+                            peer,
+                            service: service.to_owned(),
+                        },
+                        other => OpenServiceError::Failed {
+                            peer,
+                            service: service.to_owned(),
+                            attempts: attempt + 1,
+                            last: other.to_string(),
+                        },
+                    })
+            };
+            match rt.timeout(OPEN_TIMEOUT, once).await {
+                Some(Ok(out)) => {
+                    return Ok(ServiceStream {
+                        stream: out.stream,
+                        peer,
+                        connection: out.connection,
+                        path: out.path,
+                    });
+                }
+                Some(Err(e @ OpenServiceError::UnknownService { .. })) => return Err(e),
+                Some(Err(OpenServiceError::Connect(ConnectError::Stopped))) => {
+                    return Err(OpenServiceError::Connect(ConnectError::Stopped));
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(%peer, %service, attempt, error = %e, "opening service failed");
+                    last = match e {
+                        OpenServiceError::Failed { last, .. } => last,
+                        other => other.to_string(),
+                    };
+                }
+                None => last = format!("timed out after {}s", OPEN_TIMEOUT.as_secs()),
+            }
+        }
+        Err(OpenServiceError::Failed {
+            peer,
+            service: service.to_owned(),
+            attempts: RETRY_DELAYS.len() + 1,
+            last,
+        })
+    }
+
+    /// Listens on `bind` and forwards every accepted TCP connection to
+    /// `service` on `peer` (`peerup proxy`).
+    ///
+    /// # Errors
+    /// The bind error (port in use, permission).
+    pub async fn forward(
+        &self,
+        bind: SocketAddr,
+        peer: PeerId,
+        service: &str,
+    ) -> io::Result<Forwarder> {
+        DnsLabel::new(service)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let rt = self.runtime();
+        let mut listener = rt.tcp_listen(bind).await?;
+        let local_addr = listener.local_addr()?;
+        let node = self.clone();
+        let service = service.to_owned();
+        let (abort, reg) = AbortHandle::new_pair();
+        let task = Abortable::new(
+            async move {
+                loop {
+                    let (tcp, from) = match rt.accept(listener.as_mut()).await {
+                        Ok(x) => x,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            rt.sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    };
+                    tracing::debug!(%from, %peer, %service, "forwarding a connection");
+                    let node2 = node.clone();
+                    let service = service.clone();
+                    let id = node.next_id();
+                    let inner = node.inner().clone();
+                    let fut = async move {
+                        let node = node2;
+                        let _ = tcp.set_nodelay(true);
+                        match node.open_service(peer, &service).await {
+                            Ok(stream) => {
+                                let path = stream.path();
+                                splice_tracked(
+                                    &inner, id, tcp, stream, peer, &service, false, path,
+                                )
+                                .await;
+                            }
+                            Err(e) => {
+                                tracing::warn!(%peer, %service, error = %e, "cannot reach the remote service");
+                                let _ = tcp.set_abort_on_close();
+                            }
+                        }
+                    };
+                    node.inner().spawn_tracked(None, Box::pin(fut));
+                }
+            },
+            reg,
+        );
+        self.inner().spawn_tracked(
+            None,
+            Box::pin(async move {
+                let _ = task.await;
+            }),
+        );
+        Ok(Forwarder { local_addr, abort })
+    }
+}
+
+fn serve_stream(
+    node: &Node,
+    inner: &Arc<Inner>,
+    service: &DnsLabel,
+    local: &LocalAddress,
+    inbound: Inbound,
+) {
+    let Inbound {
+        peer, path, stream, ..
+    } = inbound;
+    let decision = inner.policy().decide_stream(
+        &peer,
+        StreamKind::Service(service),
+        Direction::Inbound,
+        path,
+        now(),
+    );
+    match decision {
+        Decision::Deny(reason) => {
+            tracing::warn!(%peer, %service, %reason, "DENIED service stream");
+            inner.publish(Event::Denied {
+                peer,
+                reason: reason.to_string(),
+            });
+            drop(stream); // reset
+            return;
+        }
+        Decision::AllowUngated => {
+            tracing::warn!(%peer, %service, "gating disabled: serving an unauthenticated peer")
+        }
+        Decision::Allow | Decision::AllowPairingOnly => {}
+    }
+    let rt = node.runtime();
+    let id = node.next_id();
+    let inner2 = inner.clone();
+    let local = local.clone();
+    let service = service.to_string();
+    inner.spawn_tracked(
+        None,
+        Box::pin(async move {
+            match rt.timeout(LOCAL_DIAL_TIMEOUT, dial_local(&rt, &local)).await {
+                Some(Ok(tcp)) => {
+                    let _ = tcp.set_nodelay(true);
+                    splice_tracked(&inner2, id, tcp, stream, peer, &service, true, path).await;
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(%peer, %service, %local, error = %e, "cannot reach the local service; resetting the stream");
+                }
+                None => {
+                    tracing::warn!(%peer, %service, %local, "timed out dialing the local service; resetting the stream");
+                }
+            }
+        }),
+    );
+}
+
+async fn dial_local(rt: &Arc<dyn Runtime>, local: &LocalAddress) -> io::Result<Box<dyn TcpStream>> {
+    let addrs: Vec<SocketAddr> = match local.host() {
+        Host::Ipv4(ip) => vec![SocketAddr::new((*ip).into(), local.port())],
+        Host::Ipv6(ip) => vec![SocketAddr::new((*ip).into(), local.port())],
+        Host::Name(name) => rt.resolve(name.clone(), local.port()).await?,
+    };
+    let mut last = io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{local} resolves to no address"),
+    );
+    for addr in addrs {
+        match rt.tcp_connect(addr).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn splice_tracked<R>(
+    inner: &Arc<Inner>,
+    id: u64,
+    tcp: Box<dyn TcpStream>,
+    remote: R,
+    peer: PeerId,
+    service: &str,
+    inbound: bool,
+    path: Path,
+) where
+    R: AsyncRead + AsyncWrite + Unpin,
+{
+    let counters = Arc::new(Counters::default());
+    inner.update(|s| {
+        s.proxies.insert(
+            id,
+            ProxyState {
+                peer,
+                service: service.to_owned(),
+                inbound,
+                path,
+                counters: counters.clone(),
+            },
+        );
+    });
+    let mut splice = Splice::new(tcp, remote, counters);
+    let outcome = (&mut splice).await;
+    let (tcp, remote) = splice.into_inner();
+    if outcome.reset {
+        let _ = tcp.set_abort_on_close();
+    }
+    drop(remote);
+    drop(tcp);
+    inner.update(|s| {
+        s.proxies.remove(&id);
+    });
+    tracing::debug!(%peer, service, sent = outcome.sent, received = outcome.received, reset = outcome.reset, "proxied connection ended");
+}

@@ -1,0 +1,197 @@
+//! The one trait an async runtime implements to run peerup.
+//!
+//! Modelled on quinn's `Runtime`: object-safe, used as `Arc<dyn Runtime>`,
+//! and small. It covers what `peerup-net` cannot do without a runtime:
+//! spawning, timers, TCP sockets for the proxy, name resolution for local
+//! service addresses, and the libp2p transports (TCP, QUIC, DNS), which in
+//! rust-libp2p 0.57 are runtime-specific.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::io::{AsyncRead, AsyncWrite};
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::Boxed;
+use libp2p::identity::Keypair;
+use libp2p::{PeerId, Transport};
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// The transport a node runs on.
+pub type BoxedTransport = Boxed<(PeerId, StreamMuxerBox)>;
+
+/// A connected TCP socket as the proxy uses it.
+pub trait TcpStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {
+    /// Sets `TCP_NODELAY`.
+    ///
+    /// # Errors
+    /// What the OS says.
+    fn set_nodelay(&self, on: bool) -> io::Result<()>;
+    /// Makes the next close an abort: the peer sees a reset
+    /// (`SO_LINGER` 0), not a clean end.
+    ///
+    /// # Errors
+    /// What the OS says.
+    fn set_abort_on_close(&self) -> io::Result<()>;
+    /// The remote address.
+    ///
+    /// # Errors
+    /// What the OS says.
+    fn peer_addr(&self) -> io::Result<SocketAddr>;
+    /// The local address.
+    ///
+    /// # Errors
+    /// What the OS says.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+/// A listening TCP socket.
+pub trait TcpListener: Send + Unpin + 'static {
+    /// Accepts the next connection.
+    fn poll_accept(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(Box<dyn TcpStream>, SocketAddr)>>;
+    /// The bound address (with the port the OS chose for port 0).
+    ///
+    /// # Errors
+    /// What the OS says.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+/// Options for the libp2p transports.
+#[derive(Debug, Clone)]
+pub struct TransportOptions {
+    /// Offer QUIC (where the runtime has it).
+    pub quic: bool,
+    /// Time for a connection's security and muxer upgrade.
+    pub upgrade_timeout: Duration,
+    /// QUIC per-stream receive window (bytes).
+    pub quic_stream_window: u32,
+    /// QUIC per-connection receive window (bytes).
+    pub quic_connection_window: u32,
+    /// QUIC idle timeout.
+    pub quic_idle_timeout: Duration,
+    /// QUIC keep-alive interval.
+    pub quic_keep_alive: Duration,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        TransportOptions {
+            quic: true,
+            upgrade_timeout: Duration::from_secs(10),
+            // Windows large enough for a gigabit at 100 ms; memory is only
+            // committed as data is in flight.
+            quic_stream_window: 16 << 20,
+            quic_connection_window: 32 << 20,
+            quic_idle_timeout: Duration::from_secs(30),
+            quic_keep_alive: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What a runtime provides.
+pub trait Runtime: Send + Sync + 'static {
+    /// A short name for logs (`tokio`, `async-std`).
+    fn name(&self) -> &'static str;
+
+    /// Runs `future` in the background.
+    fn spawn(&self, future: BoxFuture<()>);
+
+    /// The monotonic clock.
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// A future that completes at `deadline`.
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<()>;
+
+    /// Connects a TCP socket.
+    fn tcp_connect(&self, addr: SocketAddr) -> BoxFuture<io::Result<Box<dyn TcpStream>>>;
+
+    /// Binds a TCP listener.
+    fn tcp_listen(&self, addr: SocketAddr) -> BoxFuture<io::Result<Box<dyn TcpListener>>>;
+
+    /// Resolves `host:port` (a name such as `localhost`, or an address).
+    fn resolve(&self, host: String, port: u16) -> BoxFuture<io::Result<Vec<SocketAddr>>>;
+
+    /// The node's transports (TCP with Noise and yamux, QUIC where
+    /// available, DNS), without the relay client transport, which
+    /// `peerup-net` adds. [`secure_tcp`] does the TCP upgrade.
+    ///
+    /// # Errors
+    /// When a transport cannot be built (e.g. no DNS configuration).
+    fn transport(
+        &self,
+        keypair: &Keypair,
+        options: &TransportOptions,
+    ) -> io::Result<BoxedTransport>;
+}
+
+impl dyn Runtime {
+    /// A future that completes after `d`.
+    pub fn sleep(&self, d: Duration) -> BoxFuture<()> {
+        self.sleep_until(self.now() + d)
+    }
+
+    /// Runs `future` with a deadline; `None` when it passed.
+    pub async fn timeout<F: Future>(&self, d: Duration, future: F) -> Option<F::Output> {
+        use futures::future::{Either, select};
+        let future = std::pin::pin!(future);
+        match select(future, self.sleep(d)).await {
+            Either::Left((out, _)) => Some(out),
+            Either::Right(((), _)) => None,
+        }
+    }
+
+    /// Accepts the next TCP connection.
+    pub async fn accept(
+        &self,
+        listener: &mut dyn TcpListener,
+    ) -> io::Result<(Box<dyn TcpStream>, SocketAddr)> {
+        futures::future::poll_fn(|cx| listener.poll_accept(cx)).await
+    }
+}
+
+/// The yamux settings peerup uses.
+pub fn yamux_config() -> libp2p::yamux::Config {
+    let mut c = libp2p::yamux::Config::default();
+    // Windows tune themselves (256 KiB per stream, growing with the
+    // bandwidth-delay product, up to 1 GiB per connection). More streams
+    // than the default 512: each proxied TCP connection is a stream.
+    c.set_max_num_streams(2048);
+    c
+}
+
+/// Secures and multiplexes a raw transport (TCP, or the relay client's)
+/// with Noise and yamux, as every peerup node and the Go version do.
+///
+/// # Errors
+/// When the Noise configuration cannot be derived from the key.
+pub fn secure_tcp<T>(
+    transport: T,
+    keypair: &Keypair,
+    timeout: Duration,
+) -> io::Result<BoxedTransport>
+where
+    T: Transport + Send + Unpin + 'static,
+    T::Output: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    T::Error: Send + Sync + 'static,
+    T::Dial: Send + 'static,
+    T::ListenerUpgrade: Send + 'static,
+{
+    let noise = libp2p::noise::Config::new(keypair).map_err(io::Error::other)?;
+    Ok(transport
+        .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+        .authenticate(noise)
+        .multiplex(yamux_config())
+        .timeout(timeout)
+        .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+        .boxed())
+}

@@ -1,0 +1,534 @@
+//! Raw streams for peerup's own protocols (services, ping-pong, invite).
+//!
+//! The same idea as `libp2p-stream` (a `Control` that opens and accepts
+//! negotiated streams outside the swarm task), with what peerup needs on
+//! top:
+//! - **direct first**: a new outbound stream goes over a direct connection
+//!   when the peer has one, so once DCUtR upgrades a relayed connection new
+//!   streams leave the relay (libp2p-stream picks a connection at random);
+//! - **the path is known**: both ends learn the connection and whether it
+//!   is relayed, for `ping` and `status`;
+//! - **bounded, not lossy, acceptance**: each protocol has a queue of
+//!   [`ACCEPT_QUEUE`] streams (libp2p-stream's has none and drops streams
+//!   that arrive while the accept loop is busy); a stream that finds the
+//!   queue full is dropped and counted;
+//! - several outbound negotiations in flight per connection.
+//!
+//! Streams work on relayed connections: rust-libp2p 0.57 has no "limited
+//! connection" restriction, so every peerup protocol is usable over a
+//! circuit (WIRE.md §1).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use futures::channel::{mpsc, oneshot};
+use futures::{SinkExt, StreamExt};
+use libp2p::PeerId;
+use libp2p::core::transport::PortUse;
+use libp2p::core::{Endpoint, InboundUpgrade, Multiaddr, OutboundUpgrade, UpgradeInfo};
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::handler::{
+    ConnectionEvent, DialUpgradeError, FullyNegotiatedInbound, FullyNegotiatedOutbound,
+};
+use libp2p::swarm::{
+    ConnectionClosed, ConnectionDenied, ConnectionHandler, ConnectionHandlerEvent, ConnectionId,
+    FromSwarm, NetworkBehaviour, Stream, StreamProtocol, StreamUpgradeError, SubstreamProtocol,
+    THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+};
+use peerup_core::wire::pingpong::Path;
+
+/// Streams of one protocol that may wait for the accept loop.
+pub const ACCEPT_QUEUE: usize = 64;
+/// Outbound negotiations that may wait per connection.
+const OPEN_QUEUE: usize = 32;
+
+/// The path of a connection: relayed when an address contains
+/// `/p2p-circuit`.
+pub fn path_of(addr: &Multiaddr) -> Path {
+    if addr.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
+        Path::Relayed
+    } else {
+        Path::Direct
+    }
+}
+
+/// The path of an inbound connection, from its local and remote addresses
+/// (a relayed one has `/p2p-circuit` in its local address).
+pub fn inbound_path(local_addr: &Multiaddr, remote_addr: &Multiaddr) -> Path {
+    if path_of(local_addr) == Path::Relayed || path_of(remote_addr) == Path::Relayed {
+        Path::Relayed
+    } else {
+        Path::Direct
+    }
+}
+
+/// An inbound stream, negotiated.
+pub struct Inbound {
+    /// The remote peer.
+    pub peer: PeerId,
+    /// The connection it arrived on.
+    pub connection: ConnectionId,
+    /// Direct or relayed.
+    pub path: Path,
+    /// The stream.
+    pub stream: Stream,
+}
+
+/// An outbound stream, negotiated.
+pub struct Outbound {
+    /// The connection it was opened on.
+    pub connection: ConnectionId,
+    /// Direct or relayed.
+    pub path: Path,
+    /// The stream.
+    pub stream: Stream,
+}
+
+/// Why a stream could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// No connection to the peer.
+    #[error("not connected to peer {0}")]
+    NotConnected(PeerId),
+    /// The peer does not serve the protocol (an unknown service, or a peer
+    /// that does not run peerup).
+    #[error("peer does not support {0}")]
+    Unsupported(StreamProtocol),
+    /// Negotiation timed out.
+    #[error("stream negotiation timed out")]
+    Timeout,
+    /// The connection failed.
+    #[error("stream failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The protocol is already accepted by another [`Incoming`].
+#[derive(Debug, thiserror::Error)]
+#[error("protocol {0} is already being accepted")]
+pub struct AlreadyRegistered(pub StreamProtocol);
+
+struct Conn {
+    peer: PeerId,
+    path: Path,
+    order: u64,
+    established: bool,
+    sender: mpsc::Sender<NewStream>,
+}
+
+#[derive(Default)]
+struct Shared {
+    protocols: HashMap<StreamProtocol, mpsc::Sender<Inbound>>,
+    connections: HashMap<ConnectionId, Conn>,
+    next_order: u64,
+    dropped: u64,
+}
+
+impl Shared {
+    fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+        shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn supported(&mut self) -> Vec<StreamProtocol> {
+        self.protocols.retain(|_, s| !s.is_closed());
+        self.protocols.keys().cloned().collect()
+    }
+
+    fn register(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        path: Path,
+    ) -> mpsc::Receiver<NewStream> {
+        let (sender, receiver) = mpsc::channel(OPEN_QUEUE);
+        self.next_order += 1;
+        let order = self.next_order;
+        self.connections.insert(
+            connection,
+            Conn {
+                peer,
+                path,
+                order,
+                established: false,
+                sender,
+            },
+        );
+        receiver
+    }
+
+    fn on_inbound(&mut self, inbound: Inbound, protocol: StreamProtocol) {
+        match self.protocols.get_mut(&protocol) {
+            Some(sender) => match sender.try_send(inbound) {
+                Ok(()) => {}
+                Err(e) if e.is_full() => {
+                    self.dropped += 1;
+                    tracing::warn!(%protocol, "accept queue full; dropping an inbound stream");
+                }
+                Err(_) => {
+                    self.protocols.remove(&protocol);
+                }
+            },
+            None => tracing::debug!(%protocol, "no acceptor; dropping inbound stream"),
+        }
+    }
+
+    /// The connection to open a stream on: a direct one if any (the newest),
+    /// else the newest relayed one.
+    fn pick(&self, peer: PeerId) -> Option<(ConnectionId, Path, mpsc::Sender<NewStream>)> {
+        self.connections
+            .iter()
+            .filter(|(_, c)| c.peer == peer && c.established && !c.sender.is_closed())
+            .max_by_key(|(_, c)| (c.path == Path::Direct, c.order))
+            .map(|(id, c)| (*id, c.path, c.sender.clone()))
+    }
+}
+
+/// A handle to open and accept streams; cheap to clone.
+#[derive(Clone)]
+pub struct Control {
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl Control {
+    /// Opens a stream for `protocol` on the best connection to `peer` (no
+    /// dialing: connect first).
+    ///
+    /// # Errors
+    /// [`OpenError`].
+    pub async fn open(
+        &self,
+        peer: PeerId,
+        protocol: StreamProtocol,
+    ) -> Result<Outbound, OpenError> {
+        let picked = Shared::lock(&self.shared).pick(peer);
+        let (connection, path, mut sender) = picked.ok_or(OpenError::NotConnected(peer))?;
+        let (tx, rx) = oneshot::channel();
+        sender
+            .send(NewStream {
+                protocol,
+                reply: tx,
+            })
+            .await
+            .map_err(|_| {
+                OpenError::Io(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "connection closed",
+                ))
+            })?;
+        let stream = rx.await.map_err(|_| {
+            OpenError::Io(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "connection closed",
+            ))
+        })??;
+        Ok(Outbound {
+            connection,
+            path,
+            stream,
+        })
+    }
+
+    /// Starts accepting `protocol`. Dropping the [`Incoming`] stops it.
+    ///
+    /// # Errors
+    /// [`AlreadyRegistered`] when another `Incoming` accepts it.
+    pub fn accept(&self, protocol: StreamProtocol) -> Result<Incoming, AlreadyRegistered> {
+        let mut shared = Shared::lock(&self.shared);
+        shared.protocols.retain(|_, s| !s.is_closed());
+        if shared.protocols.contains_key(&protocol) {
+            return Err(AlreadyRegistered(protocol));
+        }
+        let (sender, receiver) = mpsc::channel(ACCEPT_QUEUE);
+        shared.protocols.insert(protocol, sender);
+        Ok(Incoming { receiver })
+    }
+
+    /// The established connections to `peer`: `(connection, path)`.
+    pub fn connections(&self, peer: PeerId) -> Vec<(ConnectionId, Path)> {
+        let shared = Shared::lock(&self.shared);
+        let mut v: Vec<_> = shared
+            .connections
+            .iter()
+            .filter(|(_, c)| c.peer == peer && c.established)
+            .map(|(id, c)| (c.order, *id, c.path))
+            .collect();
+        v.sort_by_key(|(order, _, _)| *order);
+        v.into_iter().map(|(_, id, p)| (id, p)).collect()
+    }
+
+    /// The best path to `peer` right now (direct if any direct connection).
+    pub fn path(&self, peer: PeerId) -> Option<Path> {
+        Shared::lock(&self.shared).pick(peer).map(|(_, p, _)| p)
+    }
+
+    /// Inbound streams dropped because an accept queue was full.
+    pub fn dropped(&self) -> u64 {
+        Shared::lock(&self.shared).dropped
+    }
+}
+
+/// Inbound streams of one protocol.
+pub struct Incoming {
+    receiver: mpsc::Receiver<Inbound>,
+}
+
+impl futures::stream::FusedStream for Incoming {
+    fn is_terminated(&self) -> bool {
+        self.receiver.is_terminated()
+    }
+}
+
+impl futures::Stream for Incoming {
+    type Item = Inbound;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
+        Pin::new(&mut self.receiver).poll_next(cx)
+    }
+}
+
+/// The behaviour; put it in the node's behaviour and keep a [`Control`].
+pub struct Behaviour {
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Behaviour::new()
+    }
+}
+
+impl Behaviour {
+    /// A behaviour with no protocols accepted yet.
+    pub fn new() -> Self {
+        Behaviour {
+            shared: Arc::new(Mutex::new(Shared::default())),
+        }
+    }
+
+    /// A control for this behaviour.
+    pub fn control(&self) -> Control {
+        Control {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl NetworkBehaviour for Behaviour {
+    type ConnectionHandler = Handler;
+    type ToSwarm = Infallible;
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        connection: ConnectionId,
+        peer: PeerId,
+        local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        let path = inbound_path(local_addr, remote_addr);
+        let receiver = Shared::lock(&self.shared).register(peer, connection, path);
+        Ok(Handler::new(
+            peer,
+            connection,
+            path,
+            self.shared.clone(),
+            receiver,
+        ))
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        connection: ConnectionId,
+        peer: PeerId,
+        addr: &Multiaddr,
+        _: Endpoint,
+        _: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        let path = path_of(addr);
+        let receiver = Shared::lock(&self.shared).register(peer, connection, path);
+        Ok(Handler::new(
+            peer,
+            connection,
+            path,
+            self.shared.clone(),
+            receiver,
+        ))
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm<'_>) {
+        match event {
+            FromSwarm::ConnectionEstablished(e) => {
+                if let Some(c) = Shared::lock(&self.shared)
+                    .connections
+                    .get_mut(&e.connection_id)
+                {
+                    c.established = true;
+                }
+            }
+            FromSwarm::ConnectionClosed(ConnectionClosed { connection_id, .. }) => {
+                Shared::lock(&self.shared)
+                    .connections
+                    .remove(&connection_id);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        _: PeerId,
+        _: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        match event {}
+    }
+
+    fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        Poll::Pending
+    }
+}
+
+struct NewStream {
+    protocol: StreamProtocol,
+    reply: oneshot::Sender<Result<Stream, OpenError>>,
+}
+
+/// The per-connection half of [`Behaviour`].
+pub struct Handler {
+    peer: PeerId,
+    connection: ConnectionId,
+    path: Path,
+    shared: Arc<Mutex<Shared>>,
+    receiver: mpsc::Receiver<NewStream>,
+}
+
+impl Handler {
+    fn new(
+        peer: PeerId,
+        connection: ConnectionId,
+        path: Path,
+        shared: Arc<Mutex<Shared>>,
+        receiver: mpsc::Receiver<NewStream>,
+    ) -> Self {
+        Handler {
+            peer,
+            connection,
+            path,
+            shared,
+            receiver,
+        }
+    }
+}
+
+type Reply = (StreamProtocol, oneshot::Sender<Result<Stream, OpenError>>);
+
+impl ConnectionHandler for Handler {
+    type FromBehaviour = Infallible;
+    type ToBehaviour = Infallible;
+    type InboundProtocol = Upgrade;
+    type OutboundProtocol = Upgrade;
+    type InboundOpenInfo = ();
+    type OutboundOpenInfo = Reply;
+
+    fn listen_protocol(&self) -> SubstreamProtocol<Upgrade, ()> {
+        SubstreamProtocol::new(
+            Upgrade {
+                protocols: Shared::lock(&self.shared).supported(),
+            },
+            (),
+        )
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ConnectionHandlerEvent<Upgrade, Reply, Infallible>> {
+        match self.receiver.poll_next_unpin(cx) {
+            Poll::Ready(Some(NewStream { protocol, reply })) => {
+                Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
+                    protocol: SubstreamProtocol::new(
+                        Upgrade {
+                            protocols: vec![protocol.clone()],
+                        },
+                        (protocol, reply),
+                    ),
+                })
+            }
+            _ => Poll::Pending,
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: Infallible) {
+        match event {}
+    }
+
+    fn on_connection_event(&mut self, event: ConnectionEvent<'_, Upgrade, Upgrade, (), Reply>) {
+        match event {
+            ConnectionEvent::FullyNegotiatedInbound(FullyNegotiatedInbound {
+                protocol: (stream, protocol),
+                ..
+            }) => {
+                let inbound = Inbound {
+                    peer: self.peer,
+                    connection: self.connection,
+                    path: self.path,
+                    stream,
+                };
+                Shared::lock(&self.shared).on_inbound(inbound, protocol);
+            }
+            ConnectionEvent::FullyNegotiatedOutbound(FullyNegotiatedOutbound {
+                protocol: (stream, _),
+                info,
+            }) => {
+                let _ = info.1.send(Ok(stream));
+            }
+            ConnectionEvent::DialUpgradeError(DialUpgradeError {
+                info: (protocol, reply),
+                error,
+            }) => {
+                let e = match error {
+                    StreamUpgradeError::Timeout => OpenError::Timeout,
+                    StreamUpgradeError::NegotiationFailed => OpenError::Unsupported(protocol),
+                    StreamUpgradeError::Io(e) => OpenError::Io(e),
+                    StreamUpgradeError::Apply(never) => match never {},
+                };
+                let _ = reply.send(Err(e));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Negotiates one of a set of protocols and hands over the raw stream.
+pub struct Upgrade {
+    protocols: Vec<StreamProtocol>,
+}
+
+impl UpgradeInfo for Upgrade {
+    type Info = StreamProtocol;
+    type InfoIter = std::vec::IntoIter<StreamProtocol>;
+    fn protocol_info(&self) -> Self::InfoIter {
+        self.protocols.clone().into_iter()
+    }
+}
+
+impl InboundUpgrade<Stream> for Upgrade {
+    type Output = (Stream, StreamProtocol);
+    type Error = Infallible;
+    type Future = Ready<Result<Self::Output, Infallible>>;
+    fn upgrade_inbound(self, stream: Stream, info: StreamProtocol) -> Self::Future {
+        ready(Ok((stream, info)))
+    }
+}
+
+impl OutboundUpgrade<Stream> for Upgrade {
+    type Output = (Stream, StreamProtocol);
+    type Error = Infallible;
+    type Future = Ready<Result<Self::Output, Infallible>>;
+    fn upgrade_outbound(self, stream: Stream, info: StreamProtocol) -> Self::Future {
+        ready(Ok((stream, info)))
+    }
+}

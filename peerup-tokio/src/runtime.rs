@@ -1,0 +1,182 @@
+//! [`peerup_net::Runtime`] on tokio.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures::io::{AsyncRead, AsyncWrite};
+use libp2p::core::Transport;
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::identity::Keypair;
+use libp2p::{dns, quic, tcp};
+use peerup_net::runtime::{
+    BoxFuture, BoxedTransport, Runtime, TcpListener, TcpStream, TransportOptions, secure_tcp,
+};
+use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
+
+/// The tokio runtime: tasks on the current tokio runtime, tokio timers and
+/// sockets, libp2p's tokio TCP, QUIC and DNS transports.
+#[derive(Debug, Clone)]
+pub struct TokioRuntime {
+    handle: tokio::runtime::Handle,
+}
+
+impl TokioRuntime {
+    /// The runtime of the calling context.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn current() -> Self {
+        TokioRuntime {
+            handle: tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// A specific runtime.
+    pub fn with_handle(handle: tokio::runtime::Handle) -> Self {
+        TokioRuntime { handle }
+    }
+}
+
+/// A tokio TCP socket as `peerup-net` uses it.
+pub struct TokioTcp {
+    inner: Compat<tokio::net::TcpStream>,
+}
+
+impl TokioTcp {
+    /// Wraps a tokio stream.
+    pub fn new(stream: tokio::net::TcpStream) -> Self {
+        TokioTcp {
+            inner: stream.compat(),
+        }
+    }
+
+    fn socket(&self) -> &tokio::net::TcpStream {
+        self.inner.get_ref()
+    }
+}
+
+impl AsyncRead for TokioTcp {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TokioTcp {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    /// Shuts down the write side only (half-close).
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+impl TcpStream for TokioTcp {
+    fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.socket().set_nodelay(on)
+    }
+    fn set_abort_on_close(&self) -> io::Result<()> {
+        socket2::SockRef::from(self.socket()).set_linger(Some(std::time::Duration::ZERO))
+    }
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.socket().peer_addr()
+    }
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket().local_addr()
+    }
+}
+
+struct TokioListener(tokio::net::TcpListener);
+
+impl TcpListener for TokioListener {
+    fn poll_accept(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(Box<dyn TcpStream>, SocketAddr)>> {
+        self.0
+            .poll_accept(cx)
+            .map_ok(|(s, a)| (Box::new(TokioTcp::new(s)) as Box<dyn TcpStream>, a))
+    }
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+impl Runtime for TokioRuntime {
+    fn name(&self) -> &'static str {
+        "tokio"
+    }
+
+    fn spawn(&self, future: BoxFuture<()>) {
+        self.handle.spawn(future);
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
+        Box::pin(tokio::time::sleep_until(deadline.into()))
+    }
+
+    fn tcp_connect(&self, addr: SocketAddr) -> BoxFuture<io::Result<Box<dyn TcpStream>>> {
+        Box::pin(async move {
+            let s = tokio::net::TcpStream::connect(addr).await?;
+            Ok(Box::new(TokioTcp::new(s)) as Box<dyn TcpStream>)
+        })
+    }
+
+    fn tcp_listen(&self, addr: SocketAddr) -> BoxFuture<io::Result<Box<dyn TcpListener>>> {
+        Box::pin(async move {
+            let l = tokio::net::TcpListener::bind(addr).await?;
+            Ok(Box::new(TokioListener(l)) as Box<dyn TcpListener>)
+        })
+    }
+
+    fn resolve(&self, host: String, port: u16) -> BoxFuture<io::Result<Vec<SocketAddr>>> {
+        Box::pin(async move {
+            Ok(tokio::net::lookup_host((host.as_str(), port))
+                .await?
+                .collect())
+        })
+    }
+
+    fn transport(
+        &self,
+        keypair: &Keypair,
+        options: &TransportOptions,
+    ) -> io::Result<BoxedTransport> {
+        let tcp = secure_tcp(
+            tcp::tokio::Transport::new(tcp::Config::new().nodelay(true)),
+            keypair,
+            options.upgrade_timeout,
+        )?;
+        let ip = if options.quic {
+            let mut q = quic::Config::new(keypair);
+            q.max_stream_data = options.quic_stream_window;
+            q.max_connection_data = options.quic_connection_window;
+            q.max_idle_timeout =
+                u32::try_from(options.quic_idle_timeout.as_millis()).unwrap_or(u32::MAX);
+            q.keep_alive_interval = options.quic_keep_alive;
+            // QUIC first (WIRE.md §1), then TCP.
+            quic::tokio::Transport::new(q)
+                .map(|(p, c), _| (p, StreamMuxerBox::new(c)))
+                .or_transport(tcp)
+                .map(|e, _| e.into_inner())
+                .boxed()
+        } else {
+            tcp
+        };
+        Ok(dns::tokio::Transport::system(ip)?.boxed())
+    }
+}
