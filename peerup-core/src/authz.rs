@@ -394,23 +394,47 @@ impl Policy {
     }
 
     /// Replaces authorized_keys (a reload after an edit or SIGHUP); returns
-    /// the `connected` peers that must now be dropped.
+    /// the `connected` peers that must now be dropped: every connection,
+    /// whoever dialed it, to a peer that was authorized and no longer is
+    /// (its streams into us could otherwise live on), and inbound
+    /// connections that are no longer allowed.
     pub fn reload(
         &mut self,
         keys: &Document,
         connected: impl IntoIterator<Item = Connection>,
         now: UnixTime,
     ) -> Change {
+        let before = self.authorized(now);
         self.load(keys);
-        let mut change = self.revalidate(connected, now);
-        change.warnings = self.warnings();
-        change
+        let gating = self.gating;
+        let connected: Vec<Connection> = connected.into_iter().collect();
+        let mut revoked: BTreeSet<PeerId> = self
+            .revalidate(connected.iter().copied(), now)
+            .revoked
+            .into_iter()
+            .collect();
+        if gating {
+            revoked.extend(
+                connected
+                    .iter()
+                    .filter(|c| {
+                        before.contains(&c.peer) && self.status(&c.peer, now) != Status::Authorized
+                    })
+                    .map(|c| c.peer),
+            );
+        }
+        Change {
+            revoked: revoked.into_iter().collect(),
+            warnings: self.warnings(),
+        }
     }
 
-    /// Which `connected` peers are no longer allowed at `now` (an entry
-    /// expired or was removed; a pairing-only peer after the window
-    /// closed). A peer that was authorized and no longer is gets dropped
-    /// even while a pairing window is open.
+    /// Which `connected` peers are no longer allowed at `now`: a listed
+    /// peer that expired (every connection to it, whoever dialed), an
+    /// inbound peer that is not allowed, and a pairing-only peer once the
+    /// window closed. A peer that was authorized and no longer is gets
+    /// dropped even while a pairing window is open. Peers that were never
+    /// listed and that we dialed (relays, the DHT) are kept.
     pub fn revalidate(
         &self,
         connected: impl IntoIterator<Item = Connection>,
@@ -419,6 +443,14 @@ impl Policy {
         let revoked = connected
             .into_iter()
             .filter(|c| {
+                if self.gating
+                    && matches!(
+                        self.status(&c.peer, now),
+                        Status::Expired { .. } | Status::Invalid { .. }
+                    )
+                {
+                    return true;
+                }
                 let decision = self.decide_connection(&c.peer, c.direction, Path::Direct, now);
                 let keep = match decision {
                     Decision::Allow | Decision::AllowUngated => true,
@@ -579,9 +611,15 @@ mod tests {
         let connected = [Connection::inbound(p(A)), Connection::inbound(p(B))];
         assert!(pol.revalidate(connected, t(99)).revoked.is_empty());
         assert_eq!(pol.revalidate(connected, t(100)).revoked, vec![p(A)]);
-        // An outbound connection to an expired peer is ours to keep.
+        // Every connection to an expired peer goes, whoever dialed it: its
+        // streams into us must not outlive its authorization.
+        assert_eq!(
+            pol.revalidate([Connection::outbound(p(A))], t(100)).revoked,
+            vec![p(A)]
+        );
+        // A never-listed peer we dialed (a relay) stays.
         assert!(
-            pol.revalidate([Connection::outbound(p(A))], t(100))
+            pol.revalidate([Connection::outbound(stranger())], t(100))
                 .revoked
                 .is_empty()
         );
@@ -761,8 +799,9 @@ mod tests {
     #[test]
     fn reload_revokes_removed_peers_live() {
         let mut pol = policy(&format!("{A}\n{B}\n"));
+        // A was authorized: its connection goes even though we dialed it.
         let connected = [
-            Connection::inbound(p(A)),
+            Connection::outbound(p(A)),
             Connection::inbound(p(B)),
             Connection::outbound(stranger()),
         ];

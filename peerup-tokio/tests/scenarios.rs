@@ -19,3 +19,33 @@ fn rt() -> Arc<dyn Runtime> {
 async fn relayed_proxy_64mib_with_half_close() {
     common::scenarios::relayed_proxy_64mib_with_half_close(rt()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthorized_peer_is_denied() {
+    common::scenarios::unauthorized_peer_is_denied(rt()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_closes_live_streams() {
+    common::scenarios::revocation_closes_live_streams(rt()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_and_relayed_paths() {
+    common::scenarios::direct_and_relayed_paths(rt()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_found_through_the_dht() {
+    common::scenarios::peer_found_through_the_dht(rt()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_and_join_through_the_relay() {
+    common::scenarios::invite_and_join_through_the_relay(rt()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_forwarder() {
+    common::scenarios::tcp_forwarder(rt()).await;
+}

@@ -10,4 +10,4 @@
 
 mod server;
 
-pub use server::{Limits, Relay, RelayEvent, RelayOptions, RelayStats};
+pub use server::{Limits, Relay, RelayError, RelayEvent, RelayOptions, RelayStats};

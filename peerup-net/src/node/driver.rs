@@ -35,6 +35,13 @@ pub(crate) enum Command {
         addrs: Vec<Multiaddr>,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// Connects to `peer` unless already connected or dialing; in the
+    /// latter case waits for that dial.
+    EnsureConnected {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     FindPeer {
         peer: PeerId,
         reply: oneshot::Sender<Vec<Multiaddr>>,
@@ -72,6 +79,8 @@ pub(crate) struct Driver {
     relays: Vec<Relay>,
     dials: HashMap<ConnectionId, (PeerId, oneshot::Sender<Result<(), String>>)>,
     finds: HashMap<kad::QueryId, (PeerId, oneshot::Sender<Vec<Multiaddr>>)>,
+    /// Callers waiting for a dial someone else started.
+    waiting: HashMap<PeerId, Vec<oneshot::Sender<Result<(), String>>>>,
     next_check: Instant,
 }
 
@@ -101,6 +110,7 @@ impl Driver {
             relays,
             dials: HashMap::new(),
             finds: HashMap::new(),
+            waiting: HashMap::new(),
             next_check,
         }
     }
@@ -260,6 +270,28 @@ impl Driver {
                     }
                 }
             }
+            Command::EnsureConnected { peer, addrs, reply } => {
+                if self.swarm.is_connected(&peer) {
+                    let _ = reply.send(Ok(()));
+                    return;
+                }
+                let opts = DialOpts::peer_id(peer)
+                    .addresses(addrs)
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .build();
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.dials.insert(id, (peer, reply));
+                    }
+                    Err(DialError::DialPeerConditionFalse(_)) => {
+                        self.waiting.entry(peer).or_default().push(reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(dial_error(&e)));
+                    }
+                }
+            }
             Command::FindPeer { peer, reply } => {
                 let q = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
                 self.finds.insert(q, (peer, reply));
@@ -375,6 +407,14 @@ impl Driver {
                 error,
             } => {
                 let msg = dial_error(&error);
+                if let Some(peer) = peer_id
+                    && !self.swarm.is_connected(&peer)
+                    && !self.dials.values().any(|(p, _)| *p == peer)
+                {
+                    for w in self.waiting.remove(&peer).unwrap_or_default() {
+                        let _ = w.send(Err(msg.clone()));
+                    }
+                }
                 if let Some((peer, reply)) = self.dials.remove(&connection_id) {
                     if self.swarm.is_connected(&peer) {
                         let _ = reply.send(Ok(()));
@@ -414,9 +454,9 @@ impl Driver {
         endpoint: &ConnectedPoint,
         count: u32,
     ) {
-        let (path, addr) = match endpoint {
+        let (path, addr, outbound) = match endpoint {
             ConnectedPoint::Dialer { address, .. } => {
-                (crate::streams::path_of(address), address.clone())
+                (crate::streams::path_of(address), address.clone(), true)
             }
             ConnectedPoint::Listener {
                 local_addr,
@@ -424,6 +464,7 @@ impl Driver {
             } => (
                 inbound_path(local_addr, send_back_addr),
                 send_back_addr.clone(),
+                false,
             ),
         };
         tracing::info!(%peer, %path, %addr, "connected");
@@ -438,10 +479,14 @@ impl Driver {
                 id,
                 path,
                 remote: addr.clone(),
+                outbound,
             });
         });
         if let Some((_, reply)) = self.dials.remove(&id) {
             let _ = reply.send(Ok(()));
+        }
+        for w in self.waiting.remove(&peer).unwrap_or_default() {
+            let _ = w.send(Ok(()));
         }
         // Any other dial to this peer is satisfied too.
         let done: Vec<ConnectionId> = self

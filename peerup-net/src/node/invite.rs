@@ -341,11 +341,20 @@ impl Node {
             .relay_addr()
             .with(libp2p::multiaddr::Protocol::P2pCircuit)
             .with(libp2p::multiaddr::Protocol::P2p(inviter));
+        let relay_peer = code.relay_peer;
+        let relay_addr = code.relay_addr();
         let dial = async {
+            self.ensure_connected(relay_peer, vec![relay_addr])
+                .await
+                .map_err(|e| JoinError::Unreachable(format!("relay in the code: {e}")))?;
             if self.path(inviter).is_none() {
-                self.dial(inviter, vec![circuit])
-                    .await
-                    .map_err(|e| JoinError::Unreachable(e.to_string()))?;
+                // One retry: see `Node::connect` on circuit requests racing
+                // the relay connection's set-up.
+                if self.dial(inviter, vec![circuit.clone()]).await.is_err() {
+                    self.dial(inviter, vec![circuit])
+                        .await
+                        .map_err(|e| JoinError::Unreachable(e.to_string()))?;
+                }
             }
             self.inner()
                 .control

@@ -37,7 +37,7 @@ use peerup_core::wire::protocol;
 
 use self::behaviour::{Behaviour, Parts};
 use self::driver::{Command, Driver};
-pub use self::ping::PingReply;
+pub use self::ping::{PingError, PingReply};
 pub use self::service::{Forwarder, ServiceStream};
 use crate::fs::{self, FsError};
 use crate::gate::GateShared;
@@ -456,6 +456,8 @@ pub struct ConnInfo {
     pub path: Path,
     /// The remote address.
     pub remote: Multiaddr,
+    /// Whether we dialed it.
+    pub outbound: bool,
 }
 
 /// A connected peer.
@@ -588,8 +590,11 @@ impl Inner {
                 .flat_map(|(peer, p)| {
                     p.connections.iter().map(|c| Connection {
                         peer: *peer,
-                        // The policy never drops a connection we dialed.
-                        direction: Direction::Inbound,
+                        direction: if c.outbound {
+                            Direction::Outbound
+                        } else {
+                            Direction::Inbound
+                        },
                         pairing_only: pairing.contains(&c.id),
                     })
                 })
@@ -898,6 +903,29 @@ impl Node {
             .map_err(|message| ConnectError::Unreachable { peer, message })
     }
 
+    /// Connects to `peer` at `addrs` unless a connection exists or is
+    /// being made (then waits for it).
+    pub(crate) async fn ensure_connected(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+    ) -> Result<(), ConnectError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .commands
+            .clone()
+            .send(Command::EnsureConnected {
+                peer,
+                addrs,
+                reply: tx,
+            })
+            .await
+            .map_err(|_| ConnectError::Stopped)?;
+        rx.await
+            .map_err(|_| ConnectError::Stopped)?
+            .map_err(|message| ConnectError::Unreachable { peer, message })
+    }
+
     async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, ConnectError> {
         let (tx, rx) = oneshot::channel();
         self.inner
@@ -919,18 +947,40 @@ impl Node {
         if let Some(p) = self.inner.control.path(peer) {
             return Ok(p);
         }
-        let circuits: Vec<Multiaddr> = self
-            .inner
-            .options
-            .relays
-            .iter()
-            .map(|r| r.circuit_to(peer))
-            .collect();
-        let first = self.dial(peer, circuits).await;
+        // Circuits need a connection to their relay: make sure it exists
+        // (or wait for the one being made) before dialing through it.
+        let relays = self.inner.options.relays.clone();
+        let mut circuits = Vec::new();
+        for r in &relays {
+            match self
+                .ensure_connected(r.peer_id(), vec![r.multiaddr().clone()])
+                .await
+            {
+                Ok(()) => circuits.push(r.circuit_to(peer)),
+                Err(e) => tracing::debug!(relay = %r, error = %e, "relay unreachable"),
+            }
+        }
+        let mut first = if circuits.is_empty() && !relays.is_empty() {
+            Err(ConnectError::Unreachable {
+                peer,
+                message: "no relay is reachable".into(),
+            })
+        } else {
+            self.dial(peer, circuits.clone()).await
+        };
+        // The relay client can lose a circuit request that races its own
+        // connection set-up ("response from behaviour was canceled"); one
+        // retry over the now-settled relay connection settles it.
+        if first.is_err() && !circuits.is_empty() {
+            first = self.dial(peer, circuits).await;
+        }
         if first.is_ok()
             && let Some(p) = self.settled_path(peer).await
         {
             return Ok(p);
+        }
+        if let Err(e) = &first {
+            tracing::info!(%peer, error = %e, "no connection through the relays; asking the DHT");
         }
         let found = self.find_peer(peer).await?;
         if !found.is_empty() {

@@ -310,6 +310,13 @@ impl Node {
                 None => last = format!("timed out after {}s", OPEN_TIMEOUT.as_secs()),
             }
         }
+        if last.contains("connection") {
+            // A peer's gate closes an unauthorized connection right after
+            // the handshake, without saying why.
+            last.push_str(
+                " (the peer closed the connection: is this machine in its authorized_keys?)",
+            );
+        }
         Err(OpenServiceError::Failed {
             peer,
             service: service.to_owned(),

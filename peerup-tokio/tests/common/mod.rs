@@ -124,6 +124,26 @@ pub struct Service {
     pub addr: SocketAddr,
     pub bytes: Arc<AtomicU64>,
     pub connections: Arc<AtomicU64>,
+    /// The byte count after every read (for awaiting progress).
+    pub progress: futures::channel::mpsc::Receiver<u64>,
+}
+
+impl Service {
+    /// Waits until the service has received at least `n` bytes.
+    pub async fn received(&mut self, rt: &Arc<dyn Runtime>, n: u64) {
+        let bytes = self.bytes.clone();
+        let ok = rt
+            .timeout(LIMIT, async {
+                while bytes.load(Ordering::SeqCst) < n {
+                    if self.progress.next().await.is_none() {
+                        return false;
+                    }
+                }
+                true
+            })
+            .await;
+        assert_eq!(ok, Some(true), "service did not receive {n} bytes");
+    }
 }
 
 pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
@@ -143,6 +163,7 @@ pub async fn start_service(rt: &Arc<dyn Runtime>, reply_len: usize) -> Service {
     let addr = listener.local_addr().unwrap();
     let bytes = Arc::new(AtomicU64::new(0));
     let connections = Arc::new(AtomicU64::new(0));
+    let (tx, progress) = futures::channel::mpsc::channel(1024);
     let (b, c, rt2) = (bytes.clone(), connections.clone(), rt.clone());
     rt.spawn(Box::pin(async move {
         loop {
@@ -151,17 +172,23 @@ pub async fn start_service(rt: &Arc<dyn Runtime>, reply_len: usize) -> Service {
             };
             c.fetch_add(1, Ordering::SeqCst);
             let b = b.clone();
-            rt2.spawn(Box::pin(serve(tcp, b, reply_len)));
+            rt2.spawn(Box::pin(serve(tcp, b, reply_len, tx.clone())));
         }
     }));
     Service {
         addr,
         bytes,
         connections,
+        progress,
     }
 }
 
-async fn serve(tcp: Box<dyn TcpStream>, counter: Arc<AtomicU64>, reply_len: usize) {
+async fn serve(
+    tcp: Box<dyn TcpStream>,
+    counter: Arc<AtomicU64>,
+    reply_len: usize,
+    mut progress: futures::channel::mpsc::Sender<u64>,
+) {
     let (mut r, mut w) = tcp.split();
     let reader = async {
         let mut h = Sha256::new();
@@ -170,7 +197,8 @@ async fn serve(tcp: Box<dyn TcpStream>, counter: Arc<AtomicU64>, reply_len: usiz
             match r.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    counter.fetch_add(n as u64, Ordering::SeqCst);
+                    let total = counter.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+                    let _ = progress.try_send(total);
                     h.update(&buf[..n]);
                 }
             }
@@ -226,4 +254,45 @@ where
 
 pub fn sha(data: &[u8]) -> Vec<u8> {
     Sha256::digest(data).to_vec()
+}
+
+/// A fresh, private temporary directory.
+pub fn temp_dir(tag: &str) -> std::path::PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "peerup-test-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    peerup_net::fs::ensure_private_dir(&d).unwrap();
+    d
+}
+
+/// Writes a config (from the `init` template) and an empty
+/// authorized_keys in `dir`; returns the config path.
+pub fn write_config(dir: &std::path::Path, relay: &Relay) -> std::path::PathBuf {
+    let text = peerup_core::config::render_template("identity.key", &[relay_addr(relay)], None);
+    let text = text
+        .replace("/ip4/0.0.0.0/tcp/0", "/ip4/127.0.0.1/tcp/0")
+        .replace("/ip4/0.0.0.0/udp/0/quic-v1", "/ip4/127.0.0.1/udp/0/quic-v1");
+    let path = dir.join("config.yaml");
+    peerup_net::fs::write_atomic(&path, text.as_bytes()).unwrap();
+    peerup_net::fs::write_atomic(
+        &dir.join("authorized_keys"),
+        b"# peers allowed to connect\n",
+    )
+    .unwrap();
+    path
+}
+
+/// Options from the config at `path` (as `peerup daemon` loads it), on
+/// loopback only.
+pub fn options_from_config(rt: &Arc<dyn Runtime>, path: &std::path::Path) -> NodeOptions {
+    let text = std::fs::read_to_string(path).unwrap();
+    let (config, _) = peerup_core::config::Config::parse(path, &text).unwrap();
+    let mut o = NodeOptions::from_config(&config, path).unwrap();
+    o.listen = loopback(rt.name() == "tokio");
+    o.transport.quic = rt.name() == "tokio";
+    o
 }

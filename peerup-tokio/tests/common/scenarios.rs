@@ -2,6 +2,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures::io::{AsyncReadExt, AsyncWriteExt};
+use peerup_net::libp2p::Multiaddr;
+use peerup_net::node::NodeOptions;
 
 use peerup_core::authz::ServiceRule;
 use peerup_core::wire::label::DnsLabel;
@@ -52,6 +57,342 @@ pub async fn relayed_proxy_64mib_with_half_close(rt: Arc<dyn Runtime>) {
     assert_eq!(sha(&reply), sha(&pattern(2, LEN)), "reply corrupted");
     assert_eq!(digest, sha(&send), "request corrupted");
     assert_eq!(svc.bytes.load(Ordering::SeqCst), LEN as u64);
+    laptop.shutdown().await;
+    home.shutdown().await;
+    relay.shutdown().await;
+}
+
+/// An unauthorized client is refused at the connection level, relayed and
+/// direct, and not a single byte (nor a connection) reaches the service.
+pub async fn unauthorized_peer_is_denied(rt: Arc<dyn Runtime>) {
+    let (hk, sk) = (key(), key());
+    let (home_id, stranger_id) = (hk.public().to_peer_id(), sk.public().to_peer_id());
+    // The relay lets both in; only home's own gate decides.
+    let relay = start_relay(&rt, &[home_id, stranger_id]).await;
+    let svc = start_service(&rt, 1024).await;
+    let home_opts = node_options(&rt, hk, &relay, &[]).with_service(
+        label("data"),
+        svc.addr.to_string(),
+        open(),
+    );
+    let home = start_reserved(&rt, home_opts).await;
+    let mut home_events = home.events();
+
+    // Relayed: the stranger has only the circuit.
+    let stranger = Node::start(
+        rt.clone(),
+        node_options(&rt, sk.clone(), &relay, &[]).with_listen(vec![]),
+    )
+    .await
+    .unwrap();
+    let err = stranger.open_service(home_id, "data").await.unwrap_err();
+    eprintln!("relayed attempt refused: {err}");
+    wait_for(
+        &rt,
+        &mut home_events,
+        "a denial of the stranger",
+        |e| matches!(e, peerup_net::Event::Denied { peer, .. } if *peer == stranger_id),
+    )
+    .await;
+    stranger.shutdown().await;
+
+    // Direct: the stranger knows home's listen addresses, no relay.
+    let mut o = NodeOptions::new(sk)
+        .with_listen(vec![])
+        .with_authorized_keys(doc(&[]), None);
+    o.transport.quic = rt.name() == "tokio";
+    let stranger = Node::start(rt.clone(), o).await.unwrap();
+    let direct: Vec<Multiaddr> = home
+        .listen_addrs()
+        .into_iter()
+        .filter(|a| !a.to_string().contains("p2p-circuit"))
+        .collect();
+    stranger.add_addresses(home_id, direct);
+    let err = stranger.open_service(home_id, "data").await.unwrap_err();
+    eprintln!("direct attempt refused: {err}");
+    assert!(!home.is_authorized(&stranger_id));
+    assert_eq!(
+        svc.connections.load(Ordering::SeqCst),
+        0,
+        "a connection reached the service"
+    );
+    assert_eq!(
+        svc.bytes.load(Ordering::SeqCst),
+        0,
+        "bytes reached the service"
+    );
+    stranger.shutdown().await;
+    home.shutdown().await;
+    relay.shutdown().await;
+}
+
+/// Removing a peer from authorized_keys closes its live proxied stream at
+/// once (within 1 s), without restarting the node.
+pub async fn revocation_closes_live_streams(rt: Arc<dyn Runtime>) {
+    let (hk, lk) = (key(), key());
+    let (home_id, laptop_id) = (hk.public().to_peer_id(), lk.public().to_peer_id());
+    let relay = start_relay(&rt, &[home_id, laptop_id]).await;
+    // A service that sends nothing and waits for the client's EOF.
+    let mut svc = start_service(&rt, 0).await;
+    let home_opts = node_options(&rt, hk, &relay, &[laptop_id]).with_service(
+        label("data"),
+        svc.addr.to_string(),
+        open(),
+    );
+    let home = start_reserved(&rt, home_opts).await;
+    let laptop = Node::start(rt.clone(), node_options(&rt, lk, &relay, &[home_id]))
+        .await
+        .unwrap();
+    let mut stream = laptop.open_service(home_id, "data").await.unwrap();
+    stream.write_all(b"hello").await.unwrap();
+    stream.flush().await.unwrap();
+    // The bytes are through: the stream is live end to end.
+    svc.received(&rt, 5).await;
+    let start = rt.now();
+    let change = home.reload_authorized_keys(&doc(&[]));
+    assert_eq!(change.revoked, vec![laptop_id]);
+    let mut buf = [0u8; 16];
+    let ended = rt
+        .timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await;
+    let took = rt.now() - start;
+    eprintln!("revoked stream ended after {took:?}: {ended:?}");
+    assert!(
+        matches!(ended, Some(Err(_)) | Some(Ok(0))),
+        "stream still open: {ended:?}"
+    );
+    assert!(took < Duration::from_secs(1), "revocation took {took:?}");
+    assert!(!home.is_authorized(&laptop_id));
+    laptop.shutdown().await;
+    home.shutdown().await;
+    relay.shutdown().await;
+}
+
+fn only(addrs: Vec<Multiaddr>, transport: &str) -> Vec<Multiaddr> {
+    addrs
+        .into_iter()
+        .filter(|a| {
+            let s = a.to_string();
+            !s.contains("p2p-circuit") && s.contains(transport)
+        })
+        .collect()
+}
+
+/// Direct connections over each transport the runtime has (TCP, and QUIC
+/// on tokio): the proxy and ping report DIRECT; through the relay only,
+/// ping reports RELAYED.
+pub async fn direct_and_relayed_paths(rt: Arc<dyn Runtime>) {
+    let transports: &[&str] = if rt.name() == "tokio" {
+        &["/tcp/", "/quic-v1"]
+    } else {
+        &["/tcp/"]
+    };
+    for transport in transports {
+        let (hk, lk) = (key(), key());
+        let (home_id, laptop_id) = (hk.public().to_peer_id(), lk.public().to_peer_id());
+        let svc = start_service(&rt, 4096).await;
+        let mut ho = NodeOptions::new(hk)
+            .with_listen(only(loopback(rt.name() == "tokio"), transport))
+            .with_authorized_keys(doc(&[laptop_id]), None)
+            .with_service(label("data"), svc.addr.to_string(), open());
+        ho.transport.quic = rt.name() == "tokio";
+        let home = Node::start(rt.clone(), ho).await.unwrap();
+        let mut lo = NodeOptions::new(lk)
+            .with_listen(vec![])
+            .with_authorized_keys(doc(&[home_id]), None);
+        lo.transport.quic = rt.name() == "tokio";
+        let laptop = Node::start(rt.clone(), lo).await.unwrap();
+        laptop.add_addresses(home_id, only(home.listen_addrs(), transport));
+        let stream = laptop.open_service(home_id, "data").await.unwrap();
+        assert_eq!(stream.path(), Path::Direct, "{transport}");
+        let (reply, _) = exchange(stream, b"over the direct path").await;
+        assert_eq!(reply.len(), 4096);
+        let remote = laptop.status().peers[&home_id].connections[0]
+            .remote
+            .to_string();
+        assert!(
+            remote.contains(transport.trim_end_matches('/')),
+            "{transport}: connected via {remote}"
+        );
+        let reply = laptop.ping(home_id).await.unwrap();
+        assert_eq!(reply.path, Path::Direct);
+        eprintln!("{transport} direct ping rtt {:?}", reply.rtt);
+        laptop.shutdown().await;
+        home.shutdown().await;
+    }
+    // Relayed only: neither side listens, so no hole punch is possible.
+    let (hk, lk) = (key(), key());
+    let (home_id, laptop_id) = (hk.public().to_peer_id(), lk.public().to_peer_id());
+    let relay = start_relay(&rt, &[home_id, laptop_id]).await;
+    let home = start_reserved(
+        &rt,
+        node_options(&rt, hk, &relay, &[laptop_id]).with_listen(vec![]),
+    )
+    .await;
+    let laptop = Node::start(
+        rt.clone(),
+        node_options(&rt, lk, &relay, &[home_id]).with_listen(vec![]),
+    )
+    .await
+    .unwrap();
+    let reply = laptop.ping(home_id).await.unwrap();
+    assert_eq!(reply.path, Path::Relayed);
+    eprintln!("relayed ping rtt {:?}", reply.rtt);
+    // And the other way round, over the same circuit.
+    assert_eq!(home.ping(laptop_id).await.unwrap().path, Path::Relayed);
+    laptop.shutdown().await;
+    home.shutdown().await;
+    relay.shutdown().await;
+}
+
+/// A peer found through the DHT by its peer ID alone: the client has no
+/// relay configured, only the relay as DHT bootstrap node.
+pub async fn peer_found_through_the_dht(rt: Arc<dyn Runtime>) {
+    let (hk, lk) = (key(), key());
+    let (home_id, laptop_id) = (hk.public().to_peer_id(), lk.public().to_peer_id());
+    let relay = start_relay(&rt, &[home_id, laptop_id]).await;
+    let home = start_reserved(&rt, node_options(&rt, hk, &relay, &[laptop_id])).await;
+    let mut lo = node_options(&rt, lk, &relay, &[home_id]);
+    lo.relays = Vec::new();
+    assert_eq!(lo.bootstrap.len(), 1);
+    let laptop = Node::start(rt.clone(), lo).await.unwrap();
+    let path = laptop.connect(home_id).await.unwrap();
+    eprintln!("found home through the DHT; path {path}");
+    assert!(laptop.status().peers.contains_key(&home_id));
+    assert!(laptop.ping(home_id).await.is_ok());
+    laptop.shutdown().await;
+    home.shutdown().await;
+    relay.shutdown().await;
+}
+
+/// Invite and join through the relay: both sides' authorized_keys and
+/// names are updated on disk, and the same code fails a second time.
+pub async fn invite_and_join_through_the_relay(rt: Arc<dyn Runtime>) {
+    use peerup_core::invite::InviteCode;
+    use peerup_core::naming::Name;
+    use peerup_net::node::invite::InviteOptions;
+
+    let (home_dir, laptop_dir, other_dir) =
+        (temp_dir("home"), temp_dir("laptop"), temp_dir("other"));
+    // The relay must know the machines' keys (relay gating): create them.
+    let (home_key, laptop_key, other_key) = (
+        peerup_net::node::load_or_create_identity(&home_dir.join("identity.key")).unwrap(),
+        peerup_net::node::load_or_create_identity(&laptop_dir.join("identity.key")).unwrap(),
+        peerup_net::node::load_or_create_identity(&other_dir.join("identity.key")).unwrap(),
+    );
+    let ids: Vec<_> = [&home_key, &laptop_key, &other_key]
+        .iter()
+        .map(|k| k.public().to_peer_id())
+        .collect();
+    let (home_id, laptop_id, other_id) = (ids[0], ids[1], ids[2]);
+    let relay = start_relay(&rt, &ids).await;
+    let home_cfg = write_config(&home_dir, &relay);
+    let laptop_cfg = write_config(&laptop_dir, &relay);
+    let other_cfg = write_config(&other_dir, &relay);
+    let home = start_reserved(&rt, options_from_config(&rt, &home_cfg)).await;
+    let laptop = Node::start(rt.clone(), options_from_config(&rt, &laptop_cfg))
+        .await
+        .unwrap();
+    assert!(!home.is_authorized(&laptop_id));
+
+    let invite = home
+        .invite(InviteOptions {
+            name: Some(Name::new("home").unwrap()),
+            ..InviteOptions::default()
+        })
+        .unwrap();
+    let text = invite.code_text().to_owned();
+    let code = InviteCode::decode(&text).unwrap();
+    let joined = laptop
+        .join(&code, Some(Name::new("laptop").unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(joined.peer, home_id);
+    assert_eq!(joined.name.as_ref().map(Name::as_str), Some("home"));
+    let paired = rt.timeout(LIMIT, invite.wait()).await.unwrap().unwrap();
+    assert_eq!(paired.peer, laptop_id);
+    assert_eq!(paired.name.as_ref().map(Name::as_str), Some("laptop"));
+
+    // On disk, both sides.
+    let home_keys = std::fs::read_to_string(home_dir.join("authorized_keys")).unwrap();
+    let laptop_keys = std::fs::read_to_string(laptop_dir.join("authorized_keys")).unwrap();
+    assert!(
+        home_keys.contains(&format!("{laptop_id}  # laptop")),
+        "{home_keys}"
+    );
+    assert!(
+        laptop_keys.contains(&format!("{home_id}  # home")),
+        "{laptop_keys}"
+    );
+    let parse = |p: &std::path::Path| {
+        let text = std::fs::read_to_string(p).unwrap();
+        peerup_core::config::Config::parse(p, &text).unwrap().0
+    };
+    assert_eq!(parse(&home_cfg).names.get("laptop"), Some(laptop_id));
+    assert_eq!(parse(&laptop_cfg).names.get("home"), Some(home_id));
+    // Live: each side now authorizes the other and resolves its name.
+    assert!(home.is_authorized(&laptop_id) && laptop.is_authorized(&home_id));
+    assert_eq!(laptop.resolve("home").unwrap(), home_id);
+    assert!(laptop.ping(home_id).await.is_ok());
+
+    // The same code, a second time, from another machine: refused, and
+    // nothing about it is saved.
+    let other = Node::start(rt.clone(), options_from_config(&rt, &other_cfg))
+        .await
+        .unwrap();
+    let err = other
+        .join(&code, Some(Name::new("intruder").unwrap()))
+        .await
+        .unwrap_err();
+    eprintln!("second join refused: {err}");
+    assert!(!home.is_authorized(&other_id));
+    let home_keys = std::fs::read_to_string(home_dir.join("authorized_keys")).unwrap();
+    assert!(!home_keys.contains(&other_id.to_string()));
+    assert_eq!(parse(&home_cfg).names.get("intruder"), None);
+    other.shutdown().await;
+    laptop.shutdown().await;
+    home.shutdown().await;
+    relay.shutdown().await;
+    for d in [home_dir, laptop_dir, other_dir] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+/// `peerup proxy`: a local TCP port forwards each accepted connection to
+/// the peer's service; status lists the proxied connection while it runs.
+pub async fn tcp_forwarder(rt: Arc<dyn Runtime>) {
+    let (hk, lk) = (key(), key());
+    let (home_id, laptop_id) = (hk.public().to_peer_id(), lk.public().to_peer_id());
+    let relay = start_relay(&rt, &[home_id, laptop_id]).await;
+    let mut svc = start_service(&rt, 1 << 20).await;
+    let home_opts = node_options(&rt, hk, &relay, &[laptop_id]).with_service(
+        label("web"),
+        svc.addr.to_string(),
+        open(),
+    );
+    let home = start_reserved(&rt, home_opts).await;
+    let laptop = Node::start(rt.clone(), node_options(&rt, lk, &relay, &[home_id]))
+        .await
+        .unwrap();
+    let fwd = laptop
+        .forward("127.0.0.1:0".parse().unwrap(), home_id, "web")
+        .await
+        .unwrap();
+    for round in 0..3u64 {
+        let tcp = rt.tcp_connect(fwd.local_addr()).await.unwrap();
+        let mut tcp = tcp;
+        tcp.write_all(b"x").await.unwrap();
+        tcp.flush().await.unwrap();
+        svc.received(&rt, round + 1).await;
+        assert_eq!(laptop.status().proxies.len(), 1, "round {round}");
+        assert_eq!(home.status().proxies.len(), 1, "round {round}");
+        let (reply, digest) = exchange(tcp, b"").await;
+        assert_eq!(reply.len(), 1 << 20);
+        assert_eq!(sha(&reply), sha(&pattern(2, 1 << 20)));
+        assert_eq!(digest, sha(b"x"));
+    }
+    assert_eq!(svc.connections.load(Ordering::SeqCst), 3);
+    fwd.stop();
     laptop.shutdown().await;
     home.shutdown().await;
     relay.shutdown().await;
