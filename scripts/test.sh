@@ -16,6 +16,10 @@ if cargo tree --locked -p peerup-core -e normal --prefix none | grep -E "$forbid
   exit 1
 fi
 
+step "shell scripts parse"
+for f in relay/deploy/setup.sh scripts/*.sh; do bash -n "$f"; done
+if command -v shellcheck >/dev/null; then shellcheck -S warning relay/deploy/setup.sh scripts/*.sh; fi
+
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 

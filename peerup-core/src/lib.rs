@@ -45,10 +45,11 @@ pub mod identity;
 pub mod invite;
 pub mod naming;
 pub mod proxy;
+pub mod qr;
 pub mod relay_addr;
 pub mod sim;
 pub mod time;
 pub mod wire;
 
 pub use libp2p_identity::PeerId;
-pub use multiaddr::Multiaddr;
+pub use multiaddr::{self, Multiaddr};

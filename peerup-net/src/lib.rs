@@ -8,8 +8,10 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod confirm;
 pub mod fs;
 pub mod gate;
+pub mod metering;
 pub mod node;
 pub mod runtime;
 pub mod splice;

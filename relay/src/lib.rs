@@ -8,6 +8,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod health;
 mod server;
 
 pub use server::{Limits, Relay, RelayError, RelayEvent, RelayOptions, RelayStats};

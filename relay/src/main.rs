@@ -1,3 +1,410 @@
-//! The `peerup-relay` binary (filled by issue #5).
+//! `peerup-relay`: the public rendezvous of a peerup network.
+//!
+//! Every peer reaches it with outbound connections only; it relays circuits
+//! between authorized peers whose NATs defeat hole punching, and is the
+//! DHT's bootstrap node.
 
-fn main() {}
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use peerup_core::authorized_keys::{Attributes, Document};
+use peerup_core::config::RelayConfig;
+use peerup_core::config::confirm::Confirm;
+use peerup_core::naming::parse_peer_id;
+use peerup_net::Runtime;
+use peerup_net::fs;
+use peerup_relay::{Relay, RelayOptions, health};
+use peerup_tokio::TokioRuntime;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+const COMMIT: &str = env!("PEERUP_GIT_COMMIT");
+const BUILD_DATE: &str = env!("PEERUP_BUILD_DATE");
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "peerup-relay",
+    version = VERSION,
+    about = "The peerup relay server: circuit relay v2 for your machines behind NAT",
+    long_about = "The public rendezvous of a peerup network. Run it on a VPS with a public IP: your \
+                  machines connect to it outbound, hold reservations, and reach each other through it \
+                  when their NATs defeat hole punching. Only peers in relay_authorized_keys may use it.",
+    after_help = "Examples:\n  peerup-relay                         run with ./relay-server.yaml\n  \
+                  peerup-relay --config /etc/peerup/relay-server.yaml\n  \
+                  peerup-relay authorize 12D3KooW... --comment laptop\n  peerup-relay info\n\n\
+                  Logs: RUST_LOG=debug, or -v / -q."
+)]
+struct Cli {
+    /// Config file.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        default_value = "relay-server.yaml",
+        value_name = "PATH"
+    )]
+    config: PathBuf,
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the relay (the default).
+    Serve,
+    /// Print the relay's peer ID and the addresses nodes should use.
+    Info,
+    /// Allow a peer to reserve and relay through this server.
+    Authorize {
+        /// The peer's ID (12D3KooW...).
+        peer: String,
+        /// A label for the peer (its name).
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Remove a peer; a running relay disconnects it within seconds.
+    Deauthorize {
+        /// The peer's ID.
+        peer: String,
+    },
+    /// List authorized peers.
+    ListPeers,
+    /// Validate or roll back the config.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print version, git commit and build date.
+    Version,
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Check relay-server.yaml and relay_authorized_keys.
+    Validate,
+    /// Restore the last config the relay started with successfully.
+    Rollback,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.verbose, cli.quiet);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logs(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info,libp2p=warn,libp2p_kad=error",
+        (false, 1) => "debug,libp2p=info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&cli.config),
+        Command::Info => info(&cli.config),
+        Command::Authorize { peer, comment } => authorize(&cli.config, &peer, comment.as_deref()),
+        Command::Deauthorize { peer } => deauthorize(&cli.config, &peer),
+        Command::ListPeers => list_peers(&cli.config),
+        Command::Config(ConfigCommand::Validate) => validate(&cli.config),
+        Command::Config(ConfigCommand::Rollback) => rollback(&cli.config),
+        Command::Version => {
+            println!("peerup-relay {VERSION} (commit {COMMIT}, built {BUILD_DATE})");
+            Ok(())
+        }
+    }
+}
+
+/// Reads and parses the config (mode 0600 enforced), printing warnings.
+fn load_config(path: &Path) -> Result<(RelayConfig, String)> {
+    let bytes = fs::read_private(path).map_err(|e| {
+        if e.is_not_found() {
+            anyhow::anyhow!(
+                "{}: no such config file; copy configs/relay-server.sample.yaml there (chmod 600) or pass --config <path>",
+                path.display()
+            )
+        } else {
+            anyhow::anyhow!("{e}")
+        }
+    })?;
+    let text =
+        String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8 text", path.display()))?;
+    let (config, warnings) = RelayConfig::parse(path, &text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok((config, text))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+}
+
+fn serve(path: &Path) -> Result<()> {
+    let (config, text) = load_config(path)?;
+    let options = RelayOptions::from_config(&config, path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ak_path = config.authorized_keys_path(path);
+    let rt_tokio = runtime()?;
+    rt_tokio.block_on(async move {
+        let rt: Arc<dyn Runtime> = Arc::new(TokioRuntime::current());
+        let relay = Relay::start(rt.clone(), options).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        // The config worked: archive it as last-known-good.
+        let paths = peerup_net::confirm::paths(path)?;
+        let state = peerup_net::confirm::read_state(&paths);
+        let now = peerup_core::time::UnixTime::from_system_time(std::time::SystemTime::now());
+        let mut machine = Confirm::start(path.to_owned(), paths, now, &state, text.as_bytes());
+        let drained = peerup_net::confirm::drain(&mut machine)?;
+        if drained.exit_for_restart {
+            bail!("the config change was not confirmed in time and has been reverted; restart to run the previous config");
+        }
+        banner(&relay);
+        if config.health.enabled {
+            match health::serve(rt.clone(), relay.clone(), config.health.listen_address).await {
+                Ok(addr) => println!("Health:    http://{addr}/healthz  and  http://{addr}/metrics"),
+                Err(e) => bail!("cannot serve health on {}: {e} (set health.listen_address or health.enabled: false)", config.health.listen_address),
+            }
+        }
+        if relay.is_gating() {
+            relay.watch_authorized_keys(rt.clone(), ak_path.clone(), Duration::from_secs(2));
+        }
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        let watchdog = relay.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                if watchdog.is_running() && !watchdog.listen_addrs().is_empty() {
+                    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+                }
+            }
+        });
+        wait_for_signals(&relay, &ak_path).await?;
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+        tracing::info!("shutting down");
+        relay.shutdown().await;
+        Ok(())
+    })
+}
+
+#[cfg(unix)]
+async fn wait_for_signals(relay: &Relay, ak_path: &Path) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => {
+                if relay.is_gating() {
+                    match relay.reload_authorized_keys_file(ak_path).await {
+                        Ok(revoked) => tracing::info!(?revoked, "SIGHUP: relay_authorized_keys reloaded"),
+                        Err(e) => tracing::error!(error = %e, "SIGHUP: reload failed; keeping the old list"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signals(_: &Relay, _: &Path) -> Result<()> {
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+fn banner(relay: &Relay) {
+    println!("peerup-relay {VERSION}");
+    println!("Peer ID:   {}", relay.peer_id());
+    let addrs = relay.full_addrs();
+    println!("Put one of these in your nodes' relay.addresses (peerup relay add <address>):");
+    for a in &addrs {
+        println!("  {a}");
+    }
+    let first = addrs.iter().find(|a| !is_loopback(a)).or(addrs.first());
+    if let Some(first) = first
+        && let Ok(qr) = peerup_core::qr::render(&first.to_string())
+    {
+        println!("{qr}");
+    }
+    if relay.is_gating() {
+        println!(
+            "Gating:    on ({} authorized peers)",
+            relay.authorized_count()
+        );
+    } else {
+        println!(
+            "Gating:    OFF - anyone can use this relay (sessions limited to 10 min / 64 MiB)"
+        );
+    }
+    let l = relay.limits();
+    let fmt_d = |d: Option<Duration>| d.map_or("unlimited".to_owned(), |d| format!("{d:?}"));
+    let fmt_b = |b: Option<u64>| b.map_or("unlimited".to_owned(), |b| format!("{} MiB", b >> 20));
+    println!(
+        "Limits:    {} reservations ({} per IP), {} circuits per peer, session {} / {} per direction",
+        l.max_reservations,
+        l.max_reservations_per_ip,
+        l.max_circuits,
+        fmt_d(l.session_duration),
+        fmt_b(l.session_data_limit)
+    );
+}
+
+fn is_loopback(a: &peerup_core::Multiaddr) -> bool {
+    a.iter().any(|p| match p {
+        peerup_core::multiaddr::Protocol::Ip4(ip) => ip.is_loopback(),
+        peerup_core::multiaddr::Protocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
+}
+
+fn info(path: &Path) -> Result<()> {
+    let (config, _) = load_config(path)?;
+    let keypair = peerup_net::node::load_or_create_identity(&config.key_file_path(path))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let peer = keypair.public().to_peer_id();
+    println!("Peer ID: {peer}");
+    println!("Listen addresses (replace 0.0.0.0 / :: with this server's public IP):");
+    for a in &config.network.listen_addresses {
+        println!("  {a}/p2p/{peer}");
+    }
+    println!(
+        "Gating: {}; authorized_keys: {}",
+        if config.security.enable_connection_gating {
+            "on"
+        } else {
+            "OFF"
+        },
+        config.authorized_keys_path(path).display()
+    );
+    Ok(())
+}
+
+fn read_keys(path: &Path) -> Result<Document> {
+    match fs::read_private(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8(bytes)
+                .with_context(|| format!("{}: not UTF-8 text", path.display()))?;
+            Ok(Document::parse(&text))
+        }
+        Err(e) if e.is_not_found() => Ok(Document::new()),
+        Err(e) => Err(anyhow::anyhow!("{e}")),
+    }
+}
+
+fn keys_path(path: &Path) -> Result<PathBuf> {
+    let (config, _) = load_config(path)?;
+    Ok(config.authorized_keys_path(path))
+}
+
+fn authorize(path: &Path, peer: &str, comment: Option<&str>) -> Result<()> {
+    let peer = parse_peer_id(peer).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ak = keys_path(path)?;
+    let mut doc = read_keys(&ak)?;
+    if doc.contains(&peer) {
+        println!("{peer} is already authorized");
+        return Ok(());
+    }
+    doc.add(peer, Attributes::new(), comment)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", ak.display()))?;
+    fs::write_atomic(&ak, doc.render().as_bytes())?;
+    println!(
+        "Authorized {peer} in {} (a running relay picks it up within seconds)",
+        ak.display()
+    );
+    Ok(())
+}
+
+fn deauthorize(path: &Path, peer: &str) -> Result<()> {
+    let peer = parse_peer_id(peer).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ak = keys_path(path)?;
+    let mut doc = read_keys(&ak)?;
+    doc.remove(&peer)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", ak.display()))?;
+    fs::write_atomic(&ak, doc.render().as_bytes())?;
+    println!(
+        "Removed {peer} from {} (a running relay disconnects it within seconds)",
+        ak.display()
+    );
+    Ok(())
+}
+
+fn list_peers(path: &Path) -> Result<()> {
+    let ak = keys_path(path)?;
+    let doc = read_keys(&ak)?;
+    let now = peerup_core::time::UnixTime::from_system_time(std::time::SystemTime::now());
+    if doc.is_empty() {
+        println!("No authorized peers in {}", ak.display());
+    }
+    for e in doc.entries() {
+        let state = if e.is_expired(now) { "  (expired)" } else { "" };
+        println!("{}  {}{state}", e.peer(), e.comment().unwrap_or(""));
+    }
+    for err in doc.errors() {
+        eprintln!("warning: {}: {err}", ak.display());
+    }
+    Ok(())
+}
+
+fn validate(path: &Path) -> Result<()> {
+    let (config, _) = load_config(path)?;
+    let ak = config.authorized_keys_path(path);
+    match fs::read_private(&ak) {
+        Ok(bytes) => {
+            peerup_net::node::parse_authorized_keys(&ak, &bytes)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        Err(e) if e.is_not_found() && config.security.enable_connection_gating => {
+            bail!(
+                "{}: missing, and gating is on (the relay would refuse to start)",
+                ak.display()
+            )
+        }
+        Err(e) if e.is_not_found() => {}
+        Err(e) => bail!("{e}"),
+    }
+    println!("{}: OK", path.display());
+    Ok(())
+}
+
+fn rollback(path: &Path) -> Result<()> {
+    let paths = peerup_net::confirm::paths(path)?;
+    let archive = match fs::read(&paths.last_good) {
+        Ok(b) => Some(b),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => bail!("{e}"),
+    };
+    let state = peerup_net::confirm::read_state(&paths);
+    let mut machine = Confirm::offline(path.to_owned(), paths, &state);
+    machine
+        .rollback(archive.as_deref())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    peerup_net::confirm::drain(&mut machine)?;
+    println!("Restored the last-known-good config to {}", path.display());
+    Ok(())
+}

@@ -1,21 +1,34 @@
 //! The relay's swarm and event loop.
+//!
+//! Circuit relay v2 (hop) with the limits of `relay-server.yaml`, gated by
+//! `relay_authorized_keys` at the connection level: a peer that is not
+//! authorized is disconnected right after the handshake, so it can neither
+//! reserve nor open a circuit, and a circuit's destination holds a
+//! reservation, so it is authorized too. Identify, ping and Kademlia (server
+//! mode, the network's bootstrap node) run beside it.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::channel::{mpsc, oneshot};
 use futures::{SinkExt, StreamExt};
+use libp2p::core::ConnectedPoint;
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify, kad, ping, relay};
 use peerup_core::authorized_keys::Document;
-use peerup_core::authz::{Connection, Policy};
+use peerup_core::authz::{Connection, Policy, Warning};
+use peerup_core::config::RelayConfig;
 use peerup_core::time::UnixTime;
 use peerup_core::wire::protocol;
 use peerup_net::gate::{Gate, GateShared};
+use peerup_net::metering::{Meter, metered};
+use peerup_net::node::{StartError, load_or_create_identity, parse_authorized_keys};
 use peerup_net::runtime::{Runtime, TransportOptions};
 
 /// Resource limits (WIRE.md §11).
@@ -25,6 +38,8 @@ pub struct Limits {
     pub max_reservations: usize,
     /// Circuits per peer at once.
     pub max_circuits: usize,
+    /// Reservations from one IP address at once.
+    pub max_reservations_per_ip: usize,
     /// How long a reservation lasts before the client renews it.
     pub reservation_ttl: Duration,
     /// Longest circuit; `None` is unlimited.
@@ -40,6 +55,7 @@ impl Default for Limits {
         Limits {
             max_reservations: 128,
             max_circuits: 16,
+            max_reservations_per_ip: 8,
             reservation_ttl: Duration::from_secs(3600),
             session_duration: None,
             session_data_limit: None,
@@ -58,6 +74,8 @@ pub struct RelayOptions {
     pub gating: bool,
     /// The authorized peers.
     pub authorized_keys: Document,
+    /// Where they live (for live reloads).
+    pub authorized_keys_path: Option<PathBuf>,
     /// Limits.
     pub limits: Limits,
     /// DHT protocol.
@@ -93,10 +111,48 @@ impl RelayOptions {
             ],
             gating: true,
             authorized_keys: Document::new(),
+            authorized_keys_path: None,
             limits: Limits::default(),
             kad_protocol: protocol::KAD.to_owned(),
             transport: TransportOptions::default(),
         }
+    }
+
+    /// Options from a parsed `relay-server.yaml` at `config_path`: reads
+    /// the identity key (creating it, 0600, on first start) and the
+    /// authorized keys.
+    ///
+    /// # Errors
+    /// [`StartError`] naming the file and the problem; with gating on, a
+    /// missing `relay_authorized_keys` is an error (fail closed).
+    pub fn from_config(config: &RelayConfig, config_path: &Path) -> Result<Self, StartError> {
+        let keypair = load_or_create_identity(&config.key_file_path(config_path))?;
+        let ak_path = config.authorized_keys_path(config_path);
+        let gating = config.security.enable_connection_gating;
+        let doc = match peerup_net::fs::read_private(&ak_path) {
+            Ok(bytes) => parse_authorized_keys(&ak_path, &bytes)?,
+            Err(e) if e.is_not_found() && !gating => Document::new(),
+            Err(e) if e.is_not_found() => {
+                return Err(StartError::MissingAuthorizedKeys { path: ak_path });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let r = &config.resources;
+        let mut o = RelayOptions::new(keypair);
+        o.listen = config.network.listen_addresses.clone();
+        o.gating = gating;
+        o.authorized_keys = doc;
+        o.authorized_keys_path = Some(ak_path);
+        o.kad_protocol = config.kad_protocol();
+        o.limits = Limits {
+            max_reservations: r.max_reservations as usize,
+            max_circuits: r.max_circuits as usize,
+            max_reservations_per_ip: r.max_reservations_per_ip as usize,
+            reservation_ttl: r.reservation_ttl,
+            session_duration: config.session_duration(),
+            session_data_limit: config.session_data_limit(),
+        };
+        Ok(o)
     }
 }
 
@@ -113,8 +169,15 @@ pub enum RelayEvent {
         /// A renewal.
         renewed: bool,
     },
-    /// A reservation was denied.
+    /// A reservation was denied (a limit).
     ReservationDenied {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// A reservation ended.
+    ReservationClosed {
         /// The peer.
         peer: PeerId,
     },
@@ -131,6 +194,8 @@ pub enum RelayEvent {
         src: PeerId,
         /// To.
         dst: PeerId,
+        /// Why.
+        reason: String,
     },
     /// A circuit closed.
     CircuitClosed {
@@ -138,13 +203,18 @@ pub enum RelayEvent {
         src: PeerId,
         /// To.
         dst: PeerId,
-        /// Why, if it failed.
+        /// Why, if it was cut (a limit) or failed.
         error: Option<String>,
     },
     /// A connection was denied by gating.
     Denied {
         /// The peer.
         peer: PeerId,
+    },
+    /// authorized_keys was reloaded; these peers were disconnected.
+    Reloaded {
+        /// Disconnected peers.
+        revoked: Vec<PeerId>,
     },
 }
 
@@ -155,12 +225,22 @@ pub struct RelayStats {
     pub connected_peers: AtomicU64,
     /// Reservations held.
     pub reservations: AtomicU64,
+    /// Reservations ever accepted (renewals excluded).
+    pub reservations_total: AtomicU64,
+    /// Reservations refused.
+    pub reservations_denied: AtomicU64,
     /// Circuits open.
     pub active_circuits: AtomicU64,
     /// Circuits ever opened.
     pub circuits_total: AtomicU64,
-    /// Connections denied.
+    /// Circuit requests refused.
+    pub circuits_denied: AtomicU64,
+    /// Circuits cut by a limit or an error.
+    pub circuits_cut: AtomicU64,
+    /// Connections denied by gating.
     pub denied: AtomicU64,
+    /// Bytes in and out of every connection.
+    pub meter: Arc<Meter>,
 }
 
 #[derive(NetworkBehaviour)]
@@ -186,6 +266,9 @@ pub struct Relay {
     stats: Arc<RelayStats>,
     events: Arc<Mutex<Vec<mpsc::Sender<RelayEvent>>>>,
     started: Instant,
+    gating: bool,
+    limits: Limits,
+    authorized: Arc<Mutex<usize>>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -217,11 +300,39 @@ fn now() -> UnixTime {
     UnixTime::from_system_time(std::time::SystemTime::now())
 }
 
-fn secs_u32(d: Option<Duration>) -> Duration {
-    // libp2p sends durations as u32 seconds and panics above; "unlimited"
-    // is the largest it can send (about 136 years).
+/// libp2p sends circuit durations as u32 seconds and panics above; the
+/// largest it can send (about 136 years) stands for "unlimited".
+fn relay_duration(d: Option<Duration>) -> Duration {
     let max = Duration::from_secs(u64::from(u32::MAX));
-    d.map_or(max, |d| d.min(max).max(Duration::from_secs(1)))
+    d.map_or(max, |d| d.clamp(Duration::from_secs(1), max))
+}
+
+fn warning_text(w: &Warning) -> String {
+    match w {
+        Warning::GatingDisabled => "connection gating is DISABLED: anyone can reserve and relay through this server \
+                                    (sessions limited to 10 min and 64 MiB per direction unless configured)"
+            .to_owned(),
+        Warning::NoAuthorizedPeers => {
+            "relay_authorized_keys is empty: no peer can use this relay (add one with `peerup-relay authorize <peer-id>`)"
+                .to_owned()
+        }
+        Warning::InvalidLines { lines } => format!("relay_authorized_keys has invalid lines {lines:?}; they are ignored"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let m = inner.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        src = inner.source();
+    }
+    s
 }
 
 impl Relay {
@@ -232,29 +343,30 @@ impl Relay {
     pub async fn start(rt: Arc<dyn Runtime>, options: RelayOptions) -> Result<Relay, RelayError> {
         let peer_id = options.keypair.public().to_peer_id();
         let (policy, warnings) = Policy::new(options.gating, &options.authorized_keys);
-        for w in warnings {
-            tracing::warn!(?w, "relay authorization");
+        for w in &warnings {
+            tracing::warn!("{}", warning_text(w));
         }
         let policy = Arc::new(RwLock::new(policy));
+        let stats = Arc::new(RelayStats::default());
         let transport = rt
             .transport(&options.keypair, &options.transport)
             .map_err(|e| RelayError::Transport(e.to_string()))?;
+        let transport = metered(transport, stats.meter.clone());
         let l = &options.limits;
         let relay_config = relay::Config {
             max_reservations: l.max_reservations,
             max_reservations_per_peer: 4,
             reservation_duration: l.reservation_ttl,
             reservation_rate_limiters: Vec::new(),
-            max_circuits: l
-                .max_circuits
-                .saturating_mul(l.max_reservations.max(1))
-                .max(l.max_circuits),
+            max_circuits: l.max_circuits.saturating_mul(l.max_reservations.max(1)),
             max_circuits_per_peer: l.max_circuits,
-            max_circuit_duration: secs_u32(l.session_duration),
+            max_circuit_duration: relay_duration(l.session_duration),
             max_circuit_bytes: l.session_data_limit.unwrap_or(0),
             circuit_src_rate_limiters: Vec::new(),
         };
         let mut relay_behaviour = relay::Behaviour::new(peer_id, relay_config);
+        // Serve at once: a relay is public by definition, and without this
+        // libp2p waits for a confirmed external address.
         relay_behaviour.set_status(Some(relay::Status::Enable));
         let kad_proto = StreamProtocol::try_from_owned(options.kad_protocol.clone())
             .map_err(|e| RelayError::Transport(e.to_string()))?;
@@ -283,32 +395,40 @@ impl Relay {
                 .listen_on(addr.clone())
                 .map_err(|e| RelayError::Listen {
                     addr: addr.clone(),
-                    message: e.to_string(),
+                    message: error_chain(&e),
                 })?;
         }
         let mut addrs = Vec::new();
         let mut seen = HashSet::new();
+        let deadline = rt.now() + Duration::from_secs(5);
         while seen.len() < options.listen.len() {
-            match swarm.select_next_some().await {
-                SwarmEvent::NewListenAddr {
+            let ev = rt
+                .timeout(
+                    deadline.saturating_duration_since(rt.now()),
+                    swarm.select_next_some(),
+                )
+                .await;
+            match ev {
+                None => break,
+                Some(SwarmEvent::NewListenAddr {
                     listener_id,
                     address,
-                } => {
+                }) => {
                     seen.insert(listener_id);
                     swarm.add_external_address(address.clone());
                     addrs.push(address);
                 }
-                SwarmEvent::ListenerClosed {
+                Some(SwarmEvent::ListenerClosed {
                     addresses,
                     reason: Err(e),
                     ..
-                } => {
+                }) => {
                     return Err(RelayError::Listen {
                         addr: addresses.first().cloned().unwrap_or_else(Multiaddr::empty),
-                        message: e.to_string(),
+                        message: error_chain(&e),
                     });
                 }
-                _ => {}
+                Some(_) => {}
             }
         }
         let (tx, rx) = mpsc::channel(16);
@@ -316,18 +436,45 @@ impl Relay {
             peer_id,
             listen: Arc::new(Mutex::new(addrs)),
             commands: tx,
-            stats: Arc::new(RelayStats::default()),
+            stats,
             events: Arc::new(Mutex::new(Vec::new())),
             started: Instant::now(),
+            gating: options.gating,
+            limits: options.limits.clone(),
+            authorized: Arc::new(Mutex::new(options.authorized_keys.len())),
         };
-        let driver = run(swarm, relay.clone(), rx, policy, kad_proto);
-        rt.spawn(Box::pin(driver));
+        let driver = Driver {
+            swarm,
+            relay: relay.clone(),
+            policy,
+            kad_proto,
+            ip_of: HashMap::new(),
+            reservations_by_ip: BTreeMap::new(),
+            reserved: HashSet::new(),
+            max_per_ip: options.limits.max_reservations_per_ip,
+        };
+        rt.spawn(Box::pin(driver.run(rx)));
         Ok(relay)
     }
 
     /// The relay's peer ID.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// Whether gating is on.
+    pub fn is_gating(&self) -> bool {
+        self.gating
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Peers in `relay_authorized_keys` (as last loaded).
+    pub fn authorized_count(&self) -> usize {
+        *self.authorized.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Its listen addresses (with the OS's ports).
@@ -338,12 +485,23 @@ impl Relay {
             .clone()
     }
 
-    /// Full addresses a node should use: `<listen addr>/p2p/<relay>`.
+    /// Full addresses a node should use: `<listen addr>/p2p/<relay>`,
+    /// without unspecified (0.0.0.0, ::) addresses.
     pub fn full_addrs(&self) -> Vec<Multiaddr> {
-        self.listen_addrs()
+        let mut v: Vec<Multiaddr> = self
+            .listen_addrs()
             .into_iter()
+            .filter(|a| {
+                !a.iter().any(|p| match p {
+                    Protocol::Ip4(ip) => ip.is_unspecified(),
+                    Protocol::Ip6(ip) => ip.is_unspecified(),
+                    _ => false,
+                })
+            })
             .map(|a| a.with(Protocol::P2p(self.peer_id)))
-            .collect()
+            .collect();
+        v.dedup();
+        v
     }
 
     /// Counters.
@@ -367,9 +525,10 @@ impl Relay {
     }
 
     /// Replaces the authorized peers; connected peers no longer authorized
-    /// are disconnected. Returns them.
+    /// are disconnected (their reservations and circuits end). Returns them.
     pub async fn reload_authorized_keys(&self, doc: Document) -> Vec<PeerId> {
         let (tx, rx) = oneshot::channel();
+        *self.authorized.lock().unwrap_or_else(|e| e.into_inner()) = doc.len();
         if self
             .commands
             .clone()
@@ -380,6 +539,49 @@ impl Relay {
             return Vec::new();
         }
         rx.await.unwrap_or_default()
+    }
+
+    /// Re-reads `path` and applies it.
+    ///
+    /// # Errors
+    /// [`StartError`] for an unreadable or invalid file; the old list stays
+    /// in force.
+    pub async fn reload_authorized_keys_file(
+        &self,
+        path: &Path,
+    ) -> Result<Vec<PeerId>, StartError> {
+        let bytes = peerup_net::fs::read_private(path)?;
+        let doc = parse_authorized_keys(path, &bytes)?;
+        Ok(self.reload_authorized_keys(doc).await)
+    }
+
+    /// Reloads `path` whenever its contents change, checked every
+    /// `interval` (cheap: a stat, and a read only when size or mtime moved).
+    pub fn watch_authorized_keys(&self, rt: Arc<dyn Runtime>, path: PathBuf, interval: Duration) {
+        let relay = self.clone();
+        let stamp = |p: &Path| {
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| (m.len(), m.modified().ok()))
+        };
+        let mut last = stamp(&path);
+        let rt2 = rt.clone();
+        rt.spawn(Box::pin(async move {
+            loop {
+                rt2.sleep(interval).await;
+                if relay.commands.is_closed() {
+                    return;
+                }
+                let now = stamp(&path);
+                if now != last {
+                    last = now;
+                    match relay.reload_authorized_keys_file(&path).await {
+                        Ok(revoked) => tracing::info!(path = %path.display(), ?revoked, "relay_authorized_keys reloaded"),
+                        Err(e) => tracing::error!(error = %e, "relay_authorized_keys not reloaded; keeping the old list"),
+                    }
+                }
+            }
+        }));
     }
 
     /// Stops the relay.
@@ -396,6 +598,11 @@ impl Relay {
         }
     }
 
+    /// Whether it is still running.
+    pub fn is_running(&self) -> bool {
+        !self.commands.is_closed()
+    }
+
     fn publish(&self, e: RelayEvent) {
         self.events
             .lock()
@@ -404,120 +611,251 @@ impl Relay {
     }
 }
 
-async fn run(
-    mut swarm: Swarm<Behaviour>,
+struct Driver {
+    swarm: Swarm<Behaviour>,
     relay: Relay,
-    mut commands: mpsc::Receiver<Command>,
     policy: Arc<RwLock<Policy>>,
     kad_proto: StreamProtocol,
-) {
-    let stats = relay.stats.clone();
-    loop {
-        futures::select_biased! {
-            cmd = commands.next() => match cmd {
-                Some(Command::Reload(doc, reply)) => {
-                    let connected: Vec<Connection> = swarm.connected_peers().map(|p| Connection::inbound(*p)).collect();
-                    let change = policy.write().unwrap_or_else(|e| e.into_inner()).reload(&doc, connected, now());
-                    for p in &change.revoked {
-                        let _ = swarm.disconnect_peer_id(*p);
-                    }
-                    let _ = reply.send(change.revoked);
-                }
-                Some(Command::Shutdown(reply)) => {
-                    let peers: Vec<PeerId> = swarm.connected_peers().copied().collect();
-                    for p in peers {
-                        let _ = swarm.disconnect_peer_id(p);
-                    }
-                    let _ = reply.send(());
-                    return;
-                }
-                None => return,
-            },
-            event = swarm.select_next_some() => match event {
-                SwarmEvent::NewListenAddr { address, .. } => {
-                    swarm.add_external_address(address.clone());
-                    relay.listen.lock().unwrap_or_else(|e| e.into_inner()).push(address.clone());
-                    relay.publish(RelayEvent::Listening(address));
-                }
-                SwarmEvent::ConnectionEstablished { num_established, .. } if num_established.get() == 1 => {
-                    stats.connected_peers.fetch_add(1, Ordering::Relaxed);
-                }
-                SwarmEvent::ConnectionClosed { num_established: 0, .. } => {
-                    stats.connected_peers.fetch_sub(1, Ordering::Relaxed);
-                }
-                SwarmEvent::IncomingConnectionError { peer_id: Some(peer), error: libp2p::swarm::ListenError::Denied { .. }, .. } => {
-                    stats.denied.fetch_add(1, Ordering::Relaxed);
-                    relay.publish(RelayEvent::Denied { peer });
-                }
-                SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }))
-                    if info.protocols.contains(&kad_proto) =>
-                {
-                    for a in info.listen_addrs {
-                        swarm.behaviour_mut().kad.add_address(&peer_id, a);
-                    }
-                }
-                SwarmEvent::Behaviour(BehaviourEvent::Relay(e)) => on_relay(&relay, &stats, e),
-                _ => {}
-            },
-        }
-    }
+    ip_of: HashMap<PeerId, IpAddr>,
+    reservations_by_ip: BTreeMap<IpAddr, BTreeSet<PeerId>>,
+    /// Peers whose reservation is counted in the stats.
+    reserved: HashSet<PeerId>,
+    max_per_ip: usize,
 }
 
-#[allow(deprecated)]
-fn on_relay(relay: &Relay, stats: &RelayStats, e: relay::Event) {
-    match e {
-        relay::Event::ReservationReqAccepted {
-            src_peer_id,
-            renewed,
-        } => {
-            if !renewed {
-                stats.reservations.fetch_add(1, Ordering::Relaxed);
+fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
+}
+
+impl Driver {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        loop {
+            futures::select_biased! {
+                cmd = commands.next() => match cmd {
+                    Some(Command::Reload(doc, reply)) => {
+                        let revoked = self.reload(&doc);
+                        let _ = reply.send(revoked);
+                    }
+                    Some(Command::Shutdown(reply)) => {
+                        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+                        for p in peers {
+                            let _ = self.swarm.disconnect_peer_id(p);
+                        }
+                        let _ = reply.send(());
+                        return;
+                    }
+                    None => return,
+                },
+                event = self.swarm.select_next_some() => self.on_event(event),
             }
-            tracing::info!(peer = %src_peer_id, renewed, "reservation accepted");
-            relay.publish(RelayEvent::ReservationAccepted {
-                peer: src_peer_id,
+        }
+    }
+
+    fn reload(&mut self, doc: &Document) -> Vec<PeerId> {
+        let connected: Vec<Connection> = self
+            .swarm
+            .connected_peers()
+            .map(|p| Connection::inbound(*p))
+            .collect();
+        let change = self
+            .policy
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .reload(doc, connected, now());
+        for w in &change.warnings {
+            tracing::warn!("{}", warning_text(w));
+        }
+        for p in &change.revoked {
+            tracing::warn!(peer = %p, "no longer authorized: disconnecting");
+            let _ = self.swarm.disconnect_peer_id(*p);
+        }
+        self.relay.publish(RelayEvent::Reloaded {
+            revoked: change.revoked.clone(),
+        });
+        change.revoked
+    }
+
+    fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        let stats = self.relay.stats.clone();
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                self.swarm.add_external_address(address.clone());
+                let mut listen = self.relay.listen.lock().unwrap_or_else(|e| e.into_inner());
+                if !listen.contains(&address) {
+                    listen.push(address.clone());
+                }
+                drop(listen);
+                self.relay.publish(RelayEvent::Listening(address));
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                if let ConnectedPoint::Listener { send_back_addr, .. } = &endpoint
+                    && let Some(ip) = ip_of(send_back_addr)
+                {
+                    self.ip_of.insert(peer_id, ip);
+                }
+                if num_established.get() == 1 {
+                    stats.connected_peers.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                stats.connected_peers.fetch_sub(1, Ordering::Relaxed);
+                // A reservation lives on its connection.
+                self.release(&peer_id);
+                self.ip_of.remove(&peer_id);
+            }
+            SwarmEvent::IncomingConnectionError {
+                peer_id: Some(peer),
+                error: libp2p::swarm::ListenError::Denied { .. },
+                ..
+            } => {
+                stats.denied.fetch_add(1, Ordering::Relaxed);
+                self.relay.publish(RelayEvent::Denied { peer });
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) if info.protocols.contains(&self.kad_proto) => {
+                for a in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, a);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(e)) => self.on_relay(e),
+            _ => {}
+        }
+    }
+
+    fn release(&mut self, peer: &PeerId) {
+        for set in self.reservations_by_ip.values_mut() {
+            set.remove(peer);
+        }
+        self.reservations_by_ip.retain(|_, s| !s.is_empty());
+        if self.reserved.remove(peer) {
+            let _ = self.relay.stats.reservations.fetch_update(
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+                |v| v.checked_sub(1),
+            );
+        }
+    }
+
+    #[allow(deprecated)]
+    fn on_relay(&mut self, e: relay::Event) {
+        let stats = self.relay.stats.clone();
+        match e {
+            relay::Event::ReservationReqAccepted {
+                src_peer_id,
                 renewed,
-            });
+            } => {
+                if renewed {
+                    return;
+                }
+                if let Some(ip) = self.ip_of.get(&src_peer_id).copied() {
+                    let set = self.reservations_by_ip.entry(ip).or_default();
+                    set.insert(src_peer_id);
+                    if set.len() > self.max_per_ip {
+                        // libp2p has no per-IP count limit; enforce it by
+                        // ending the reservation that went over.
+                        set.remove(&src_peer_id);
+                        stats.reservations_denied.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(peer = %src_peer_id, %ip, limit = self.max_per_ip, "too many reservations from one IP");
+                        let _ = self.swarm.disconnect_peer_id(src_peer_id);
+                        self.relay.publish(RelayEvent::ReservationDenied {
+                            peer: src_peer_id,
+                            reason: format!(
+                                "max_reservations_per_ip ({}) reached for {ip}",
+                                self.max_per_ip
+                            ),
+                        });
+                        return;
+                    }
+                }
+                if self.reserved.insert(src_peer_id) {
+                    stats.reservations.fetch_add(1, Ordering::Relaxed);
+                }
+                stats.reservations_total.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(peer = %src_peer_id, "reservation accepted");
+                self.relay.publish(RelayEvent::ReservationAccepted {
+                    peer: src_peer_id,
+                    renewed,
+                });
+            }
+            relay::Event::ReservationReqDenied {
+                src_peer_id,
+                status,
+            } => {
+                stats.reservations_denied.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(peer = %src_peer_id, ?status, "reservation denied");
+                self.relay.publish(RelayEvent::ReservationDenied {
+                    peer: src_peer_id,
+                    reason: format!("{status:?}"),
+                });
+            }
+            relay::Event::ReservationClosed { src_peer_id }
+            | relay::Event::ReservationTimedOut { src_peer_id } => {
+                self.release(&src_peer_id);
+                self.relay
+                    .publish(RelayEvent::ReservationClosed { peer: src_peer_id });
+            }
+            relay::Event::CircuitReqAccepted {
+                src_peer_id,
+                dst_peer_id,
+            } => {
+                stats.active_circuits.fetch_add(1, Ordering::Relaxed);
+                stats.circuits_total.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(src = %src_peer_id, dst = %dst_peer_id, "circuit opened");
+                self.relay.publish(RelayEvent::CircuitOpened {
+                    src: src_peer_id,
+                    dst: dst_peer_id,
+                });
+            }
+            relay::Event::CircuitReqDenied {
+                src_peer_id,
+                dst_peer_id,
+                status,
+            } => {
+                stats.circuits_denied.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(src = %src_peer_id, dst = %dst_peer_id, ?status, "circuit denied");
+                self.relay.publish(RelayEvent::CircuitDenied {
+                    src: src_peer_id,
+                    dst: dst_peer_id,
+                    reason: format!("{status:?}"),
+                });
+            }
+            relay::Event::CircuitClosed {
+                src_peer_id,
+                dst_peer_id,
+                error,
+            } => {
+                let _ =
+                    stats
+                        .active_circuits
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+                let error = error.map(|e| e.to_string());
+                if error.is_some() {
+                    stats.circuits_cut.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(src = %src_peer_id, dst = %dst_peer_id, ?error, "circuit closed");
+                }
+                self.relay.publish(RelayEvent::CircuitClosed {
+                    src: src_peer_id,
+                    dst: dst_peer_id,
+                    error,
+                });
+            }
+            _ => {}
         }
-        relay::Event::ReservationReqDenied { src_peer_id, .. } => {
-            relay.publish(RelayEvent::ReservationDenied { peer: src_peer_id });
-        }
-        relay::Event::ReservationClosed { .. } | relay::Event::ReservationTimedOut { .. } => {
-            stats.reservations.fetch_sub(1, Ordering::Relaxed);
-        }
-        relay::Event::CircuitReqAccepted {
-            src_peer_id,
-            dst_peer_id,
-        } => {
-            stats.active_circuits.fetch_add(1, Ordering::Relaxed);
-            stats.circuits_total.fetch_add(1, Ordering::Relaxed);
-            relay.publish(RelayEvent::CircuitOpened {
-                src: src_peer_id,
-                dst: dst_peer_id,
-            });
-        }
-        relay::Event::CircuitReqDenied {
-            src_peer_id,
-            dst_peer_id,
-            ..
-        } => {
-            relay.publish(RelayEvent::CircuitDenied {
-                src: src_peer_id,
-                dst: dst_peer_id,
-            });
-        }
-        relay::Event::CircuitClosed {
-            src_peer_id,
-            dst_peer_id,
-            error,
-        } => {
-            stats.active_circuits.fetch_sub(1, Ordering::Relaxed);
-            relay.publish(RelayEvent::CircuitClosed {
-                src: src_peer_id,
-                dst: dst_peer_id,
-                error: error.map(|e| e.to_string()),
-            });
-        }
-        _ => {}
     }
 }

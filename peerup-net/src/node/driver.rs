@@ -398,7 +398,16 @@ impl Driver {
                     && let Some(i) = self.relay_index(&peer_id)
                     && self.relays[i].awaiting_identify
                 {
-                    self.relay_failed(i, cause.unwrap_or_else(|| "connection closed".into()));
+                    // Closed before identify: the relay's gate turned us away.
+                    let cause = cause.unwrap_or_else(|| "connection closed".into());
+                    self.relay_failed(
+                        i,
+                        format!(
+                            "the relay closed the connection right after the handshake ({cause}); \
+                             is this peer ({}) in the relay's relay_authorized_keys?",
+                            self.inner.peer_id
+                        ),
+                    );
                 }
             }
             SwarmEvent::OutgoingConnectionError {

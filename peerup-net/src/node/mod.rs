@@ -332,7 +332,7 @@ pub enum StartError {
     },
     /// Gating is on but there is no `authorized_keys` file.
     #[error(
-        "connection gating is enabled but {} does not exist; create it (peerup auth add <peer-id>, or pair with peerup invite) or set security.enable_connection_gating: false",
+        "connection gating is enabled but {} does not exist; create it (add peers with `peerup auth add <peer-id>` or `peerup-relay authorize <peer-id>`, or pair with `peerup invite`) or set security.enable_connection_gating: false",
         path.display()
     )]
     MissingAuthorizedKeys {
@@ -991,6 +991,17 @@ impl Node {
             }
         }
         match first {
+            Err(ConnectError::Unreachable { peer, message })
+                if !relays.is_empty() && !self.inner.options.relays.iter().any(|r| self.path(r.peer_id()).is_some()) =>
+            {
+                Err(ConnectError::Unreachable {
+                    peer,
+                    message: format!(
+                        "{message} (no relay kept our connection: is this machine ({}) in the relay's relay_authorized_keys?)",
+                        self.inner.peer_id
+                    ),
+                })
+            }
             Err(e) => Err(e),
             Ok(()) => Err(ConnectError::Unreachable {
                 peer,

@@ -1,0 +1,128 @@
+//! The `peerup-relay` binary's management commands, run for real.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const PEER: &str = "12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL";
+
+fn dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("peerup-relay-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write(path: &Path, text: &str, mode: u32) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn relay(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_peerup-relay"))
+        .current_dir(dir)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn manages_authorized_peers() {
+    let d = dir("auth");
+    write(&d.join("relay-server.yaml"), "version: 1\n", 0o600);
+    let o = relay(&d, &["authorize", PEER, "--comment", "laptop"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let keys = d.join("relay_authorized_keys");
+    assert_eq!(
+        std::fs::metadata(&keys).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::read_to_string(&keys).unwrap(),
+        format!("{PEER}  # laptop\n")
+    );
+    let o = relay(&d, &["list-peers"]);
+    assert!(
+        text(&o).contains(&format!("{PEER}  laptop")),
+        "{}",
+        text(&o)
+    );
+    let o = relay(&d, &["deauthorize", PEER]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(&keys).unwrap(), "");
+    let o = relay(&d, &["deauthorize", PEER]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("relay_authorized_keys"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn bad_input_fails_with_one_clear_line_and_changes_nothing() {
+    let d = dir("bad");
+    write(&d.join("relay-server.yaml"), "version: 1\n", 0o600);
+    let o = relay(&d, &["authorize", "12D3KooWnotapeer"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("`12D3KooWnotapeer` is not a valid peer ID"),
+        "{}",
+        text(&o)
+    );
+    assert!(!d.join("relay_authorized_keys").exists());
+    // A config others can read is refused with the fix.
+    write(&d.join("relay-server.yaml"), "version: 1\n", 0o644);
+    let o = relay(&d, &["config", "validate"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("expected 0600 - fix with: chmod 600"),
+        "{}",
+        text(&o)
+    );
+    // Bad YAML names the file, line and field.
+    write(
+        &d.join("relay-server.yaml"),
+        "version: 1\nresources:\n  max_circuits: lots\n",
+        0o600,
+    );
+    let o = relay(&d, &["config", "validate"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("relay-server.yaml:3"), "{}", text(&o));
+    assert!(text(&o).contains("resources.max_circuits"), "{}", text(&o));
+    // Gating on without relay_authorized_keys: serve refuses to start.
+    write(
+        &d.join("relay-server.yaml"),
+        "version: 1\nnetwork:\n  listen_addresses: [\"/ip4/127.0.0.1/tcp/0\"]\nhealth:\n  enabled: false\n",
+        0o600,
+    );
+    let o = relay(&d, &["serve"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("relay_authorized_keys does not exist"),
+        "{}",
+        text(&o)
+    );
+    // A usage error exits 2.
+    assert_eq!(relay(&d, &["authorize"]).status.code(), Some(2));
+    assert_eq!(relay(&d, &["frobnicate"]).status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn version_and_help() {
+    let d = dir("version");
+    let o = relay(&d, &["version"]);
+    assert!(o.status.success());
+    assert!(text(&o).starts_with("peerup-relay "), "{}", text(&o));
+    assert!(text(&o).contains("commit"));
+    let o = relay(&d, &["--help"]);
+    assert!(text(&o).contains("Examples:"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(d);
+}
