@@ -1,3 +1,147 @@
-//! The `peerup` command line (filled by issue #6).
+//! `peerup`: reach your own machines (SSH, RDP, HTTP, SMB, any TCP service)
+//! across CGNAT and firewalls, with SSH-style `authorized_keys`.
+//!
+//! A thin shell over `peerup-tokio`: argument parsing, files, terminal
+//! output, and the daemon's service-manager duties (sd_notify, signals, the
+//! control socket).
 
-fn main() {}
+mod cmd;
+mod context;
+mod control;
+mod ui;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) const COMMIT: &str = env!("PEERUP_GIT_COMMIT");
+pub(crate) const BUILD_DATE: &str = env!("PEERUP_BUILD_DATE");
+
+/// Exit code a daemon uses to ask its service manager for a restart (after
+/// `config apply`, or a commit-confirmed revert).
+pub(crate) const EXIT_RESTART: u8 = 75;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "peerup",
+    version = VERSION,
+    about = "Reach your own machines across NAT: SSH, RDP, HTTP, any TCP service",
+    long_about = "peerup connects your machines through a relay you run (circuit relay v2), punches \
+                  direct holes through NAT where it can (DCUtR), and exposes local TCP services to \
+                  the peers in authorized_keys only.",
+    after_help = "Quick start:\n  peerup init --relay <relay-multiaddr>        on each machine\n  \
+                  peerup invite --name home                     on the server, then on the laptop:\n  \
+                  peerup join <code> --name laptop\n  peerup daemon                                  on the server (exposes services)\n  \
+                  peerup proxy home ssh 2222                    on the laptop; then ssh -p 2222 user@localhost\n\n\
+                  Config: --config <path>, else ./peerup.yaml, ~/.config/peerup/config.yaml, /etc/peerup/config.yaml.\n\
+                  Logs: RUST_LOG=debug, or -v / -q. Exit codes: 0 ok, 1 failure, 2 usage error."
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct Global {
+    /// Config file (default: ./peerup.yaml, ~/.config/peerup/config.yaml,
+    /// /etc/peerup/config.yaml, first found).
+    #[arg(long, global = true, value_name = "PATH", env = "PEERUP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Create a config, identity key and authorized_keys (interactive wizard).
+    #[command(
+        after_help = "Examples:\n  peerup init\n  peerup init --relay /ip4/203.0.113.7/tcp/7777/p2p/12D3KooW... --yes\n  peerup init --relay 203.0.113.7 --relay-peer-id 12D3KooW... --dir /etc/peerup --yes"
+    )]
+    Init(cmd::init::InitArgs),
+    /// Run the node: keep relay reservations, expose services, accept authorized peers.
+    #[command(
+        alias = "serve",
+        after_help = "Examples:\n  peerup daemon\n  peerup daemon --config /etc/peerup/config.yaml\n\nAs a systemd service: see configs/peerup.service (Type=notify, WatchdogSec=90)."
+    )]
+    Daemon,
+    /// Forward a local TCP port to a service on a peer.
+    #[command(
+        after_help = "Examples:\n  peerup proxy home ssh 2222        then: ssh -p 2222 user@localhost\n  peerup proxy home xrdp 13389      then: xfreerdp /v:localhost:13389\n  peerup proxy 12D3KooW... web 8080 --bind 0.0.0.0"
+    )]
+    Proxy(cmd::proxy::ProxyArgs),
+    /// Test connectivity to a peer (DIRECT or RELAYED, round-trip time).
+    #[command(
+        after_help = "Examples:\n  peerup ping home\n  peerup ping home -c 10 --interval 500ms\n  peerup ping 12D3KooW... --json"
+    )]
+    Ping(cmd::ping::PingArgs),
+    /// Create a one-time invite code (and QR code) and wait for a peer to join.
+    #[command(
+        after_help = "Examples:\n  peerup invite --name home\n  peerup invite --ttl 30m\n  peerup invite --non-interactive > code.txt"
+    )]
+    Invite(cmd::invite::InviteArgs),
+    /// Join a peer's invite: mutual authorization and names, in one step.
+    #[command(
+        after_help = "Examples:\n  peerup join AEAS-GRLH-... --name laptop\n  PEERUP_INVITE_CODE=AEAS-GRLH-... peerup join\n  peerup join < code.txt"
+    )]
+    Join(cmd::join::JoinArgs),
+    /// Show this machine's peer ID.
+    Whoami,
+    /// Manage authorized peers (authorized_keys).
+    #[command(subcommand)]
+    Auth(cmd::auth::AuthCommand),
+    /// Manage relay addresses.
+    #[command(subcommand)]
+    Relay(cmd::relay::RelayCommand),
+    /// Validate, show, apply (commit-confirmed), confirm or roll back the config.
+    #[command(subcommand)]
+    Config(cmd::config::ConfigCommand),
+    /// Show the running daemon: addresses, reservations, peers, services, proxies.
+    #[command(after_help = "Examples:\n  peerup status\n  peerup status --json")]
+    Status(cmd::status::StatusArgs),
+    /// Print version, git commit and build date.
+    Version,
+    /// Print shell completions.
+    #[command(
+        after_help = "Examples:\n  peerup completions bash > /etc/bash_completion.d/peerup\n  peerup completions zsh > ~/.zfunc/_peerup"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    ui::init_logs(
+        cli.global.verbose,
+        cli.global.quiet,
+        matches!(cli.command, Command::Daemon),
+    );
+    let result = match cli.command {
+        Command::Version => {
+            println!("peerup {VERSION} (commit {COMMIT}, built {BUILD_DATE})");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "peerup", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        command => cmd::run(&cli.global, command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            ui::error(&e);
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -90,9 +90,13 @@ impl Driver {
         inner: Arc<Inner>,
         commands: mpsc::Receiver<Command>,
     ) -> Self {
-        let relays = inner
-            .options
-            .relays
+        // Only the relays we hold reservations on are managed here.
+        let reserved = if inner.options.reserve {
+            inner.options.relays.clone()
+        } else {
+            Vec::new()
+        };
+        let relays = reserved
             .iter()
             .map(|addr| Relay {
                 addr: addr.clone(),

@@ -57,8 +57,13 @@ pub struct NodeOptions {
     pub keypair: Keypair,
     /// Addresses to listen on.
     pub listen: Vec<Multiaddr>,
-    /// Relays to hold a reservation on.
+    /// Relays: held a reservation on (when `reserve`), and dialed through
+    /// to reach peers.
     pub relays: Vec<RelayAddr>,
+    /// Whether to hold reservations (be reachable through the relays). A
+    /// client that only dials out (`peerup proxy`, `ping` without a daemon)
+    /// does not need one.
+    pub reserve: bool,
     /// How often to check that every relay holds a reservation.
     pub reservation_interval: Duration,
     /// DHT bootstrap peers (multiaddrs ending in `/p2p/<id>`).
@@ -116,6 +121,7 @@ impl NodeOptions {
                     .unwrap_or_else(|_| Multiaddr::empty()),
             ],
             relays: Vec::new(),
+            reserve: true,
             reservation_interval: Duration::from_secs(120),
             bootstrap: Vec::new(),
             kad_protocol: protocol::KAD.to_owned(),
@@ -143,6 +149,12 @@ impl NodeOptions {
     pub fn with_relays(mut self, relays: Vec<RelayAddr>) -> Self {
         self.bootstrap = relays.iter().map(|r| r.multiaddr().clone()).collect();
         self.relays = relays;
+        self
+    }
+
+    /// Whether to hold reservations on the relays.
+    pub fn with_reservations(mut self, on: bool) -> Self {
+        self.reserve = on;
         self
     }
 
@@ -668,7 +680,8 @@ pub(crate) fn now() -> UnixTime {
     UnixTime::from_system_time(SystemTime::now())
 }
 
-fn warning_text(w: &Warning) -> String {
+/// The text of a policy warning, as the daemon shows it.
+pub fn warning_text(w: &Warning) -> String {
     match w {
         Warning::GatingDisabled => {
             "connection gating is DISABLED: any peer can connect and use ping; services still honour allowed_peers"
@@ -784,7 +797,9 @@ impl Node {
             next_id: AtomicU64::new(1),
         });
         for w in &warnings {
-            tracing::warn!("{}", warning_text(w));
+            // Also published as `Event::Warning`; a daemon shows it loudly,
+            // a one-shot client (ping, proxy) has no use for it.
+            tracing::debug!("{}", warning_text(w));
         }
         // Wait for the listeners to bind, so errors surface here.
         let expected = inner.options.listen.len();

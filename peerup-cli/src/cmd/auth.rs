@@ -1,0 +1,151 @@
+//! `peerup auth add|list|remove|validate`: the authorized_keys file.
+
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use anyhow::{Result, anyhow, bail};
+use clap::Subcommand;
+use peerup_core::authorized_keys::{Attributes, Document, Status};
+use peerup_core::config::units::parse_duration;
+use peerup_core::time::UnixTime;
+
+use crate::Global;
+use crate::context::{self, Ctx};
+use crate::control::{self, Request};
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum AuthCommand {
+    /// Allow a peer to connect to this machine.
+    #[command(
+        after_help = "Examples:\n  peerup auth add 12D3KooW... --comment laptop\n  peerup auth add 12D3KooW... --expires 2027-01-31T00:00:00Z\n  peerup auth add 12D3KooW... --expires 72h"
+    )]
+    Add {
+        /// The peer's ID (peerup whoami on it).
+        peer: String,
+        /// A label (its name).
+        #[arg(long)]
+        comment: Option<String>,
+        /// Expiry: RFC 3339 time, or a duration from now (72h).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List authorized peers.
+    List,
+    /// Remove a peer (by peer ID or name); a running daemon drops it at once.
+    Remove {
+        /// Peer ID or name.
+        peer: String,
+    },
+    /// Check authorized_keys; every bad line is reported with its number.
+    Validate,
+}
+
+fn now() -> UnixTime {
+    UnixTime::from_system_time(SystemTime::now())
+}
+
+fn read(ctx: &Ctx) -> Result<Document> {
+    let path = ctx.authorized_keys();
+    match peerup_net::fs::read_private(&path) {
+        Ok(bytes) => {
+            let text = String::from_utf8(bytes)
+                .map_err(|_| anyhow!("{}: not UTF-8 text", path.display()))?;
+            Ok(Document::parse(&text))
+        }
+        Err(e) if e.is_not_found() => Ok(Document::new()),
+        Err(e) => Err(anyhow!("{e}")),
+    }
+}
+
+fn expiry(text: &str) -> Result<UnixTime> {
+    if let Ok(t) = UnixTime::parse_rfc3339(text) {
+        return Ok(t);
+    }
+    let d = parse_duration(text)
+        .map_err(|_| anyhow!("--expires `{text}` is neither an RFC 3339 time (2027-01-31T00:00:00Z) nor a duration (72h)"))?;
+    Ok(now().saturating_add(d))
+}
+
+/// Tells a running daemon to apply the file now.
+async fn notify(ctx: &Ctx) -> Result<()> {
+    if let Some(client) = control::connect(&ctx.socket(), &Request::Reload).await? {
+        let msg = client.finish().await?;
+        println!("Running daemon: {msg}");
+    }
+    Ok(())
+}
+
+pub(crate) async fn run(global: &Global, cmd: AuthCommand) -> Result<ExitCode> {
+    let ctx = context::load(global)?;
+    let path = ctx.authorized_keys();
+    match cmd {
+        AuthCommand::Add {
+            peer,
+            comment,
+            expires,
+        } => {
+            let peer = super::peer_arg(&peer)?;
+            let mut attrs = Attributes::new();
+            if let Some(e) = expires {
+                attrs = attrs.with_expires(expiry(&e)?);
+            }
+            let mut doc = read(&ctx)?;
+            if doc.contains(&peer) {
+                bail!(
+                    "{peer} is already in {} (remove it first to change it)",
+                    path.display()
+                );
+            }
+            doc.add(peer, attrs, comment.as_deref())
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            context::write(&path, &doc.render())?;
+            println!("Authorized {peer} in {}", path.display());
+            notify(&ctx).await?;
+        }
+        AuthCommand::List => {
+            let doc = read(&ctx)?;
+            let t = now();
+            if doc.is_empty() {
+                println!("No authorized peers in {}", path.display());
+            }
+            for e in doc.entries() {
+                let name = super::name_of(&ctx, &e.peer()).unwrap_or_default();
+                let state = match doc.status(&e.peer(), t) {
+                    Status::Authorized => String::new(),
+                    Status::Expired { at } => format!("  EXPIRED {at}"),
+                    Status::Invalid { line } => format!("  DENIED (invalid line {line})"),
+                    Status::NotListed => String::new(),
+                };
+                let expires = e
+                    .expires()
+                    .map(|x| format!("  expires {x}"))
+                    .unwrap_or_default();
+                println!(
+                    "{}  {:<12} {}{expires}{state}",
+                    e.peer(),
+                    name,
+                    e.comment().unwrap_or("")
+                );
+            }
+            for err in doc.errors() {
+                eprintln!("warning: {}: {err}", path.display());
+            }
+        }
+        AuthCommand::Remove { peer } => {
+            let peer = super::resolve(&ctx, &peer)?;
+            let mut doc = read(&ctx)?;
+            doc.remove(&peer)
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            context::write(&path, &doc.render())?;
+            println!("Removed {peer} from {}", path.display());
+            notify(&ctx).await?;
+        }
+        AuthCommand::Validate => {
+            let bytes = peerup_net::fs::read_private(&path).map_err(|e| anyhow!("{e}"))?;
+            let doc = peerup_net::node::parse_authorized_keys(&path, &bytes)
+                .map_err(|e| anyhow!("{e}"))?;
+            println!("{}: OK ({} peers)", path.display(), doc.len());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,558 @@
+//! `peerup daemon`: the node as a well-behaved system service.
+//!
+//! - commit-confirmed: a pending config change is armed at start (or
+//!   reverted at once if its deadline passed); at the deadline the old config
+//!   is restored and the daemon exits with [`EXIT_RESTART`] so the service
+//!   manager restarts it on the config that worked; a confirmed config is
+//!   archived as last-known-good;
+//! - sd_notify: `READY=1` once up, `WATCHDOG=1` every 30 s while healthy
+//!   (listening; holding a relay reservation after a 60 s grace), and
+//!   `STOPPING=1` on shutdown (no-ops without `NOTIFY_SOCKET`);
+//! - SIGINT/SIGTERM stop it gracefully; SIGHUP, or a change of the files,
+//!   reloads authorized_keys and names live;
+//! - the control socket serves the other commands.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Result, anyhow, bail};
+use futures::StreamExt;
+use peerup_core::config::confirm::Confirm;
+use peerup_core::invite::InviteCode;
+use peerup_core::naming::Name;
+use peerup_core::time::UnixTime;
+use peerup_net::Event;
+use peerup_net::node::invite::{InviteOptions, InviteProgress};
+use peerup_tokio::Node;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+use super::status;
+use crate::context::{self, Ctx};
+use crate::control::{self, Reply, Request};
+use crate::{EXIT_RESTART, Global};
+
+/// Health grace period before a missing reservation stops the watchdog.
+const GRACE: Duration = Duration::from_secs(60);
+
+enum Main {
+    Confirm(oneshot::Sender<Result<String>>),
+    Restart(oneshot::Sender<Result<String>>),
+    Reload(oneshot::Sender<Result<String>>),
+}
+
+fn wall() -> UnixTime {
+    UnixTime::from_system_time(SystemTime::now())
+}
+
+pub(crate) async fn run(global: &Global) -> Result<ExitCode> {
+    let ctx = context::load(global)?;
+    // Commit-confirmed: revert at once, arm, or archive.
+    let paths = peerup_net::confirm::paths(&ctx.path)?;
+    let disk = peerup_net::confirm::read_state(&paths);
+    let mut confirm = Confirm::start(
+        ctx.path.clone(),
+        paths.clone(),
+        wall(),
+        &disk,
+        ctx.text.as_bytes(),
+    );
+    let drained = peerup_net::confirm::drain(&mut confirm)?;
+    for e in &drained.events {
+        tracing::info!(?e, "config");
+    }
+    if drained.exit_for_restart {
+        eprintln!(
+            "commit-confirmed timeout: the config change was not confirmed in time and {} was restored; \
+             exiting so the service manager restarts peerup on it",
+            ctx.path.display()
+        );
+        return Ok(ExitCode::from(EXIT_RESTART));
+    }
+    if let Some(deadline) = confirm.pending_deadline() {
+        println!(
+            "Config change pending: run `peerup config confirm` before {deadline} or it reverts."
+        );
+    }
+    // Refuse to run twice on one config (same identity, same socket).
+    let socket = ctx.socket();
+    if UnixStream::connect(&socket).await.is_ok() {
+        bail!(
+            "a peerup daemon is already running for {} (control socket {})",
+            ctx.path.display(),
+            socket.display()
+        );
+    }
+    let _ = std::fs::remove_file(&socket);
+    let node = super::start_node_full(&ctx).await?;
+    let listener = UnixListener::bind(&socket).map_err(|e| anyhow!("{}: {e}", socket.display()))?;
+    set_private(&socket)?;
+    let _guard = SocketGuard(socket.clone());
+    banner(&ctx, &node);
+
+    let started = Instant::now();
+    let (main_tx, mut main_rx) = mpsc::channel::<Main>(8);
+    let ctx = Arc::new(ctx);
+    tokio::spawn(serve_control(
+        listener,
+        node.clone(),
+        ctx.clone(),
+        main_tx,
+        started,
+    ));
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+
+    let mut events = node.events();
+    let mut watch = tokio::time::interval(Duration::from_secs(2));
+    let mut watchdog = tokio::time::interval(Duration::from_secs(30));
+    let mut stamps = Stamps::new(&ctx);
+    let mut signals = Signals::new()?;
+    let code = loop {
+        let confirm_at = confirm.poll_timeout().map(|d| {
+            let left = wall().until(d);
+            tokio::time::Instant::now() + left
+        });
+        let confirm_timer = async {
+            match confirm_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => futures::future::pending().await,
+            }
+        };
+        tokio::select! {
+            sig = signals.next() => match sig {
+                Sig::Stop => break ExitCode::SUCCESS,
+                Sig::Reload => {
+                    tracing::info!("SIGHUP: reloading authorized_keys and names");
+                    reload(&node, &ctx);
+                }
+            },
+            _ = watch.tick() => {
+                if stamps.changed(&ctx) {
+                    reload(&node, &ctx);
+                }
+            }
+            _ = watchdog.tick() => {
+                if healthy(&node, started) {
+                    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+                } else {
+                    tracing::warn!("unhealthy: no listen address, or no relay reservation after the grace period");
+                }
+            }
+            () = confirm_timer => {
+                confirm.handle_timeout(wall(), &peerup_net::confirm::read_state(&paths));
+                let drained = peerup_net::confirm::drain(&mut confirm)?;
+                for e in &drained.events {
+                    tracing::info!(?e, "config");
+                }
+                if drained.exit_for_restart {
+                    tracing::error!("commit-confirmed timeout: config reverted to the previous version; restarting");
+                    break ExitCode::from(EXIT_RESTART);
+                }
+            }
+            Some(m) = main_rx.recv() => match m {
+                Main::Confirm(reply) => {
+                    let current = std::fs::read(&ctx.path).map_err(|e| anyhow!("{}: {e}", ctx.path.display()));
+                    let r = current.and_then(|c| {
+                        confirm.confirm(&c).map_err(|e| anyhow!("{e}"))?;
+                        peerup_net::confirm::drain(&mut confirm)?;
+                        Ok("config confirmed; the pending revert is cancelled".to_owned())
+                    });
+                    let _ = reply.send(r);
+                }
+                Main::Restart(reply) => {
+                    let _ = reply.send(Ok("the daemon restarts on the new config".to_owned()));
+                    break ExitCode::from(EXIT_RESTART);
+                }
+                Main::Reload(reply) => {
+                    let _ = reply.send(Ok(reload(&node, &ctx)));
+                }
+            },
+            Some(e) = events.next() => log_event(&e, &ctx),
+        }
+    };
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    tracing::info!("stopping");
+    node.shutdown().await;
+    Ok(code)
+}
+
+fn set_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+struct SocketGuard(PathBuf);
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn banner(ctx: &Ctx, node: &Node) {
+    println!("peerup {} daemon", crate::VERSION);
+    println!("Peer ID:  {}", node.peer_id());
+    println!("Config:   {}", ctx.path.display());
+    for a in node.listen_addrs() {
+        println!("Listen:   {a}");
+    }
+    for r in &ctx.config.relay.addresses {
+        println!("Relay:    {r}");
+    }
+    let services = node.services();
+    if services.is_empty() {
+        println!("Services: none (add them under `services:` in the config)");
+    }
+    for (name, local) in node.status().services {
+        println!("Service:  {name} -> {local}");
+    }
+    let (_, warnings) = peerup_core::authz::Policy::new(
+        ctx.config.security.enable_connection_gating,
+        &node.options().authorized_keys,
+    );
+    for w in warnings {
+        println!("WARNING:  {}", peerup_net::node::warning_text(&w));
+    }
+}
+
+fn healthy(node: &Node, started: Instant) -> bool {
+    let s = node.status();
+    let listening = !s.listen_addrs.is_empty();
+    let reserved = node.options().relays.is_empty()
+        || !node.options().reserve
+        || s.relays.values().any(|r| r.reserved);
+    listening && (reserved || started.elapsed() < GRACE)
+}
+
+fn log_event(e: &Event, ctx: &Ctx) {
+    let who = |p: &peerup_core::PeerId| match super::name_of(ctx, p) {
+        Some(n) => format!("{n} ({p})"),
+        None => p.to_string(),
+    };
+    match e {
+        Event::ReservationAccepted { relay } => {
+            tracing::info!("relay reservation accepted by {relay}")
+        }
+        Event::ReservationLost { relay, error } => {
+            tracing::warn!("no reservation on relay {relay}: {error}")
+        }
+        Event::Connected {
+            peer,
+            path,
+            connections: 1,
+        } => tracing::info!("connected to {} [{path}]", who(peer)),
+        Event::Upgraded { peer } => {
+            tracing::info!("direct connection to {} (hole punched)", who(peer))
+        }
+        Event::Disconnected { peer, remaining: 0 } => {
+            tracing::info!("disconnected from {}", who(peer))
+        }
+        Event::Denied { peer, reason } => tracing::warn!("DENIED {peer}: {reason}"),
+        Event::Warning(w) => tracing::warn!("{w}"),
+        _ => {}
+    }
+}
+
+/// Reloads authorized_keys (live: revoked peers are disconnected) and names.
+fn reload(node: &Node, ctx: &Ctx) -> String {
+    let keys = match node.reload_authorized_keys_file() {
+        Ok(change) if change.revoked.is_empty() => "authorized_keys reloaded".to_owned(),
+        Ok(change) => format!(
+            "authorized_keys reloaded; disconnected {} peer(s)",
+            change.revoked.len()
+        ),
+        Err(e) => {
+            tracing::error!("authorized_keys not reloaded, keeping the old list: {e}");
+            format!("authorized_keys NOT reloaded: {e}")
+        }
+    };
+    let names = match ctx.reload() {
+        Ok(fresh) => {
+            node.load_names(fresh.config.names.clone());
+            "names reloaded".to_owned()
+        }
+        Err(e) => {
+            tracing::error!("config not reloaded, keeping the old names: {e:#}");
+            format!("names NOT reloaded: {e:#}")
+        }
+    };
+    tracing::info!("{keys}; {names}");
+    format!("{keys}; {names}")
+}
+
+/// Modification stamps of the files the daemon reloads live.
+/// Size and modification time of a file, if it exists.
+type Stamp = Option<(u64, Option<SystemTime>)>;
+
+struct Stamps(Vec<(PathBuf, Stamp)>);
+
+impl Stamps {
+    fn new(ctx: &Ctx) -> Self {
+        let files = [ctx.path.clone(), ctx.authorized_keys()];
+        Stamps(
+            files
+                .into_iter()
+                .map(|p| {
+                    let s = stamp(&p);
+                    (p, s)
+                })
+                .collect(),
+        )
+    }
+
+    fn changed(&mut self, _ctx: &Ctx) -> bool {
+        let mut changed = false;
+        for (p, s) in &mut self.0 {
+            let now = stamp(p);
+            if now != *s {
+                *s = now;
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
+fn stamp(p: &Path) -> Stamp {
+    std::fs::metadata(p)
+        .ok()
+        .map(|m| (m.len(), m.modified().ok()))
+}
+
+enum Sig {
+    Stop,
+    Reload,
+}
+
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+                hup: signal(SignalKind::hangup())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    async fn next(&mut self) -> Sig {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => Sig::Stop,
+                _ = self.int.recv() => Sig::Stop,
+                _ = self.hup.recv() => Sig::Reload,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Sig::Stop
+        }
+    }
+}
+
+async fn serve_control(
+    listener: UnixListener,
+    node: Node,
+    ctx: Arc<Ctx>,
+    main: mpsc::Sender<Main>,
+    started: Instant,
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let (node, ctx, main) = (node.clone(), ctx.clone(), main.clone());
+        tokio::spawn(async move {
+            let (r, mut w) = stream.into_split();
+            let mut lines = BufReader::new(r).lines();
+            let Ok(Some(line)) = lines.next_line().await else {
+                return;
+            };
+            let request: Request = match serde_json::from_str(&line) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = control::send(
+                        &mut w,
+                        &Reply::Error {
+                            message: format!("bad request: {e}"),
+                        },
+                    )
+                    .await;
+                    return;
+                }
+            };
+            if let Err(e) = handle(request, &node, &ctx, &main, started, &mut w).await {
+                let _ = control::send(
+                    &mut w,
+                    &Reply::Error {
+                        message: format!("{e:#}"),
+                    },
+                )
+                .await;
+            }
+        });
+    }
+}
+
+async fn ask(
+    main: &mpsc::Sender<Main>,
+    make: impl FnOnce(oneshot::Sender<Result<String>>) -> Main,
+) -> Result<String> {
+    let (tx, rx) = oneshot::channel();
+    main.send(make(tx))
+        .await
+        .map_err(|_| anyhow!("the daemon is stopping"))?;
+    rx.await.map_err(|_| anyhow!("the daemon is stopping"))?
+}
+
+async fn handle(
+    request: Request,
+    node: &Node,
+    ctx: &Ctx,
+    main: &mpsc::Sender<Main>,
+    started: Instant,
+    w: &mut tokio::net::unix::OwnedWriteHalf,
+) -> Result<()> {
+    match request {
+        Request::Status => {
+            let status = status::document(node, ctx, started.elapsed());
+            control::send(w, &Reply::Status { status }).await?;
+        }
+        Request::Ping {
+            target,
+            count,
+            interval_ms,
+        } => {
+            let names = node.names();
+            let peer = names.resolve(&target).map_err(|e| anyhow!("{e}"))?;
+            for seq in 1..=count {
+                if seq > 1 {
+                    tokio::time::sleep(Duration::from_millis(interval_ms)).await;
+                }
+                let reply = match node.ping(peer).await {
+                    Ok(r) => Reply::Pong {
+                        seq,
+                        rtt_ms: r.rtt.as_secs_f64() * 1000.0,
+                        path: r.path.to_string(),
+                    },
+                    Err(e) => Reply::PingFailed {
+                        seq,
+                        error: e.to_string(),
+                    },
+                };
+                control::send(w, &reply).await?;
+            }
+        }
+        Request::Invite { name, ttl_secs } => {
+            let name = name
+                .map(|n| Name::new(&n))
+                .transpose()
+                .map_err(|e| anyhow!("--name: {e}"))?;
+            super::wait_reserved(node, Duration::from_secs(30)).await?;
+            let invite = node
+                .invite(InviteOptions {
+                    name,
+                    ttl: Duration::from_secs(ttl_secs),
+                    ..InviteOptions::default()
+                })
+                .map_err(|e| anyhow!("{e}"))?;
+            control::send(
+                w,
+                &Reply::Code {
+                    code: invite.code_text().to_owned(),
+                    expires_at: invite.expires_at().to_string(),
+                },
+            )
+            .await?;
+            let mut progress = Vec::new();
+            let result = invite
+                .wait_with(|p| {
+                    progress.push(match p {
+                        InviteProgress::AttemptFailed { peer, reason, attempts_left } => {
+                            format!("join attempt from {peer} failed: {reason} ({attempts_left} attempts left)")
+                        }
+                        InviteProgress::Acknowledged => "the joiner confirmed".to_owned(),
+                        _ => String::new(),
+                    });
+                })
+                .await;
+            for m in progress.into_iter().filter(|m| !m.is_empty()) {
+                control::send(w, &Reply::Progress { message: m }).await?;
+            }
+            match result {
+                Ok(p) => {
+                    control::send(
+                        w,
+                        &Reply::Paired {
+                            peer: p.peer.to_string(),
+                            name: p.name.map(|n| n.to_string()),
+                        },
+                    )
+                    .await?
+                }
+                Err(e) => {
+                    control::send(
+                        w,
+                        &Reply::Error {
+                            message: e.to_string(),
+                        },
+                    )
+                    .await?
+                }
+            }
+        }
+        Request::Join { code, name } => {
+            let code =
+                InviteCode::decode(&code).map_err(|e| anyhow!("invalid invite code: {e}"))?;
+            let name = name
+                .map(|n| Name::new(&n))
+                .transpose()
+                .map_err(|e| anyhow!("--name: {e}"))?;
+            let p = node.join(&code, name).await.map_err(|e| anyhow!("{e}"))?;
+            control::send(
+                w,
+                &Reply::Paired {
+                    peer: p.peer.to_string(),
+                    name: p.name.map(|n| n.to_string()),
+                },
+            )
+            .await?;
+        }
+        Request::Reload => {
+            let message = ask(main, Main::Reload).await?;
+            control::send(w, &Reply::Ok { message }).await?;
+        }
+        Request::Confirm => {
+            let message = ask(main, Main::Confirm).await?;
+            control::send(w, &Reply::Ok { message }).await?;
+        }
+        Request::Restart => {
+            let message = ask(main, Main::Restart).await?;
+            control::send(w, &Reply::Ok { message }).await?;
+        }
+    }
+    Ok(())
+}

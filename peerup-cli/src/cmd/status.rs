@@ -1,0 +1,194 @@
+//! `peerup status`: the running daemon's state.
+
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use clap::Args;
+use peerup_tokio::Node;
+use serde_json::{Value, json};
+
+use crate::Global;
+use crate::context::{self, Ctx};
+use crate::control::{self, Reply, Request};
+
+#[derive(Args, Debug)]
+pub(crate) struct StatusArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The status document (`peerup status --json`).
+pub(crate) fn document(node: &Node, ctx: &Ctx, uptime: Duration) -> Value {
+    let s = node.status();
+    let name = |p: &peerup_core::PeerId| super::name_of(ctx, p);
+    let relays: Vec<Value> = ctx
+        .config
+        .relay
+        .addresses
+        .iter()
+        .map(|r| {
+            let st = s.relays.get(&r.peer_id()).cloned().unwrap_or_default();
+            json!({
+                "address": r.to_string(),
+                "peer_id": r.peer_id().to_string(),
+                "reserved": st.reserved,
+                "circuit_address": st.circuit_addr.map(|a| a.to_string()),
+                "error": st.last_error,
+            })
+        })
+        .collect();
+    let relay_ids: Vec<_> = ctx
+        .config
+        .relay
+        .addresses
+        .iter()
+        .map(|r| r.peer_id())
+        .collect();
+    let peers: Vec<Value> = s
+        .peers
+        .iter()
+        .filter(|(p, _)| !relay_ids.contains(p))
+        .map(|(p, st)| {
+            json!({
+                "peer_id": p.to_string(),
+                "name": name(p),
+                "path": st.path().map(|p| p.to_string()),
+                "rtt_ms": st.rtt.map(|r| r.as_secs_f64() * 1000.0),
+                "authorized": node.is_authorized(p),
+                "agent": st.agent,
+                "connections": st.connections.iter().map(|c| json!({
+                    "path": c.path.to_string(),
+                    "remote": c.remote.to_string(),
+                    "direction": if c.outbound { "outbound" } else { "inbound" },
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let services: Vec<Value> = s
+        .services
+        .iter()
+        .map(|(n, a)| json!({ "name": n, "local_address": a }))
+        .collect();
+    let proxies: Vec<Value> = s
+        .proxies
+        .values()
+        .map(|p| {
+            json!({
+                "peer_id": p.peer.to_string(),
+                "name": name(&p.peer),
+                "service": p.service,
+                "direction": if p.inbound { "inbound" } else { "outbound" },
+                "path": p.path.to_string(),
+                "bytes_sent": p.counters.sent.load(Ordering::Relaxed),
+                "bytes_received": p.counters.received.load(Ordering::Relaxed),
+            })
+        })
+        .collect();
+    json!({
+        "peer_id": node.peer_id().to_string(),
+        "version": crate::VERSION,
+        "config": ctx.path.display().to_string(),
+        "uptime_seconds": uptime.as_secs(),
+        "listen_addresses": s.listen_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "relays": relays,
+        "peers": peers,
+        "services": services,
+        "proxies": proxies,
+    })
+}
+
+fn text(v: &Value) -> String {
+    let mut out = String::new();
+    let s = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+    out.push_str(&format!("Peer ID:   {}\n", s(&v["peer_id"])));
+    out.push_str(&format!("Config:    {}\n", s(&v["config"])));
+    out.push_str(&format!(
+        "Uptime:    {}\n",
+        crate::ui::human(Duration::from_secs(
+            v["uptime_seconds"].as_u64().unwrap_or(0)
+        ))
+    ));
+    for a in v["listen_addresses"].as_array().into_iter().flatten() {
+        out.push_str(&format!("Listen:    {}\n", s(a)));
+    }
+    for r in v["relays"].as_array().into_iter().flatten() {
+        let state = if r["reserved"].as_bool() == Some(true) {
+            "reserved".to_owned()
+        } else {
+            format!(
+                "NOT reserved ({})",
+                r["error"].as_str().unwrap_or("connecting")
+            )
+        };
+        out.push_str(&format!("Relay:     {} [{state}]\n", s(&r["address"])));
+    }
+    let peers = v["peers"].as_array().cloned().unwrap_or_default();
+    if peers.is_empty() {
+        out.push_str("Peers:     none connected\n");
+    }
+    for p in &peers {
+        let rtt = p["rtt_ms"]
+            .as_f64()
+            .map_or("-".to_owned(), |r| format!("{r:.1}ms"));
+        let label = p["name"]
+            .as_str()
+            .map_or(s(&p["peer_id"]), |n| format!("{n} ({})", s(&p["peer_id"])));
+        out.push_str(&format!(
+            "Peer:      {label} [{}] rtt {rtt}\n",
+            s(&p["path"])
+        ));
+    }
+    let services = v["services"].as_array().cloned().unwrap_or_default();
+    if services.is_empty() {
+        out.push_str("Services:  none\n");
+    }
+    for svc in &services {
+        out.push_str(&format!(
+            "Service:   {} -> {}\n",
+            s(&svc["name"]),
+            s(&svc["local_address"])
+        ));
+    }
+    for p in v["proxies"].as_array().into_iter().flatten() {
+        let who = p["name"].as_str().map_or(s(&p["peer_id"]), str::to_owned);
+        out.push_str(&format!(
+            "Proxy:     {} {} {who} [{}] sent {} B, received {} B\n",
+            s(&p["direction"]),
+            s(&p["service"]),
+            s(&p["path"]),
+            p["bytes_sent"],
+            p["bytes_received"]
+        ));
+    }
+    out
+}
+
+pub(crate) async fn run(global: &Global, args: StatusArgs) -> Result<ExitCode> {
+    let ctx = context::load(global)?;
+    let Some(mut client) = control::connect(&ctx.socket(), &Request::Status).await? else {
+        return Err(anyhow!(
+            "no peerup daemon is running for {} (start it with `peerup daemon`)",
+            ctx.path.display()
+        ));
+    };
+    while let Some(reply) = client.next().await? {
+        match reply {
+            Reply::Status { status } => {
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&status)?);
+                } else {
+                    print!("{}", text(&status));
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            Reply::Error { message } => return Err(anyhow!(message)),
+            _ => {}
+        }
+    }
+    Err(anyhow!(
+        "the daemon closed the connection without answering"
+    ))
+}

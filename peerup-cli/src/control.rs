@@ -1,0 +1,182 @@
+//! The daemon's control socket: a Unix socket (mode 0600) in the config
+//! directory through which `status`, `ping`, `invite`, `join`, `auth` and
+//! `config confirm|apply` act on the running daemon instead of starting a
+//! second node with the same identity.
+//!
+//! Protocol: the client sends one JSON request line; the daemon answers
+//! with JSON reply lines and closes. Only the socket's owner can connect.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result, anyhow};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+/// A request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub(crate) enum Request {
+    /// The daemon's state.
+    Status,
+    /// Ping a peer.
+    Ping {
+        /// Name or peer ID.
+        target: String,
+        /// How many pings.
+        count: u64,
+        /// Between pings.
+        interval_ms: u64,
+    },
+    /// Open an invite.
+    Invite {
+        /// This machine's name.
+        name: Option<String>,
+        /// Lifetime.
+        ttl_secs: u64,
+    },
+    /// Join an invite.
+    Join {
+        /// The code.
+        code: String,
+        /// This machine's name.
+        name: Option<String>,
+    },
+    /// Reload authorized_keys and names now.
+    Reload,
+    /// Confirm a pending config change.
+    Confirm,
+    /// Exit so the service manager restarts the daemon (after `config apply`).
+    Restart,
+}
+
+/// One reply line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum Reply {
+    /// The status document.
+    Status {
+        /// As `peerup status --json` prints it.
+        status: serde_json::Value,
+    },
+    /// One ping reply.
+    Pong {
+        /// Sequence number.
+        seq: u64,
+        /// Round trip, ms.
+        rtt_ms: f64,
+        /// DIRECT or RELAYED.
+        path: String,
+    },
+    /// One ping failure.
+    PingFailed {
+        /// Sequence number.
+        seq: u64,
+        /// Why.
+        error: String,
+    },
+    /// The invite code.
+    Code {
+        /// The code (a secret).
+        code: String,
+        /// Expiry, RFC 3339.
+        expires_at: String,
+    },
+    /// Progress to show.
+    Progress {
+        /// What happened.
+        message: String,
+    },
+    /// Paired.
+    Paired {
+        /// The other machine.
+        peer: String,
+        /// Its name.
+        name: Option<String>,
+    },
+    /// Done, with a message.
+    Ok {
+        /// What was done.
+        message: String,
+    },
+    /// Failed.
+    Error {
+        /// Why.
+        message: String,
+    },
+}
+
+/// A connection to the daemon.
+pub(crate) struct Client {
+    lines: tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+}
+
+/// Connects to the daemon of the config at `socket`, if one is running.
+pub(crate) async fn connect(socket: &Path, request: &Request) -> Result<Option<Client>> {
+    let stream = match UnixStream::connect(socket).await {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(anyhow!("{}: {e}", socket.display())),
+    };
+    let (r, mut w) = stream.into_split();
+    let mut line = serde_json::to_string(request).context("encoding the request")?;
+    line.push('\n');
+    w.write_all(line.as_bytes())
+        .await
+        .with_context(|| format!("writing to {}", socket.display()))?;
+    w.shutdown().await.ok();
+    Ok(Some(Client {
+        lines: BufReader::new(r).lines(),
+    }))
+}
+
+impl Client {
+    /// The next reply; `None` when the daemon closed the connection.
+    pub(crate) async fn next(&mut self) -> Result<Option<Reply>> {
+        match self
+            .lines
+            .next_line()
+            .await
+            .context("reading from the daemon")?
+        {
+            None => Ok(None),
+            Some(l) => {
+                Ok(Some(serde_json::from_str(&l).with_context(|| {
+                    format!("bad reply from the daemon: {l}")
+                })?))
+            }
+        }
+    }
+
+    /// Reads until the end; returns the last `Ok` message or the error.
+    pub(crate) async fn finish(mut self) -> Result<String> {
+        let mut last = String::new();
+        while let Some(r) = self.next().await? {
+            match r {
+                Reply::Ok { message } => last = message,
+                Reply::Error { message } => return Err(anyhow!(message)),
+                Reply::Progress { message } => eprintln!("{message}"),
+                _ => {}
+            }
+        }
+        Ok(last)
+    }
+}
+
+/// Writes one reply line.
+pub(crate) async fn send<W: AsyncWriteExt + Unpin>(
+    w: &mut W,
+    reply: &Reply,
+) -> std::io::Result<()> {
+    let mut line = serde_json::to_string(reply).map_err(std::io::Error::other)?;
+    line.push('\n');
+    w.write_all(line.as_bytes()).await?;
+    w.flush().await
+}
