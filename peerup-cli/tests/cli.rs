@@ -1,0 +1,777 @@
+//! The real `peerup` binary, in temporary config directories, with a relay
+//! in the test process, on 127.0.0.1.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use peerup_core::PeerId;
+use peerup_core::authorized_keys::{Attributes, Document};
+use peerup_relay::{Relay, RelayOptions};
+
+/// Bound for any single wait; reached only when something is broken.
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn temp(tag: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "peerup-cli-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A sandbox: its own HOME and working directory, so nothing outside it
+/// is read or written.
+struct Sandbox {
+    root: PathBuf,
+}
+
+impl Sandbox {
+    fn new(tag: &str) -> Self {
+        let root = temp(tag);
+        std::fs::create_dir_all(root.join("home")).unwrap();
+        Sandbox { root }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_peerup"));
+        c.args(args)
+            .current_dir(&self.root)
+            .env("HOME", self.root.join("home"))
+            .env_remove("PEERUP_CONFIG")
+            .env_remove("PEERUP_INVITE_CODE")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs with the config of `node`.
+    fn peerup(&self, node: &str, args: &[&str]) -> Output {
+        let cfg = self.config(node);
+        let mut all = vec!["--config", cfg.to_str().unwrap()];
+        all.extend_from_slice(args);
+        self.run(&all)
+    }
+
+    fn config(&self, node: &str) -> PathBuf {
+        self.root.join(node).join("config.yaml")
+    }
+
+    fn spawn(&self, node: &str, args: &[&str]) -> Proc {
+        let cfg = self.config(node);
+        let mut all = vec!["--config", cfg.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let mut cmd = self.cmd(&all);
+        cmd.env("RUST_LOG", "info,libp2p=warn,yamux=error,libp2p_kad=error");
+        Proc::spawn(cmd)
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn out(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A child whose output lines arrive on a channel as they are written.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command) -> Proc {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let (tx, log) = (tx.clone(), log.clone());
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push(line.clone());
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        Proc {
+            child,
+            lines: rx,
+            log,
+        }
+    }
+
+    /// Waits for an output line containing `needle`; returns it.
+    fn wait_line(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("no line with {needle:?}; output so far:\n{}", self.log()),
+            }
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    fn wait(&mut self) -> ExitStatus {
+        let deadline = std::time::Instant::now() + LIMIT;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "process did not exit; output:\n{}",
+                self.log()
+            );
+            // Drain lines so the wait makes progress on output events.
+            let _ = self.lines.recv_timeout(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        // SIGTERM: the daemon's graceful path.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A relay in the test process (its own tokio runtime thread).
+struct TestRelay {
+    addr: String,
+    rt: tokio::runtime::Runtime,
+    relay: Relay,
+}
+
+impl TestRelay {
+    fn start(authorized: &[PeerId]) -> TestRelay {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut doc = Document::new();
+        for p in authorized {
+            doc.add(*p, Attributes::new(), Some("test")).unwrap();
+        }
+        let relay = rt.block_on(async {
+            let mut o = RelayOptions::new(peerup_net::node::generate_identity().unwrap());
+            o.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+            o.authorized_keys = doc;
+            let runtime: Arc<dyn peerup_net::Runtime> =
+                Arc::new(peerup_tokio::TokioRuntime::current());
+            Relay::start(runtime, o).await.unwrap()
+        });
+        let addr = relay.full_addrs().into_iter().next().unwrap().to_string();
+        TestRelay { addr, rt, relay }
+    }
+}
+
+impl Drop for TestRelay {
+    fn drop(&mut self) {
+        self.rt.block_on(self.relay.shutdown());
+    }
+}
+
+/// An echo service on 127.0.0.1 (a thread per connection).
+fn echo_service() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let mut s = s;
+                let mut buf = [0u8; 65536];
+                loop {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if s.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Sends `data`, half-closes, and reads the echo.
+fn echo_through(port: u16, data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(LIMIT))?;
+    s.write_all(data)?;
+    s.shutdown(std::net::Shutdown::Write)?;
+    let mut back = Vec::new();
+    s.read_to_end(&mut back)?;
+    Ok(back)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn init(sb: &Sandbox, node: &str, relay: &str) -> PeerId {
+    let dir = sb.root.join(node);
+    let o = sb.run(&[
+        "init",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--relay",
+        relay,
+        "--yes",
+    ]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = sb.peerup(node, &["whoami"]);
+    assert!(o.status.success(), "{}", out(&o));
+    String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+}
+
+fn add_service(sb: &Sandbox, node: &str, name: &str, addr: SocketAddr) {
+    let path = sb.config(node);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!(
+        "services:\n  {name}:\n    enabled: true\n    local_address: \"{addr}\"\n"
+    ));
+    std::fs::write(&path, text).unwrap();
+}
+
+/// `init` on two machines and a relay -> `daemon` -> `invite`/`join`
+/// through the relay -> `proxy` to an echo service -> `ping` -> `auth
+/// remove` -> the next connection is denied.
+#[test]
+fn the_whole_journey() {
+    let sb = Sandbox::new("journey");
+    // Keys first (the relay must know them), then the relay.
+    let placeholder =
+        "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL";
+    let home = init(&sb, "home", placeholder);
+    let laptop = init(&sb, "laptop", placeholder);
+    let relay = TestRelay::start(&[home, laptop]);
+    for node in ["home", "laptop"] {
+        let o = sb.peerup(node, &["relay", "add", &relay.addr]);
+        assert!(o.status.success(), "{}", out(&o));
+        let o = sb.peerup(node, &["relay", "remove", placeholder]);
+        assert!(o.status.success(), "{}", out(&o));
+        let o = sb.peerup(node, &["relay", "list"]);
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), relay.addr);
+    }
+    let echo = echo_service();
+    add_service(&sb, "home", "echo", echo);
+    let o = sb.peerup("home", &["config", "validate"]);
+    assert!(o.status.success(), "{}", out(&o));
+
+    // sd_notify: a datagram socket standing in for systemd.
+    let notify_path = sb.root.join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(LIMIT)).unwrap();
+    let cfg = sb.config("home");
+    let mut cmd = sb.cmd(&["--config", cfg.to_str().unwrap(), "daemon"]);
+    cmd.env("RUST_LOG", "info,libp2p=warn,yamux=error,libp2p_kad=error")
+        .env("NOTIFY_SOCKET", &notify_path);
+    let mut daemon = Proc::spawn(cmd);
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).unwrap();
+    assert_eq!(String::from_utf8_lossy(&buf[..n]).trim(), "READY=1");
+    daemon.wait_line("Service:  echo");
+    daemon.wait_line("relay reservation accepted");
+
+    // Pairing, the invite going through the running daemon.
+    let mut invite = sb.spawn("home", &["invite", "--name", "home", "--non-interactive"]);
+    let code = invite.wait_line("-");
+    let o = sb.peerup("laptop", &["join", code.trim(), "--name", "laptop"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("Joined home"), "{}", out(&o));
+    assert!(invite.wait().success(), "{}", invite.log());
+    assert!(
+        invite.log().contains("Paired with laptop"),
+        "{}",
+        invite.log()
+    );
+    let keys = std::fs::read_to_string(sb.root.join("home/authorized_keys")).unwrap();
+    assert!(keys.contains(&format!("{laptop}  # laptop")), "{keys}");
+    let keys = std::fs::read_to_string(sb.root.join("laptop/authorized_keys")).unwrap();
+    assert!(keys.contains(&format!("{home}  # home")), "{keys}");
+
+    // The proxy, by name.
+    let port = free_port();
+    let mut proxy = sb.spawn("laptop", &["proxy", "home", "echo", &port.to_string()]);
+    proxy.wait_line("Forwarding");
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7) as u8).collect();
+    assert_eq!(echo_through(port, &data).unwrap(), data);
+
+    // A service the peer does not expose: the client is told which.
+    let port2 = free_port();
+    let mut wrong = sb.spawn("laptop", &["proxy", "home", "nosuch", &port2.to_string()]);
+    wrong.wait_line("Forwarding");
+    assert!(
+        echo_through(port2, b"x")
+            .map(|v| v.is_empty())
+            .unwrap_or(true)
+    );
+    wrong.wait_line("does not expose a service `nosuch`");
+    wrong.stop();
+
+    let o = sb.peerup(
+        "laptop",
+        &["ping", "home", "-c", "2", "--interval", "100ms"],
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        out(&o).contains("2 sent, 2 received, 0% loss"),
+        "{}",
+        out(&o)
+    );
+    let o = sb.peerup("laptop", &["ping", "home", "-c", "1", "--json"]);
+    let first: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap();
+    assert!(
+        first["path"] == "DIRECT" || first["path"] == "RELAYED",
+        "{first}"
+    );
+
+    let o = sb.peerup("home", &["status", "--json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(status["peer_id"], home.to_string());
+    assert_eq!(status["relays"][0]["reserved"], true);
+    assert_eq!(status["services"][0]["name"], "echo");
+
+    // Revoke the laptop: the daemon applies it live, and the next
+    // connection through the proxy is denied.
+    let o = sb.peerup("home", &["auth", "remove", "laptop"]);
+    assert!(o.status.success(), "{}", out(&o));
+    daemon.wait_line("authorized_keys reloaded");
+    let denied = echo_through(port, b"are you there?");
+    assert!(
+        denied.is_err() || denied.as_ref().is_ok_and(Vec::is_empty),
+        "{denied:?}"
+    );
+    daemon.wait_line("DENIED");
+    proxy.stop();
+    daemon.stop();
+    assert!(daemon.log().contains("stopping"), "{}", daemon.log());
+    // WATCHDOG=1 while healthy (the first tick is at start), then STOPPING=1.
+    let mut seen = Vec::new();
+    while !seen.contains(&"STOPPING=1".to_owned()) {
+        let n = notify.recv(&mut buf).unwrap();
+        seen.push(String::from_utf8_lossy(&buf[..n]).trim().to_owned());
+    }
+    assert!(seen.contains(&"WATCHDOG=1".to_owned()), "{seen:?}");
+}
+
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
+    let mut m = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().map_while(Result::ok) {
+            let p = e.path();
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(p);
+            } else {
+                m.insert(
+                    p.clone(),
+                    (
+                        std::fs::read(&p).unwrap_or_default(),
+                        meta.permissions().mode(),
+                    ),
+                );
+            }
+        }
+    }
+    m
+}
+
+/// Every bad input exits non-zero with one line naming the thing and the
+/// fix, and changes nothing on disk.
+#[test]
+fn bad_input_fails_with_one_line_and_changes_nothing() {
+    let sb = Sandbox::new("bad");
+    let relay = "/ip4/127.0.0.1/tcp/7777/p2p/12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL";
+    init(&sb, "a", relay);
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port().to_string();
+    let cfg = sb.config("a");
+    let cfg = cfg.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str, i32)> = vec![
+        (
+            vec!["--config", cfg, "auth", "add", "12D3KooWnotapeer"],
+            "`12D3KooWnotapeer` is not a valid peer ID",
+            1,
+        ),
+        (
+            vec!["--config", cfg, "auth", "remove", "nobody"],
+            "cannot resolve target `nobody`",
+            1,
+        ),
+        (
+            vec!["--config", cfg, "relay", "add", "/ip4/1.2.3.4/tcpx/7777"],
+            "is not a valid multiaddr",
+            1,
+        ),
+        (
+            vec!["--config", cfg, "relay", "add", "relay.example.com"],
+            "is a host name; write it as a multiaddr",
+            1,
+        ),
+        (
+            vec!["--config", cfg, "relay", "remove", relay],
+            "is the only relay",
+            1,
+        ),
+        (
+            vec!["--config", cfg, "join", "ABCD-EFGH-1234"],
+            "invalid invite code",
+            1,
+        ),
+        (
+            vec!["--config", cfg, "ping", "nosuchname"],
+            "cannot resolve target `nosuchname`",
+            1,
+        ),
+        (
+            vec!["--config", cfg, "proxy", "nosuchname", "ssh", "2222"],
+            "cannot resolve target `nosuchname`",
+            1,
+        ),
+        (
+            vec![
+                "--config",
+                cfg,
+                "proxy",
+                relay_peer(relay),
+                "Not_A_Service",
+                "2222",
+            ],
+            "service name",
+            1,
+        ),
+        (
+            vec![
+                "--config",
+                cfg,
+                "proxy",
+                relay_peer(relay),
+                "ssh",
+                &busy_port,
+            ],
+            "is already in use",
+            1,
+        ),
+        (
+            vec!["--config", cfg, "invite", "--ttl", "soon"],
+            "invalid value 'soon'",
+            2,
+        ),
+        (
+            vec!["--config", cfg, "config", "apply", "/nonexistent/new.yaml"],
+            "/nonexistent/new.yaml",
+            1,
+        ),
+        (
+            vec!["--config", "/nonexistent/peerup.yaml", "whoami"],
+            "/nonexistent/peerup.yaml",
+            1,
+        ),
+        (vec!["whoami"], "no config file found", 1),
+        (vec!["ping"], "required", 2),
+        (vec!["frobnicate"], "unrecognized subcommand", 2),
+    ];
+    let before = snapshot(&sb.root);
+    for (args, expect, code) in &cases {
+        let o = sb.run(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(*code), "{args:?}: {}", out(&o));
+        assert!(
+            err.contains(expect),
+            "{args:?}: expected {expect:?} in: {err}"
+        );
+        if *code == 1 {
+            assert_eq!(
+                err.trim_end().lines().count(),
+                1,
+                "{args:?}: not one line: {err}"
+            );
+            assert!(err.starts_with("error: "), "{args:?}: {err}");
+        }
+        assert_eq!(snapshot(&sb.root), before, "{args:?} changed files on disk");
+    }
+
+    // Bad YAML names the file, the line and the field.
+    std::fs::write(
+        sb.config("a"),
+        "version: 1\nrelay:\n  reservation_interval: sometimes\n",
+    )
+    .unwrap();
+    let before = snapshot(&sb.root);
+    let o = sb.peerup("a", &["config", "validate"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("config.yaml:3") && err.contains("relay.reservation_interval"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&sb.root), before);
+
+    // A key others can read is refused with the fix.
+    let o = sb.run(&[
+        "init",
+        "--dir",
+        sb.root.join("b").to_str().unwrap(),
+        "--relay",
+        relay,
+        "--yes",
+    ]);
+    assert!(o.status.success(), "{}", out(&o));
+    let key = sb.root.join("b/identity.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let before = snapshot(&sb.root);
+    let o = sb.peerup("b", &["whoami"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "expected 0600 - fix with: chmod 600 {}",
+            key.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(snapshot(&sb.root), before);
+    // So is the config.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(sb.config("b"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = sb.peerup("b", &["whoami"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("fix with: chmod 600"),
+        "{}",
+        out(&o)
+    );
+    // init refuses to overwrite.
+    let o = sb.run(&[
+        "init",
+        "--dir",
+        sb.root.join("b").to_str().unwrap(),
+        "--relay",
+        relay,
+        "--yes",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("already exists; pass --force"),
+        "{}",
+        out(&o)
+    );
+    drop(busy);
+}
+
+fn relay_peer(addr: &str) -> &str {
+    addr.rsplit('/').next().unwrap()
+}
+
+/// Runs `peerup daemon` the way a service manager would: restarted when it
+/// exits with the restart code (75), until stopped.
+struct Supervised {
+    current: Arc<Mutex<Option<Proc>>>,
+    restarts: mpsc::Receiver<String>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Supervised {
+    fn start(sb: &Sandbox, node: &str) -> Supervised {
+        let cmd_args = vec![
+            "--config".to_owned(),
+            sb.config(node).to_str().unwrap().to_owned(),
+            "daemon".to_owned(),
+        ];
+        let root = sb.root.clone();
+        let current: Arc<Mutex<Option<Proc>>> = Arc::new(Mutex::new(None));
+        let (tx, rx) = mpsc::channel();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (cur, stop2) = (current.clone(), stop.clone());
+        std::thread::spawn(move || {
+            loop {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_peerup"));
+                c.args(&cmd_args)
+                    .current_dir(&root)
+                    .env("HOME", root.join("home"))
+                    .env("RUST_LOG", "info,libp2p=warn,yamux=error,libp2p_kad=error")
+                    .env_remove("NOTIFY_SOCKET");
+                let p = Proc::spawn(c);
+                let lines_tx = tx.clone();
+                *cur.lock().unwrap() = Some(p);
+                // Forward this run's lines.
+                let status = loop {
+                    let mut guard = cur.lock().unwrap();
+                    let p = guard.as_mut().unwrap();
+                    while let Ok(l) = p.lines.try_recv() {
+                        let _ = lines_tx.send(l);
+                    }
+                    if let Some(s) = p.child.try_wait().unwrap() {
+                        while let Ok(l) = p.lines.recv_timeout(Duration::from_millis(100)) {
+                            let _ = lines_tx.send(l);
+                        }
+                        break s;
+                    }
+                    drop(guard);
+                    std::thread::sleep(Duration::from_millis(20));
+                };
+                let _ = tx.send(format!("<exited {:?}>", status.code()));
+                if stop2.load(std::sync::atomic::Ordering::SeqCst) || status.code() != Some(75) {
+                    return;
+                }
+            }
+        });
+        Supervised {
+            current,
+            restarts: rx,
+            stop,
+        }
+    }
+
+    fn wait_line(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + LIMIT;
+        loop {
+            match self
+                .restarts
+                .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("daemon never printed {needle:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(p) = self.current.lock().unwrap().as_mut() {
+            p.stop();
+        }
+    }
+}
+
+/// `config apply --confirm-timeout 3s` on a running daemon reverts and
+/// restarts onto the old config when not confirmed; `config confirm` in
+/// time keeps the new one; `rollback` restores last-good.
+#[test]
+fn commit_confirmed_apply_confirm_and_rollback() {
+    let sb = Sandbox::new("confirm");
+    let relay = TestRelay::start(&[]);
+    init(&sb, "a", &relay.addr);
+    let echo = echo_service();
+    add_service(&sb, "a", "one", echo);
+    let old = std::fs::read_to_string(sb.config("a")).unwrap();
+    let new_path = sb.root.join("new.yaml");
+    std::fs::write(&new_path, old.replace("  one:", "  two:")).unwrap();
+    let daemon = Supervised::start(&sb, "a");
+    daemon.wait_line("Service:  one");
+
+    // Not confirmed: reverted at the deadline, restarted on the old config.
+    let o = sb.peerup(
+        "a",
+        &[
+            "config",
+            "apply",
+            new_path.to_str().unwrap(),
+            "--confirm-timeout",
+            "3s",
+        ],
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    daemon.wait_line("<exited Some(75)>");
+    daemon.wait_line("Config change pending");
+    daemon.wait_line("Service:  two");
+    daemon.wait_line("commit-confirmed timeout");
+    daemon.wait_line("<exited Some(75)>");
+    daemon.wait_line("Service:  one");
+    assert_eq!(std::fs::read_to_string(sb.config("a")).unwrap(), old);
+
+    // Confirmed in time: kept, even past the deadline.
+    let o = sb.peerup(
+        "a",
+        &[
+            "config",
+            "apply",
+            new_path.to_str().unwrap(),
+            "--confirm-timeout",
+            "3s",
+        ],
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    daemon.wait_line("Service:  two");
+    let o = sb.peerup("a", &["config", "confirm"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("confirmed"), "{}", out(&o));
+    // The deadline passes (this wait is what is being tested, not a sync).
+    std::thread::sleep(Duration::from_secs(4));
+    let o = sb.peerup("a", &["status", "--json"]);
+    assert!(o.status.success(), "daemon went away: {}", out(&o));
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(status["services"][0]["name"], "two");
+    let confirmed = std::fs::read_to_string(sb.config("a")).unwrap();
+    assert!(confirmed.contains("  two:"));
+
+    // rollback restores the last-known-good (the confirmed config).
+    let o = sb.peerup("a", &["config", "rollback"]);
+    assert!(o.status.success(), "{}", out(&o));
+    std::fs::write(sb.config("a"), old.replace("  one:", "  three:")).unwrap();
+    let o = sb.peerup("a", &["config", "rollback"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(std::fs::read_to_string(sb.config("a")).unwrap(), confirmed);
+    drop(daemon);
+}
