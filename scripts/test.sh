@@ -29,4 +29,7 @@ cargo test --locked --workspace
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps
 
+step "peerup demo (the README's first command)"
+cargo run --release --locked -p peerup-cli -- demo
+
 step "all green"

@@ -109,6 +109,11 @@ pub(crate) enum Command {
     Status(cmd::status::StatusArgs),
     /// Print version, git commit and build date.
     Version,
+    /// Run a whole network on this machine (relay + two peers on 127.0.0.1) and show it working.
+    #[command(
+        after_help = "Examples:\n  peerup demo\n  peerup demo --keep      then curl / nc the printed ports"
+    )]
+    Demo(cmd::demo::DemoArgs),
     /// Print shell completions.
     #[command(
         after_help = "Examples:\n  peerup completions bash > /etc/bash_completion.d/peerup\n  peerup completions zsh > ~/.zfunc/_peerup"

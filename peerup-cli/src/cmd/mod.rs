@@ -3,6 +3,7 @@
 pub(crate) mod auth;
 pub(crate) mod config;
 pub(crate) mod daemon;
+pub(crate) mod demo;
 pub(crate) mod init;
 pub(crate) mod invite;
 pub(crate) mod join;
@@ -41,6 +42,7 @@ pub(crate) fn run(global: &Global, command: Command) -> Result<ExitCode> {
             Command::Relay(a) => relay::run(global, a).await,
             Command::Config(a) => config::run(global, a).await,
             Command::Status(a) => status::run(global, a).await,
+            Command::Demo(a) => demo::run(global, a).await,
             Command::Version | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
         }
     })

@@ -905,7 +905,10 @@ impl Config {
 
     fn emit(&self, mut out: Out) -> String {
         let q = emit::quote;
-        out.comment(0, "peerup node configuration (WIRE.md section 9).");
+        out.comment(
+            0,
+            "peerup node configuration (see the README, Configuration).",
+        );
         out.comment(
             0,
             "Relative file paths are resolved against this file's directory.",

@@ -390,7 +390,7 @@ impl RelayConfig {
     fn emit(&self, mut out: Out) -> String {
         let q = emit::quote;
         let r = &self.resources;
-        out.comment(0, "peerup relay server configuration (WIRE.md section 11).");
+        out.comment(0, "peerup relay server configuration (see docs/RELAY.md).");
         out.comment(
             0,
             "Relative file paths are resolved against this file's directory.",
