@@ -16,6 +16,12 @@ if cargo tree --locked -p peerup-core -e normal --prefix none | grep -E "$forbid
   exit 1
 fi
 
+step "peerup-async-std has no tokio inside"
+if cargo tree --locked -p peerup-async-std -e normal --prefix none | grep -E '^tokio' | sort -u | grep .; then
+  echo "peerup-async-std pulls tokio into its normal dependency tree" >&2
+  exit 1
+fi
+
 step "shell scripts parse"
 for f in relay/deploy/setup.sh scripts/*.sh; do bash -n "$f"; done
 if command -v shellcheck >/dev/null; then shellcheck -S warning relay/deploy/setup.sh scripts/*.sh; fi

@@ -1,0 +1,65 @@
+//! The shared integration scenarios (written once against `Runtime`, in
+//! `peerup-tokio/tests/common/`) under async-std: every one of them.
+
+#[path = "../../peerup-tokio/tests/common/mod.rs"]
+mod common;
+mod support;
+
+use support::rt;
+
+#[async_std::test]
+async fn relayed_proxy_64mib_with_half_close() {
+    common::scenarios::relayed_proxy_64mib_with_half_close(rt()).await;
+}
+
+#[async_std::test]
+async fn unauthorized_peer_is_denied() {
+    common::scenarios::unauthorized_peer_is_denied(rt()).await;
+}
+
+#[async_std::test]
+async fn revocation_closes_live_streams() {
+    common::scenarios::revocation_closes_live_streams(rt()).await;
+}
+
+#[async_std::test]
+async fn direct_and_relayed_paths() {
+    common::scenarios::direct_and_relayed_paths(rt()).await;
+}
+
+#[async_std::test]
+async fn peer_found_through_the_dht() {
+    common::scenarios::peer_found_through_the_dht(rt()).await;
+}
+
+#[async_std::test]
+async fn invite_and_join_through_the_relay() {
+    common::scenarios::invite_and_join_through_the_relay(rt()).await;
+}
+
+#[async_std::test]
+async fn tcp_forwarder() {
+    common::scenarios::tcp_forwarder(rt()).await;
+}
+
+/// The scenarios above, in the order of `common/scenarios.rs`.
+const RUN: &[&str] = &[
+    "relayed_proxy_64mib_with_half_close",
+    "unauthorized_peer_is_denied",
+    "revocation_closes_live_streams",
+    "direct_and_relayed_paths",
+    "peer_found_through_the_dht",
+    "invite_and_join_through_the_relay",
+    "tcp_forwarder",
+];
+
+/// A scenario added to the shared file fails this until it runs here too.
+#[test]
+fn every_shared_scenario_runs_under_async_std() {
+    let shared: Vec<&str> = include_str!("../../peerup-tokio/tests/common/scenarios.rs")
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub async fn "))
+        .filter_map(|rest| rest.split('(').next())
+        .collect();
+    assert_eq!(shared, RUN, "run every shared scenario under async-std");
+}

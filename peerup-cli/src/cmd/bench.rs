@@ -1,0 +1,1105 @@
+//! `peerup bench`: how fast peerup is on this machine, against what a user
+//! would use instead, measured in the same run.
+//!
+//! Everything runs on 127.0.0.1 with the real binaries: a `peerup-relay`
+//! process, a `peerup daemon` ("home", exposing sink, echo and greeter
+//! services) and a `peerup proxy` ("laptop") per path. Baselines: raw
+//! loopback TCP, a plain user-space forwarder, and `ssh -L` (chacha20-poly1305
+//! and aes128-gcm) against an sshd the benchmark starts itself when OpenSSH
+//! is installed. The relay capacity test runs its clients in this process.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use clap::Args;
+use peerup_core::PeerId;
+use peerup_core::authorized_keys::{Attributes, Document};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::Global;
+
+#[derive(Args, Debug)]
+pub(crate) struct BenchArgs {
+    /// Seconds per throughput measurement.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Proxied connections held open for the memory figures (100 and this).
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+    /// Concurrent circuits for the relay capacity test.
+    #[arg(long, default_value_t = 1000)]
+    circuits: usize,
+    /// Skip the relay capacity test (it starts one in-process node per circuit).
+    #[arg(long)]
+    skip_capacity: bool,
+    /// Also write the JSON results to this file.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+}
+
+const CHUNK: usize = 256 * 1024;
+
+// ---------------------------------------------------------------------------
+// Local services
+
+/// Discards everything (iperf's server side).
+async fn sink() -> Result<SocketAddr> {
+    let l = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; CHUNK];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// Echoes.
+async fn echo() -> Result<SocketAddr> {
+    let l = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let _ = s.set_nodelay(true);
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.into_split();
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    match r.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if w.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// Sends one byte on accept (time to first byte).
+async fn greeter() -> Result<SocketAddr> {
+    let l = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let _ = s.write_all(b"!").await;
+                let mut b = [0u8; 1];
+                let _ = s.read(&mut b).await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// A plain user-space forwarder: accept, connect, copy both ways (tokio's
+/// `copy_bidirectional`, what most small forwarders do).
+async fn forwarder(to: SocketAddr) -> Result<SocketAddr> {
+    let l = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut a, _)) = l.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut b) = TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+// ---------------------------------------------------------------------------
+// Measurements
+
+/// Writes to `addr` for `secs` seconds in 256 KiB writes; Gbit/s.
+async fn throughput(addr: SocketAddr, secs: u64) -> Result<f64> {
+    let mut s = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    s.set_nodelay(true)?;
+    let buf = vec![0x5au8; CHUNK];
+    // Warm up (connection set-up, window growth) before timing.
+    let warm = Instant::now();
+    while warm.elapsed() < Duration::from_millis(300) {
+        s.write_all(&buf).await?;
+    }
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while start.elapsed() < Duration::from_secs(secs) {
+        s.write_all(&buf).await?;
+        sent += CHUNK as u64;
+    }
+    s.flush().await?;
+    let secs = start.elapsed().as_secs_f64();
+    Ok(sent as f64 * 8.0 / secs / 1e9)
+}
+
+/// 1-byte request/response round trips: (p50, p99) in microseconds.
+async fn round_trips(addr: SocketAddr, n: usize) -> Result<(f64, f64)> {
+    let mut s = TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    let mut b = [0u8; 1];
+    for _ in 0..50 {
+        s.write_all(b"x").await?;
+        s.read_exact(&mut b).await?;
+    }
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        s.write_all(b"x").await?;
+        s.read_exact(&mut b).await?;
+        v.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    Ok((percentile(&mut v, 50.0), percentile(&mut v, 99.0)))
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+/// Connect and read the greeter's byte: microseconds, median of `n`.
+async fn first_byte(addr: SocketAddr, n: usize) -> Result<f64> {
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let mut s = TcpStream::connect(addr).await?;
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await?;
+        v.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    Ok(percentile(&mut v, 50.0))
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+}
+
+async fn wait_port(addr: SocketAddr, what: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(addr).await.is_err() {
+        if Instant::now() > deadline {
+            bail!("{what} did not open {addr} within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+// ---------------------------------------------------------------------------
+// Processes
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+fn sibling(name: &str) -> Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let p = me.with_file_name(name);
+    if p.exists() {
+        Ok(p)
+    } else {
+        bail!(
+            "{} not found next to {}: build it (cargo build --release -p peerup-relay)",
+            name,
+            me.display()
+        )
+    }
+}
+
+fn spawn(bin: &Path, args: &[&str], log: &Path, what: &'static str) -> Result<Proc> {
+    let out = std::fs::File::create(log)?;
+    let err = out.try_clone()?;
+    let child = Command::new(bin)
+        .args(args)
+        .env("RUST_LOG", "warn,libp2p=error,yamux=error")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .with_context(|| format!("starting {what}"))?;
+    Ok(Proc(child))
+}
+
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    peerup_net::fs::write_atomic(path, text.as_bytes()).map_err(|e| anyhow!("{e}"))
+}
+
+fn keys_doc(peers: &[PeerId]) -> Result<String> {
+    let mut d = Document::new();
+    for p in peers {
+        d.add(*p, Attributes::new(), Some("bench"))
+            .map_err(|e| anyhow!("{e}"))?;
+    }
+    Ok(d.render())
+}
+
+struct Net {
+    dir: PathBuf,
+    relay_addr: String,
+    home_id: PeerId,
+    laptop_id: PeerId,
+    /// The identity of the cold-connect clients.
+    cold_id: PeerId,
+    _relay: Proc,
+    relay_pid: u32,
+}
+
+fn node_dir(root: &Path, name: &str) -> Result<(PathBuf, PeerId)> {
+    let dir = root.join(name);
+    peerup_net::fs::ensure_private_dir(&dir).map_err(|e| anyhow!("{e}"))?;
+    let kp = peerup_net::node::load_or_create_identity(&dir.join("identity.key"))
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok((dir, kp.public().to_peer_id()))
+}
+
+fn node_config(
+    relay: &str,
+    listen: &[&str],
+    services: &[(&str, SocketAddr)],
+    names: &[(&str, PeerId)],
+) -> String {
+    let mut y = String::from("version: 1\nnetwork:\n  listen_addresses:");
+    if listen.is_empty() {
+        y.push_str(" []\n");
+    } else {
+        y.push('\n');
+        for l in listen {
+            y.push_str(&format!("    - \"{l}\"\n"));
+        }
+    }
+    y.push_str(&format!("relay:\n  addresses:\n    - \"{relay}\"\n"));
+    if !services.is_empty() {
+        y.push_str("services:\n");
+        for (n, a) in services {
+            y.push_str(&format!(
+                "  {n}:\n    enabled: true\n    local_address: \"{a}\"\n"
+            ));
+        }
+    }
+    if !names.is_empty() {
+        y.push_str("names:\n");
+        for (n, p) in names {
+            y.push_str(&format!("  {n}: \"{p}\"\n"));
+        }
+    }
+    y
+}
+
+async fn start_net(root: &Path, extra_relay_peers: &[PeerId]) -> Result<Net> {
+    let (_, home_id) = node_dir(root, "home")?;
+    let (_, laptop_id) = node_dir(root, "laptop")?;
+    let (_, cold_id) = node_dir(root, "cold")?;
+    let relay_dir = root.join("relay");
+    peerup_net::fs::ensure_private_dir(&relay_dir).map_err(|e| anyhow!("{e}"))?;
+    let port = free_port()?;
+    write_private(
+        &relay_dir.join("relay-server.yaml"),
+        &format!(
+            "version: 1\nnetwork:\n  listen_addresses: [\"/ip4/127.0.0.1/tcp/{port}\", \"/ip4/127.0.0.1/udp/{port}/quic-v1\"]\n\
+             resources:\n  max_reservations: 4096\n  max_circuits: 4096\n  max_reservations_per_ip: 4096\nhealth:\n  enabled: false\n"
+        ),
+    )?;
+    let mut peers = vec![home_id, laptop_id, cold_id];
+    peers.extend_from_slice(extra_relay_peers);
+    write_private(&relay_dir.join("relay_authorized_keys"), &keys_doc(&peers)?)?;
+    let cfg = relay_dir.join("relay-server.yaml");
+    let relay = spawn(
+        &sibling("peerup-relay")?,
+        &["--config", cfg.to_str().unwrap_or("")],
+        &root.join("relay.log"),
+        "peerup-relay",
+    )?;
+    wait_port(SocketAddr::from(([127, 0, 0, 1], port)), "peerup-relay").await?;
+    let relay_key = peerup_net::node::load_or_create_identity(&relay_dir.join("relay_node.key"))
+        .map_err(|e| anyhow!("{e}"))?;
+    let relay_addr = format!(
+        "/ip4/127.0.0.1/tcp/{port}/p2p/{}",
+        relay_key.public().to_peer_id()
+    );
+    let relay_pid = relay.pid();
+    Ok(Net {
+        dir: root.to_owned(),
+        relay_addr,
+        home_id,
+        laptop_id,
+        cold_id,
+        _relay: relay,
+        relay_pid,
+    })
+}
+
+struct Path3 {
+    home: Proc,
+    /// The three `peerup proxy` processes (sink, echo, greeter).
+    _proxies: Vec<Proc>,
+    sink_port: u16,
+    echo_port: u16,
+    greet_port: u16,
+}
+
+/// Starts home (daemon, listening on `listen`) and laptop (three proxies:
+/// sink, echo, greeter) and waits until laptop reaches home over the wanted
+/// path.
+async fn start_path(
+    net: &Net,
+    listen: &[&str],
+    services: &[(&str, SocketAddr)],
+    tag: &str,
+    want_direct: bool,
+) -> Result<Path3> {
+    let exe = std::env::current_exe()?;
+    let home_dir = net.dir.join("home");
+    let laptop_dir = net.dir.join("laptop");
+    write_private(
+        &home_dir.join("authorized_keys"),
+        &keys_doc(&[net.laptop_id, net.cold_id])?,
+    )?;
+    write_private(
+        &laptop_dir.join("authorized_keys"),
+        &keys_doc(&[net.home_id])?,
+    )?;
+    write_private(
+        &home_dir.join("config.yaml"),
+        &node_config(&net.relay_addr, listen, services, &[]),
+    )?;
+    write_private(
+        &laptop_dir.join("config.yaml"),
+        &node_config(
+            &net.relay_addr,
+            &["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"],
+            &[],
+            &[("home", net.home_id)],
+        ),
+    )?;
+    let home_cfg = home_dir.join("config.yaml");
+    let home = spawn(
+        &exe,
+        &["--config", home_cfg.to_str().unwrap_or(""), "daemon"],
+        &net.dir.join(format!("home-{tag}.log")),
+        "home daemon",
+    )?;
+    // The daemon is up when its control socket answers.
+    let sock = home_dir.join("peerup.sock");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::UnixStream::connect(&sock).await.is_err() {
+        if Instant::now() > deadline {
+            bail!(
+                "home daemon did not start; see {}",
+                net.dir.join(format!("home-{tag}.log")).display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ports = [free_port()?, free_port()?, free_port()?];
+    let laptop_cfg = laptop_dir.join("config.yaml");
+    // `peerup proxy` once per service, as a user would.
+    let mut procs = Vec::new();
+    for (svc, port) in [("sink", ports[0]), ("echo", ports[1]), ("greet", ports[2])] {
+        procs.push(spawn(
+            &exe,
+            &[
+                "--config",
+                laptop_cfg.to_str().unwrap_or(""),
+                "proxy",
+                "home",
+                svc,
+                &port.to_string(),
+            ],
+            &net.dir.join(format!("proxy-{svc}-{tag}.log")),
+            "laptop proxy",
+        )?);
+    }
+    for p in ports {
+        wait_port(SocketAddr::from(([127, 0, 0, 1], p)), "laptop proxy").await?;
+    }
+    // Wait for the wanted path: a greeter round through the proxy, then
+    // the proxy's log says whether it went direct.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let _ = first_byte(SocketAddr::from(([127, 0, 0, 1], ports[2])), 1).await;
+        let log = std::fs::read_to_string(net.dir.join(format!("proxy-greet-{tag}.log")))
+            .unwrap_or_default();
+        let direct = log.contains("(hole punched)") || log.contains("[DIRECT]");
+        if direct == want_direct || (!want_direct && log.contains("[RELAYED]")) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "laptop never reached home {}",
+                if want_direct {
+                    "directly"
+                } else {
+                    "through the relay"
+                }
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(Path3 {
+        home,
+        _proxies: procs,
+        sink_port: ports[0],
+        echo_port: ports[1],
+        greet_port: ports[2],
+    })
+}
+
+// ---------------------------------------------------------------------------
+// ssh -L
+
+struct Ssh {
+    _sshd: Proc,
+    port: u16,
+    key: PathBuf,
+    known: PathBuf,
+}
+
+async fn start_sshd(dir: &Path) -> Result<Option<Ssh>> {
+    let sshd = ["/usr/sbin/sshd", "/usr/local/sbin/sshd"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    let (Some(sshd), true) = (sshd, Command::new("ssh").arg("-V").output().is_ok()) else {
+        return Ok(None);
+    };
+    let d = dir.join("ssh");
+    peerup_net::fs::ensure_private_dir(&d).map_err(|e| anyhow!("{e}"))?;
+    for (name, ty) in [("host_key", "ed25519"), ("client_key", "ed25519")] {
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", ty, "-N", "", "-f"])
+            .arg(d.join(name))
+            .status()?;
+        if !st.success() {
+            bail!("ssh-keygen failed");
+        }
+    }
+    std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys"))?;
+    let port = free_port()?;
+    let cfg = format!(
+        "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\nPasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\nUsePAM no\nPermitRootLogin prohibit-password\nStrictModes no\nPidFile {pid}\n\
+         AllowTcpForwarding yes\nCiphers chacha20-poly1305@openssh.com,aes128-gcm@openssh.com\n",
+        hk = d.join("host_key").display(),
+        ak = d.join("authorized_keys").display(),
+        pid = d.join("sshd.pid").display(),
+    );
+    write_private(&d.join("sshd_config"), &cfg)?;
+    let _ = std::fs::create_dir_all("/run/sshd");
+    let proc = spawn(
+        &sshd,
+        &[
+            "-D",
+            "-e",
+            "-f",
+            d.join("sshd_config").to_str().unwrap_or(""),
+        ],
+        &d.join("sshd.log"),
+        "sshd",
+    )?;
+    wait_port(SocketAddr::from(([127, 0, 0, 1], port)), "sshd").await?;
+    Ok(Some(Ssh {
+        _sshd: proc,
+        port,
+        key: d.join("client_key"),
+        known: d.join("known_hosts"),
+    }))
+}
+
+fn ssh_tunnel(ssh: &Ssh, cipher: &str, to: SocketAddr, log: &Path) -> Result<(Proc, u16)> {
+    let local = free_port()?;
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let proc = spawn(
+        Path::new("ssh"),
+        &[
+            "-N",
+            "-p",
+            &ssh.port.to_string(),
+            "-i",
+            ssh.key.to_str().unwrap_or(""),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            &format!("UserKnownHostsFile={}", ssh.known.display()),
+            "-o",
+            "BatchMode=yes",
+            "-c",
+            cipher,
+            "-L",
+            &format!("{local}:{to}"),
+            &format!("{user}@127.0.0.1"),
+        ],
+        log,
+        "ssh -L",
+    )?;
+    Ok((proc, local))
+}
+
+// ---------------------------------------------------------------------------
+
+struct Results {
+    rows: Vec<(String, String, f64, String)>,
+    json: BTreeMap<String, Value>,
+}
+
+impl Results {
+    fn add(&mut self, group: &str, name: &str, value: f64, unit: &str) {
+        println!("  {name:<44} {value:>10.3} {unit}");
+        self.rows
+            .push((group.to_owned(), name.to_owned(), value, unit.to_owned()));
+        self.json.insert(
+            format!("{group}.{name}"),
+            json!({ "value": value, "unit": unit }),
+        );
+    }
+
+    fn get(&self, name: &str) -> Option<f64> {
+        self.rows.iter().find(|r| r.1 == name).map(|r| r.2)
+    }
+}
+
+pub(crate) async fn run(_global: &Global, args: BenchArgs) -> Result<ExitCode> {
+    let root = std::env::temp_dir().join(format!("peerup-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    peerup_net::fs::ensure_private_dir(&root).map_err(|e| anyhow!("{e}"))?;
+    let result = bench(&root, &args).await;
+    if result.is_ok() {
+        let _ = std::fs::remove_dir_all(&root);
+    } else {
+        eprintln!("logs kept in {}", root.display());
+    }
+    result
+}
+
+async fn bench(root: &Path, args: &BenchArgs) -> Result<ExitCode> {
+    // Thousands of sockets: raise the open-file limit (children inherit it).
+    if let Err(e) = rlimit::increase_nofile_limit(1 << 20) {
+        eprintln!(
+            "warning: cannot raise the open-file limit ({e}); large connection counts may fail"
+        );
+    }
+    let secs = args.seconds;
+    let mut r = Results {
+        rows: Vec::new(),
+        json: BTreeMap::new(),
+    };
+    println!(
+        "peerup bench {} (commit {}) on {} CPUs",
+        crate::VERSION,
+        crate::COMMIT,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let sink_addr = sink().await?;
+    let echo_addr = echo().await?;
+    let greet_addr = greeter().await?;
+
+    println!("\nBaselines");
+    r.add(
+        "throughput",
+        "raw loopback TCP",
+        throughput(sink_addr, secs).await?,
+        "Gbit/s",
+    );
+    let fwd = forwarder(sink_addr).await?;
+    r.add(
+        "throughput",
+        "plain user-space forwarder",
+        throughput(fwd, secs).await?,
+        "Gbit/s",
+    );
+    let ssh = start_sshd(root).await?;
+    if let Some(ssh) = &ssh {
+        for (label, cipher) in [
+            ("ssh -L chacha20-poly1305", "chacha20-poly1305@openssh.com"),
+            ("ssh -L aes128-gcm", "aes128-gcm@openssh.com"),
+        ] {
+            let (tunnel, port) = ssh_tunnel(
+                ssh,
+                cipher,
+                sink_addr,
+                &root.join(format!("ssh-{cipher}.log")),
+            )?;
+            wait_port(SocketAddr::from(([127, 0, 0, 1], port)), "ssh -L").await?;
+            r.add(
+                "throughput",
+                label,
+                throughput(SocketAddr::from(([127, 0, 0, 1], port)), secs).await?,
+                "Gbit/s",
+            );
+            drop(tunnel);
+        }
+    } else {
+        println!("  (sshd not installed: no ssh -L baseline)");
+    }
+    let (raw_p50, raw_p99) = round_trips(echo_addr, 2000).await?;
+    r.add("rtt", "raw TCP p50", raw_p50, "us");
+    r.add("rtt", "raw TCP p99", raw_p99, "us");
+
+    // Pre-generate the capacity clients' identities: the relay and home
+    // must know them before they start.
+    let clients: Vec<_> = if args.skip_capacity {
+        Vec::new()
+    } else {
+        (0..args.circuits)
+            .map(|_| peerup_net::node::generate_identity())
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow!("{e}"))?
+    };
+    let client_ids: Vec<PeerId> = clients.iter().map(|k| k.public().to_peer_id()).collect();
+    let net = start_net(root, &client_ids).await?;
+    let services = [
+        ("sink", sink_addr),
+        ("echo", echo_addr),
+        ("greet", greet_addr),
+    ];
+
+    println!("\npeerup, direct over TCP");
+    let p = start_path(&net, &["/ip4/127.0.0.1/tcp/0"], &services, "tcp", true).await?;
+    let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    r.add(
+        "throughput",
+        "peerup direct TCP",
+        throughput(local(p.sink_port), secs).await?,
+        "Gbit/s",
+    );
+    let (p50, p99) = round_trips(local(p.echo_port), 2000).await?;
+    r.add("rtt", "peerup direct TCP p50", p50, "us");
+    r.add("rtt", "peerup direct TCP p99", p99, "us");
+    r.add(
+        "open",
+        "warm open to first byte (median)",
+        first_byte(local(p.greet_port), 200).await? / 1000.0,
+        "ms",
+    );
+    // Memory: home's daemon, idle, then with 100 and N proxied connections.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = rss_kib(p.home.pid()).unwrap_or(0);
+    r.add("memory", "daemon RSS idle", idle as f64 / 1024.0, "MiB");
+    let mut held = Vec::new();
+    let mut after = BTreeMap::new();
+    for target in [100usize, args.connections.max(100)] {
+        while held.len() < target {
+            let mut s = TcpStream::connect(local(p.echo_port)).await?;
+            s.write_all(b"x").await?;
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b)
+                .await
+                .context("an open proxied connection did not echo")?;
+            held.push(s);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let rss = rss_kib(p.home.pid()).unwrap_or(0);
+        after.insert(target, rss);
+        r.add(
+            "memory",
+            &format!("daemon RSS with {target} proxied connections"),
+            rss as f64 / 1024.0,
+            "MiB",
+        );
+    }
+    let n = args.connections.max(100);
+    let per = (after[&n].saturating_sub(idle)) as f64 / n as f64;
+    r.add("memory", "daemon RSS per proxied connection", per, "KiB");
+    drop(held);
+    drop(p);
+
+    println!("\npeerup, direct over QUIC");
+    let p = start_path(
+        &net,
+        &["/ip4/127.0.0.1/udp/0/quic-v1"],
+        &services,
+        "quic",
+        true,
+    )
+    .await?;
+    r.add(
+        "throughput",
+        "peerup direct QUIC",
+        throughput(local(p.sink_port), secs).await?,
+        "Gbit/s",
+    );
+    drop(p);
+
+    println!("\npeerup, relayed");
+    let p = start_path(&net, &[], &services, "relayed", false).await?;
+    r.add(
+        "throughput",
+        "peerup relayed",
+        throughput(local(p.sink_port), secs).await?,
+        "Gbit/s",
+    );
+    let (p50, p99) = round_trips(local(p.echo_port), 1000).await?;
+    r.add("rtt", "peerup relayed p50", p50, "us");
+    r.add("rtt", "peerup relayed p99", p99, "us");
+    // Cold: a fresh node, through the relay, to the greeter's first byte.
+    let mut colds = Vec::new();
+    for _ in 0..5 {
+        colds.push(cold_connect(&net).await?);
+    }
+    r.add(
+        "open",
+        "cold connect via relay to first byte (median)",
+        percentile(&mut colds, 50.0),
+        "ms",
+    );
+    drop(p);
+
+    if !args.skip_capacity {
+        println!("\nRelay capacity");
+        capacity(&net, &clients, &mut r).await?;
+    }
+
+    report(&r, args)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A fresh node's time from start to the greeter's first byte through the
+/// relay (its identity is authorized on the relay and on home).
+async fn cold_connect(net: &Net) -> Result<f64> {
+    let key = peerup_net::node::load_or_create_identity(&net.dir.join("cold/identity.key"))
+        .map_err(|e| anyhow!("{e}"))?;
+    let start = Instant::now();
+    let relay: peerup_core::relay_addr::RelayAddr =
+        net.relay_addr.parse().map_err(|e| anyhow!("{e}"))?;
+    let mut o = peerup_net::NodeOptions::new(key)
+        .with_listen(vec![])
+        .with_relays(vec![relay])
+        .with_reservations(false)
+        .with_authorized_keys(Document::parse(&keys_doc(&[net.home_id])?), None);
+    o.transport.quic = false;
+    let node = peerup_tokio::Node::start(o)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut s = node
+        .open_service(net.home_id, "greet")
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b).await?;
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    node.shutdown().await;
+    Ok(ms)
+}
+
+/// N in-process clients each open a circuit to home's echo and move 1 MiB
+/// each way through it, at once; checksums checked, errors counted.
+async fn capacity(
+    net: &Net,
+    clients: &[peerup_net::libp2p::identity::Keypair],
+    r: &mut Results,
+) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let home_dir = net.dir.join("home");
+    let echo_addr = echo().await?;
+    write_private(
+        &home_dir.join("authorized_keys"),
+        &keys_doc(
+            &clients
+                .iter()
+                .map(|k| k.public().to_peer_id())
+                .collect::<Vec<_>>(),
+        )?,
+    )?;
+    write_private(
+        &home_dir.join("config.yaml"),
+        &node_config(&net.relay_addr, &[], &[("echo", echo_addr)], &[]),
+    )?;
+    let home_cfg = home_dir.join("config.yaml");
+    let _home = spawn(
+        &exe,
+        &["--config", home_cfg.to_str().unwrap_or(""), "daemon"],
+        &net.dir.join("home-capacity.log"),
+        "home daemon",
+    )?;
+    let sock = home_dir.join("peerup.sock");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::UnixStream::connect(&sock).await.is_err() {
+        if Instant::now() > deadline {
+            bail!("home daemon did not start for the capacity test");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let relay: peerup_core::relay_addr::RelayAddr =
+        net.relay_addr.parse().map_err(|e| anyhow!("{e}"))?;
+    let rt: Arc<dyn peerup_net::Runtime> = Arc::new(peerup_tokio::TokioRuntime::current());
+    let start = Instant::now();
+    // Start the clients, 50 at a time, each with one circuit to home.
+    let mut nodes = Vec::new();
+    for batch in clients.chunks(50) {
+        let mut tasks = Vec::new();
+        for k in batch {
+            let mut o = peerup_net::NodeOptions::new(k.clone())
+                .with_listen(vec![])
+                .with_relays(vec![relay.clone()])
+                .with_reservations(false)
+                .with_authorized_keys(Document::parse(&keys_doc(&[net.home_id])?), None);
+            o.transport.quic = false;
+            o.ping_pong = None;
+            let rt = rt.clone();
+            let home = net.home_id;
+            tasks.push(tokio::spawn(async move {
+                let node = peerup_net::Node::start(rt, o)
+                    .await
+                    .map_err(|e| anyhow!("{e}"))?;
+                node.connect(home).await.map_err(|e| anyhow!("{e}"))?;
+                Ok::<_, anyhow::Error>(node)
+            }));
+        }
+        for t in tasks {
+            nodes.push(t.await??);
+        }
+    }
+    let setup = start.elapsed();
+    let relay_rss = rss_kib(net.relay_pid).unwrap_or(0);
+    r.add(
+        "relay",
+        &format!("{} circuits set up in", nodes.len()),
+        setup.as_secs_f64(),
+        "s",
+    );
+    r.add(
+        "relay",
+        &format!("relay RSS with {} circuits", nodes.len()),
+        relay_rss as f64 / 1024.0,
+        "MiB",
+    );
+    // Move 1 MiB each way on every circuit at once.
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let node = node.clone();
+        let home = net.home_id;
+        tasks.push(tokio::spawn(async move {
+            use futures::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            let s = node
+                .open_service(home, "echo")
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
+            let (mut rd, mut wr) = s.split();
+            let data: Vec<u8> = (0..1usize << 20)
+                .map(|j| ((j * 31 + i) % 251) as u8)
+                .collect();
+            let expect = data.clone();
+            let w = async move {
+                wr.write_all(&data).await?;
+                wr.close().await
+            };
+            let rdf = async move {
+                let mut got = Vec::with_capacity(1 << 20);
+                rd.read_to_end(&mut got).await?;
+                Ok::<_, std::io::Error>(got)
+            };
+            let (w, got) = futures::join!(w, rdf);
+            w?;
+            let got = got?;
+            if got != expect {
+                bail!("checksum mismatch: {} bytes back", got.len());
+            }
+            Ok(())
+        }));
+    }
+    let mut errors = 0usize;
+    let mut first_error = None;
+    for t in tasks {
+        match t.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                errors += 1;
+                first_error.get_or_insert(e.to_string());
+            }
+            Err(e) => {
+                errors += 1;
+                first_error.get_or_insert(e.to_string());
+            }
+        }
+    }
+    let took = start.elapsed();
+    let peak = rss_kib(net.relay_pid).unwrap_or(0);
+    r.add(
+        "relay",
+        &format!("{} x 1 MiB each way, concurrent, in", nodes.len()),
+        took.as_secs_f64(),
+        "s",
+    );
+    r.add(
+        "relay",
+        "relay RSS during the transfer",
+        peak as f64 / 1024.0,
+        "MiB",
+    );
+    r.add("relay", "errors (checksum or stream)", errors as f64, "");
+    if let Some(e) = first_error {
+        println!("  first error: {e}");
+    }
+    for n in nodes {
+        n.shutdown().await;
+    }
+    Ok(())
+}
+
+fn report(r: &Results, args: &BenchArgs) -> Result<()> {
+    let raw = r.get("raw loopback TCP").unwrap_or(f64::NAN);
+    let fwd = r.get("plain user-space forwarder").unwrap_or(f64::NAN);
+    let chacha = r.get("ssh -L chacha20-poly1305");
+    let aes = r.get("ssh -L aes128-gcm");
+    let direct = r.get("peerup direct TCP").unwrap_or(f64::NAN);
+    println!("\n## Throughput (one TCP connection, Gbit/s)\n");
+    println!(
+        "| path | Gbit/s | vs raw TCP | vs forwarder | vs ssh -L chacha20 | vs ssh -L aes128-gcm |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    let ratio = |v: f64, b: Option<f64>| b.map_or("-".to_owned(), |b| format!("{:.2}x", v / b));
+    for row in r.rows.iter().filter(|x| x.0 == "throughput") {
+        println!(
+            "| {} | {:.2} | {} | {} | {} | {} |",
+            row.1,
+            row.2,
+            ratio(row.2, Some(raw)),
+            ratio(row.2, Some(fwd)),
+            ratio(row.2, chacha),
+            ratio(row.2, aes)
+        );
+    }
+    println!("\n## Latency and memory\n");
+    println!("| measurement | value |");
+    println!("|---|---:|");
+    for row in r.rows.iter().filter(|x| x.0 != "throughput") {
+        println!("| {} | {:.3} {} |", row.1, row.2, row.3);
+    }
+    // The targets of issue 11.
+    let raw_p50 = r.get("raw TCP p50").unwrap_or(f64::NAN);
+    let mut targets = Vec::new();
+    let mut t = |name: &str, ok: bool, detail: String| {
+        targets.push(json!({ "target": name, "met": ok, "detail": detail }));
+        println!(
+            "| {name} | {} | {detail} |",
+            if ok { "met" } else { "MISSED" }
+        );
+    };
+    println!("\n## Targets\n");
+    println!("| target | result | measured |");
+    println!("|---|---|---|");
+    if let Some(c) = chacha {
+        t(
+            "direct >= 1.0x ssh -L chacha20",
+            direct >= c,
+            format!("{:.2}x", direct / c),
+        );
+    }
+    if let Some(a) = aes {
+        t(
+            "(stretch) direct >= 1.0x ssh -L aes128-gcm",
+            direct >= a,
+            format!("{:.2}x", direct / a),
+        );
+    }
+    if let Some(rel) = r.get("peerup relayed") {
+        t(
+            "relayed >= 0.5x direct",
+            rel >= 0.5 * direct,
+            format!("{:.2}x", rel / direct),
+        );
+    }
+    if let Some(p50) = r.get("peerup direct TCP p50") {
+        t(
+            "RTT p50 <= raw + 100 us",
+            p50 <= raw_p50 + 100.0,
+            format!("{:.0} us vs raw {:.0} us", p50, raw_p50),
+        );
+    }
+    if let Some(w) = r.get("warm open to first byte (median)") {
+        t("warm open <= 2 ms", w <= 2.0, format!("{w:.3} ms"));
+    }
+    if let Some(c) = r.get("cold connect via relay to first byte (median)") {
+        t(
+            "cold connect via relay <= 300 ms",
+            c <= 300.0,
+            format!("{c:.1} ms"),
+        );
+    }
+    if let Some(m) = r.get("daemon RSS idle") {
+        t(
+            "daemon idle RSS <= 20 MiB",
+            m <= 20.0,
+            format!("{m:.1} MiB"),
+        );
+    }
+    if let Some(m) = r.get("daemon RSS per proxied connection") {
+        t(
+            "<= 100 KiB per proxied connection",
+            m <= 100.0,
+            format!("{m:.1} KiB"),
+        );
+    }
+    if let Some(e) = r
+        .rows
+        .iter()
+        .find(|x| x.1.starts_with("errors"))
+        .map(|x| x.2)
+    {
+        let rss = r
+            .rows
+            .iter()
+            .filter(|x| x.1.starts_with("relay RSS"))
+            .map(|x| x.2)
+            .fold(0.0, f64::max);
+        t(
+            &format!("relay: {} circuits, 0 errors, <= 200 MiB", args.circuits),
+            e == 0.0 && rss <= 200.0,
+            format!("{e} errors, {rss:.1} MiB"),
+        );
+    }
+    let doc = json!({ "results": r.json, "targets": targets, "version": crate::VERSION, "commit": crate::COMMIT });
+    println!("\n```json\n{}\n```", serde_json::to_string_pretty(&doc)?);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&doc)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
