@@ -10,7 +10,8 @@
 //!   is relayed, for `ping` and `status`;
 //! - **bounded, not lossy, acceptance**: each protocol has a queue of
 //!   [`ACCEPT_QUEUE`] streams (libp2p-stream's has none and drops streams
-//!   that arrive while the accept loop is busy); a stream that finds the
+//!   that arrive while the accept loop is busy, which loses most of a burst
+//!   of hundreds of circuits opening at once); a stream that finds the
 //!   queue full is dropped and counted;
 //! - several outbound negotiations in flight per connection.
 //!
@@ -18,13 +19,13 @@
 //! connection" restriction, so every peerup protocol is usable over a
 //! circuit (WIRE.md §1).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use futures::channel::{mpsc, oneshot};
 use futures::{SinkExt, StreamExt};
@@ -43,7 +44,7 @@ use libp2p::swarm::{
 use peerup_core::wire::pingpong::Path;
 
 /// Streams of one protocol that may wait for the accept loop.
-pub const ACCEPT_QUEUE: usize = 64;
+pub const ACCEPT_QUEUE: usize = 4096;
 /// Outbound negotiations that may wait per connection.
 const OPEN_QUEUE: usize = 32;
 
@@ -121,9 +122,16 @@ struct Conn {
     sender: mpsc::Sender<NewStream>,
 }
 
+/// Streams of one protocol waiting for their accept loop.
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Inbound>,
+    waker: Option<Waker>,
+}
+
 #[derive(Default)]
 struct Shared {
-    protocols: HashMap<StreamProtocol, mpsc::Sender<Inbound>>,
+    protocols: HashMap<StreamProtocol, Queue>,
     connections: HashMap<ConnectionId, Conn>,
     next_order: u64,
     dropped: u64,
@@ -135,7 +143,6 @@ impl Shared {
     }
 
     fn supported(&mut self) -> Vec<StreamProtocol> {
-        self.protocols.retain(|_, s| !s.is_closed());
         self.protocols.keys().cloned().collect()
     }
 
@@ -163,16 +170,18 @@ impl Shared {
 
     fn on_inbound(&mut self, inbound: Inbound, protocol: StreamProtocol) {
         match self.protocols.get_mut(&protocol) {
-            Some(sender) => match sender.try_send(inbound) {
-                Ok(()) => {}
-                Err(e) if e.is_full() => {
-                    self.dropped += 1;
-                    tracing::warn!(%protocol, "accept queue full; dropping an inbound stream");
+            // A burst of streams (hundreds of circuits opening at once)
+            // waits here for the accept loop instead of being dropped.
+            Some(q) if q.items.len() < ACCEPT_QUEUE => {
+                q.items.push_back(inbound);
+                if let Some(w) = q.waker.take() {
+                    w.wake();
                 }
-                Err(_) => {
-                    self.protocols.remove(&protocol);
-                }
-            },
+            }
+            Some(_) => {
+                self.dropped += 1;
+                tracing::warn!(%protocol, "accept queue full; dropping an inbound stream");
+            }
             None => tracing::debug!(%protocol, "no acceptor; dropping inbound stream"),
         }
     }
@@ -239,13 +248,15 @@ impl Control {
     /// [`AlreadyRegistered`] when another `Incoming` accepts it.
     pub fn accept(&self, protocol: StreamProtocol) -> Result<Incoming, AlreadyRegistered> {
         let mut shared = Shared::lock(&self.shared);
-        shared.protocols.retain(|_, s| !s.is_closed());
         if shared.protocols.contains_key(&protocol) {
             return Err(AlreadyRegistered(protocol));
         }
-        let (sender, receiver) = mpsc::channel(ACCEPT_QUEUE);
-        shared.protocols.insert(protocol, sender);
-        Ok(Incoming { receiver })
+        shared.protocols.insert(protocol.clone(), Queue::default());
+        Ok(Incoming {
+            shared: self.shared.clone(),
+            protocol,
+            done: false,
+        })
     }
 
     /// The established connections to `peer`: `(connection, path)`.
@@ -272,21 +283,42 @@ impl Control {
     }
 }
 
-/// Inbound streams of one protocol.
+/// Inbound streams of one protocol. Dropping it stops accepting the
+/// protocol (streams still queued are reset).
 pub struct Incoming {
-    receiver: mpsc::Receiver<Inbound>,
+    shared: Arc<Mutex<Shared>>,
+    protocol: StreamProtocol,
+    done: bool,
 }
 
 impl futures::stream::FusedStream for Incoming {
     fn is_terminated(&self) -> bool {
-        self.receiver.is_terminated()
+        self.done
     }
 }
 
 impl futures::Stream for Incoming {
     type Item = Inbound;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
-        Pin::new(&mut self.receiver).poll_next(cx)
+        let mut shared = Shared::lock(&self.shared);
+        let Some(q) = shared.protocols.get_mut(&self.protocol) else {
+            drop(shared);
+            self.done = true;
+            return Poll::Ready(None);
+        };
+        match q.items.pop_front() {
+            Some(inbound) => Poll::Ready(Some(inbound)),
+            None => {
+                q.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        Shared::lock(&self.shared).protocols.remove(&self.protocol);
     }
 }
 

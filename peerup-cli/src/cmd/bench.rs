@@ -39,6 +39,10 @@ pub(crate) struct BenchArgs {
     /// Skip the relay capacity test (it starts one in-process node per circuit).
     #[arg(long)]
     skip_capacity: bool,
+    /// Run only these sections: baselines, tcp, quic, relayed, capacity
+    /// (comma-separated; default all).
+    #[arg(long, value_delimiter = ',', value_name = "SECTIONS")]
+    only: Vec<String>,
     /// Also write the JSON results to this file.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
@@ -257,7 +261,11 @@ fn spawn(bin: &Path, args: &[&str], log: &Path, what: &'static str) -> Result<Pr
     let err = out.try_clone()?;
     let child = Command::new(bin)
         .args(args)
-        .env("RUST_LOG", "warn,libp2p=error,yamux=error")
+        .env(
+            "RUST_LOG",
+            std::env::var("PEERUP_BENCH_LOG")
+                .unwrap_or_else(|_| "warn,libp2p=error,yamux=error".into()),
+        )
         .env_remove("NOTIFY_SOCKET")
         .stdin(Stdio::null())
         .stdout(out)
@@ -282,7 +290,11 @@ fn keys_doc(peers: &[PeerId]) -> Result<String> {
 
 struct Net {
     dir: PathBuf,
+    /// The relay's TCP address.
     relay_addr: String,
+    /// The relay's QUIC address (a QUIC hole punch needs the node's QUIC
+    /// address as the relay observes it).
+    relay_quic: String,
     home_id: PeerId,
     laptop_id: PeerId,
     /// The identity of the cold-connect clients.
@@ -359,14 +371,14 @@ async fn start_net(root: &Path, extra_relay_peers: &[PeerId]) -> Result<Net> {
     wait_port(SocketAddr::from(([127, 0, 0, 1], port)), "peerup-relay").await?;
     let relay_key = peerup_net::node::load_or_create_identity(&relay_dir.join("relay_node.key"))
         .map_err(|e| anyhow!("{e}"))?;
-    let relay_addr = format!(
-        "/ip4/127.0.0.1/tcp/{port}/p2p/{}",
-        relay_key.public().to_peer_id()
-    );
+    let relay_id = relay_key.public().to_peer_id();
+    let relay_addr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{relay_id}");
+    let relay_quic = format!("/ip4/127.0.0.1/udp/{port}/quic-v1/p2p/{relay_id}");
     let relay_pid = relay.pid();
     Ok(Net {
         dir: root.to_owned(),
         relay_addr,
+        relay_quic,
         home_id,
         laptop_id,
         cold_id,
@@ -389,6 +401,7 @@ struct Path3 {
 /// path.
 async fn start_path(
     net: &Net,
+    relay: &str,
     listen: &[&str],
     services: &[(&str, SocketAddr)],
     tag: &str,
@@ -407,12 +420,12 @@ async fn start_path(
     )?;
     write_private(
         &home_dir.join("config.yaml"),
-        &node_config(&net.relay_addr, listen, services, &[]),
+        &node_config(relay, listen, services, &[]),
     )?;
     write_private(
         &laptop_dir.join("config.yaml"),
         &node_config(
-            &net.relay_addr,
+            relay,
             &["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"],
             &[],
             &[("home", net.home_id)],
@@ -425,18 +438,8 @@ async fn start_path(
         &net.dir.join(format!("home-{tag}.log")),
         "home daemon",
     )?;
-    // The daemon is up when its control socket answers.
-    let sock = home_dir.join("peerup.sock");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::UnixStream::connect(&sock).await.is_err() {
-        if Instant::now() > deadline {
-            bail!(
-                "home daemon did not start; see {}",
-                net.dir.join(format!("home-{tag}.log")).display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Up, and reachable through the relay.
+    wait_daemon_reserved(&home_dir.join("peerup.sock")).await?;
     let ports = [free_port()?, free_port()?, free_port()?];
     let laptop_cfg = laptop_dir.join("config.yaml");
     // `peerup proxy` once per service, as a user would.
@@ -609,7 +612,7 @@ pub(crate) async fn run(_global: &Global, args: BenchArgs) -> Result<ExitCode> {
     let _ = std::fs::remove_dir_all(&root);
     peerup_net::fs::ensure_private_dir(&root).map_err(|e| anyhow!("{e}"))?;
     let result = bench(&root, &args).await;
-    if result.is_ok() {
+    if result.is_ok() && std::env::var_os("PEERUP_BENCH_KEEP").is_none() {
         let _ = std::fs::remove_dir_all(&root);
     } else {
         eprintln!("logs kept in {}", root.display());
@@ -639,51 +642,54 @@ async fn bench(root: &Path, args: &BenchArgs) -> Result<ExitCode> {
     let echo_addr = echo().await?;
     let greet_addr = greeter().await?;
 
-    println!("\nBaselines");
-    r.add(
-        "throughput",
-        "raw loopback TCP",
-        throughput(sink_addr, secs).await?,
-        "Gbit/s",
-    );
-    let fwd = forwarder(sink_addr).await?;
-    r.add(
-        "throughput",
-        "plain user-space forwarder",
-        throughput(fwd, secs).await?,
-        "Gbit/s",
-    );
-    let ssh = start_sshd(root).await?;
-    if let Some(ssh) = &ssh {
-        for (label, cipher) in [
-            ("ssh -L chacha20-poly1305", "chacha20-poly1305@openssh.com"),
-            ("ssh -L aes128-gcm", "aes128-gcm@openssh.com"),
-        ] {
-            let (tunnel, port) = ssh_tunnel(
-                ssh,
-                cipher,
-                sink_addr,
-                &root.join(format!("ssh-{cipher}.log")),
-            )?;
-            wait_port(SocketAddr::from(([127, 0, 0, 1], port)), "ssh -L").await?;
-            r.add(
-                "throughput",
-                label,
-                throughput(SocketAddr::from(([127, 0, 0, 1], port)), secs).await?,
-                "Gbit/s",
-            );
-            drop(tunnel);
+    let want = |section: &str| args.only.is_empty() || args.only.iter().any(|o| o == section);
+    if want("baselines") {
+        println!("\nBaselines");
+        r.add(
+            "throughput",
+            "raw loopback TCP",
+            throughput(sink_addr, secs).await?,
+            "Gbit/s",
+        );
+        let fwd = forwarder(sink_addr).await?;
+        r.add(
+            "throughput",
+            "plain user-space forwarder",
+            throughput(fwd, secs).await?,
+            "Gbit/s",
+        );
+        let ssh = start_sshd(root).await?;
+        if let Some(ssh) = &ssh {
+            for (label, cipher) in [
+                ("ssh -L chacha20-poly1305", "chacha20-poly1305@openssh.com"),
+                ("ssh -L aes128-gcm", "aes128-gcm@openssh.com"),
+            ] {
+                let (tunnel, port) = ssh_tunnel(
+                    ssh,
+                    cipher,
+                    sink_addr,
+                    &root.join(format!("ssh-{cipher}.log")),
+                )?;
+                wait_port(SocketAddr::from(([127, 0, 0, 1], port)), "ssh -L").await?;
+                r.add(
+                    "throughput",
+                    label,
+                    throughput(SocketAddr::from(([127, 0, 0, 1], port)), secs).await?,
+                    "Gbit/s",
+                );
+                drop(tunnel);
+            }
+        } else {
+            println!("  (sshd not installed: no ssh -L baseline)");
         }
-    } else {
-        println!("  (sshd not installed: no ssh -L baseline)");
+        let (raw_p50, raw_p99) = round_trips(echo_addr, 2000).await?;
+        r.add("rtt", "raw TCP p50", raw_p50, "us");
+        r.add("rtt", "raw TCP p99", raw_p99, "us");
     }
-    let (raw_p50, raw_p99) = round_trips(echo_addr, 2000).await?;
-    r.add("rtt", "raw TCP p50", raw_p50, "us");
-    r.add("rtt", "raw TCP p99", raw_p99, "us");
 
     // Pre-generate the capacity clients' identities: the relay and home
     // must know them before they start.
-    let clients: Vec<_> = if args.skip_capacity {
+    let clients: Vec<_> = if args.skip_capacity || !want("capacity") {
         Vec::new()
     } else {
         (0..args.circuits)
@@ -699,104 +705,139 @@ async fn bench(root: &Path, args: &BenchArgs) -> Result<ExitCode> {
         ("greet", greet_addr),
     ];
 
-    println!("\npeerup, direct over TCP");
-    let p = start_path(&net, &["/ip4/127.0.0.1/tcp/0"], &services, "tcp", true).await?;
     let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-    r.add(
-        "throughput",
-        "peerup direct TCP",
-        throughput(local(p.sink_port), secs).await?,
-        "Gbit/s",
-    );
-    let (p50, p99) = round_trips(local(p.echo_port), 2000).await?;
-    r.add("rtt", "peerup direct TCP p50", p50, "us");
-    r.add("rtt", "peerup direct TCP p99", p99, "us");
-    r.add(
-        "open",
-        "warm open to first byte (median)",
-        first_byte(local(p.greet_port), 200).await? / 1000.0,
-        "ms",
-    );
-    // Memory: home's daemon, idle, then with 100 and N proxied connections.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let idle = rss_kib(p.home.pid()).unwrap_or(0);
-    r.add("memory", "daemon RSS idle", idle as f64 / 1024.0, "MiB");
-    let mut held = Vec::new();
-    let mut after = BTreeMap::new();
-    for target in [100usize, args.connections.max(100)] {
-        while held.len() < target {
-            let mut s = TcpStream::connect(local(p.echo_port)).await?;
-            s.write_all(b"x").await?;
-            let mut b = [0u8; 1];
-            s.read_exact(&mut b)
-                .await
-                .context("an open proxied connection did not echo")?;
-            held.push(s);
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let rss = rss_kib(p.home.pid()).unwrap_or(0);
-        after.insert(target, rss);
+    if want("tcp") {
+        println!("\npeerup, direct over TCP");
+        let p = start_path(
+            &net,
+            &net.relay_addr,
+            &["/ip4/127.0.0.1/tcp/0"],
+            &services,
+            "tcp",
+            true,
+        )
+        .await?;
         r.add(
-            "memory",
-            &format!("daemon RSS with {target} proxied connections"),
-            rss as f64 / 1024.0,
-            "MiB",
+            "throughput",
+            "peerup direct TCP",
+            throughput(local(p.sink_port), secs).await?,
+            "Gbit/s",
         );
+        let (p50, p99) = round_trips(local(p.echo_port), 2000).await?;
+        r.add("rtt", "peerup direct TCP p50", p50, "us");
+        r.add("rtt", "peerup direct TCP p99", p99, "us");
+        r.add(
+            "open",
+            "warm open to first byte (median)",
+            first_byte(local(p.greet_port), 200).await? / 1000.0,
+            "ms",
+        );
+        // Memory: home's daemon, idle, then with 100 and N proxied connections.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let idle = rss_kib(p.home.pid()).unwrap_or(0);
+        r.add("memory", "daemon RSS idle", idle as f64 / 1024.0, "MiB");
+        let mut held = Vec::new();
+        let mut after = BTreeMap::new();
+        for target in [100usize, args.connections.max(100)] {
+            while held.len() < target {
+                let mut s = TcpStream::connect(local(p.echo_port)).await?;
+                s.write_all(b"x").await?;
+                let mut b = [0u8; 1];
+                s.read_exact(&mut b)
+                    .await
+                    .context("an open proxied connection did not echo")?;
+                held.push(s);
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let rss = rss_kib(p.home.pid()).unwrap_or(0);
+            after.insert(target, rss);
+            r.add(
+                "memory",
+                &format!("daemon RSS with {target} proxied connections"),
+                rss as f64 / 1024.0,
+                "MiB",
+            );
+        }
+        let n = args.connections.max(100);
+        let per = (after[&n].saturating_sub(idle)) as f64 / n as f64;
+        r.add("memory", "daemon RSS per proxied connection", per, "KiB");
+        drop(held);
+        drop(p);
     }
-    let n = args.connections.max(100);
-    let per = (after[&n].saturating_sub(idle)) as f64 / n as f64;
-    r.add("memory", "daemon RSS per proxied connection", per, "KiB");
-    drop(held);
-    drop(p);
 
-    println!("\npeerup, direct over QUIC");
-    let p = start_path(
-        &net,
-        &["/ip4/127.0.0.1/udp/0/quic-v1"],
-        &services,
-        "quic",
-        true,
-    )
-    .await?;
-    r.add(
-        "throughput",
-        "peerup direct QUIC",
-        throughput(local(p.sink_port), secs).await?,
-        "Gbit/s",
-    );
-    drop(p);
-
-    println!("\npeerup, relayed");
-    let p = start_path(&net, &[], &services, "relayed", false).await?;
-    r.add(
-        "throughput",
-        "peerup relayed",
-        throughput(local(p.sink_port), secs).await?,
-        "Gbit/s",
-    );
-    let (p50, p99) = round_trips(local(p.echo_port), 1000).await?;
-    r.add("rtt", "peerup relayed p50", p50, "us");
-    r.add("rtt", "peerup relayed p99", p99, "us");
-    // Cold: a fresh node, through the relay, to the greeter's first byte.
-    let mut colds = Vec::new();
-    for _ in 0..5 {
-        colds.push(cold_connect(&net).await?);
+    if want("quic") {
+        println!("\npeerup, direct over QUIC");
+        let p = start_path(
+            &net,
+            &net.relay_quic,
+            &["/ip4/127.0.0.1/udp/0/quic-v1"],
+            &services,
+            "quic",
+            true,
+        )
+        .await?;
+        r.add(
+            "throughput",
+            "peerup direct QUIC",
+            throughput(local(p.sink_port), secs).await?,
+            "Gbit/s",
+        );
+        drop(p);
     }
-    r.add(
-        "open",
-        "cold connect via relay to first byte (median)",
-        percentile(&mut colds, 50.0),
-        "ms",
-    );
-    drop(p);
 
-    if !args.skip_capacity {
+    if want("relayed") {
+        println!("\npeerup, relayed");
+        let p = start_path(&net, &net.relay_addr, &[], &services, "relayed", false).await?;
+        r.add(
+            "throughput",
+            "peerup relayed",
+            throughput(local(p.sink_port), secs).await?,
+            "Gbit/s",
+        );
+        let (p50, p99) = round_trips(local(p.echo_port), 1000).await?;
+        r.add("rtt", "peerup relayed p50", p50, "us");
+        r.add("rtt", "peerup relayed p99", p99, "us");
+        // Cold: a fresh node, through the relay, to the greeter's first byte.
+        let mut colds = Vec::new();
+        for _ in 0..5 {
+            colds.push(cold_connect(&net).await?);
+        }
+        r.add(
+            "open",
+            "cold connect via relay to first byte (median)",
+            percentile(&mut colds, 50.0),
+            "ms",
+        );
+        drop(p);
+    }
+
+    if !args.skip_capacity && want("capacity") {
         println!("\nRelay capacity");
         capacity(&net, &clients, &mut r).await?;
     }
 
     report(&r, args)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits until the daemon behind `sock` answers and holds a reservation.
+async fn wait_daemon_reserved(sock: &Path) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(mut c)) =
+            crate::control::connect(sock, &crate::control::Request::Status).await
+            && let Ok(Some(crate::control::Reply::Status { status })) = c.next().await
+            && status["relays"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|x| x["reserved"] == true))
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the home daemon did not get a relay reservation within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A fresh node's time from start to the greeter's first byte through the
@@ -857,21 +898,16 @@ async fn capacity(
         &net.dir.join("home-capacity.log"),
         "home daemon",
     )?;
-    let sock = home_dir.join("peerup.sock");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::UnixStream::connect(&sock).await.is_err() {
-        if Instant::now() > deadline {
-            bail!("home daemon did not start for the capacity test");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_daemon_reserved(&home_dir.join("peerup.sock")).await?;
     let relay: peerup_core::relay_addr::RelayAddr =
         net.relay_addr.parse().map_err(|e| anyhow!("{e}"))?;
     let rt: Arc<dyn peerup_net::Runtime> = Arc::new(peerup_tokio::TokioRuntime::current());
     let start = Instant::now();
-    // Start the clients, 50 at a time, each with one circuit to home.
+    // Start the clients, each with one circuit to home, 8 at a time:
+    // libp2p's relay client accepts at most 10 circuit requests in flight
+    // per relay connection and refuses the rest.
     let mut nodes = Vec::new();
-    for batch in clients.chunks(50) {
+    for batch in clients.chunks(8) {
         let mut tasks = Vec::new();
         for k in batch {
             let mut o = peerup_net::NodeOptions::new(k.clone())
@@ -917,10 +953,11 @@ async fn capacity(
         let home = net.home_id;
         tasks.push(tokio::spawn(async move {
             use futures::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            let t0 = Instant::now();
             let s = node
                 .open_service(home, "echo")
                 .await
-                .map_err(|e| anyhow!("{e}"))?;
+                .map_err(|e| anyhow!("open after {:?}: {e}", t0.elapsed()))?;
             let (mut rd, mut wr) = s.split();
             let data: Vec<u8> = (0..1usize << 20)
                 .map(|j| ((j * 31 + i) % 251) as u8)
@@ -936,8 +973,8 @@ async fn capacity(
                 Ok::<_, std::io::Error>(got)
             };
             let (w, got) = futures::join!(w, rdf);
-            w?;
-            let got = got?;
+            w.map_err(|e| anyhow!("write after {:?}: {e}", t0.elapsed()))?;
+            let got = got.map_err(|e| anyhow!("read after {:?}: {e}", t0.elapsed()))?;
             if got != expect {
                 bail!("checksum mismatch: {} bytes back", got.len());
             }
@@ -951,7 +988,7 @@ async fn capacity(
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 errors += 1;
-                first_error.get_or_insert(e.to_string());
+                first_error.get_or_insert(format!("{e:#} (after {:?})", start.elapsed()));
             }
             Err(e) => {
                 errors += 1;

@@ -225,7 +225,9 @@ fn banner(ctx: &Ctx, node: &Node) {
 
 fn healthy(node: &Node, started: Instant) -> bool {
     let s = node.status();
-    let listening = !s.listen_addrs.is_empty();
+    // A relay-only node (no listen addresses configured) listens through
+    // its reservation alone.
+    let listening = node.options().listen.is_empty() || !s.listen_addrs.is_empty();
     let reserved = node.options().relays.is_empty()
         || !node.options().reserve
         || s.relays.values().any(|r| r.reserved);
