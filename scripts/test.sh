@@ -23,8 +23,10 @@ if cargo tree --locked -p peerup-async-std -e normal --prefix none | grep -E '^t
 fi
 
 step "shell scripts parse"
-for f in relay/deploy/setup.sh scripts/*.sh; do bash -n "$f"; done
-if command -v shellcheck >/dev/null; then shellcheck -S warning relay/deploy/setup.sh scripts/*.sh; fi
+for f in relay/deploy/setup.sh scripts/*.sh tests/e2e/*.sh; do bash -n "$f"; done
+if command -v shellcheck >/dev/null; then
+  shellcheck -S warning -x relay/deploy/setup.sh scripts/*.sh tests/e2e/*.sh
+fi
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --locked --workspace --all-targets -- -D warnings
@@ -37,5 +39,27 @@ RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps
 
 step "peerup demo (the README's first command)"
 cargo run --release --locked -p peerup-cli -- demo
+
+# The last two need what not every machine has: root (network namespaces,
+# iptables) and the nightly toolchain. Without it they say so and are
+# skipped; CI (.ci/run sets PEERUP_TEST_ALL=1) makes that a failure.
+skip() {
+  echo "skipped: $*"
+  if [[ "${PEERUP_TEST_ALL:-0}" == 1 ]]; then exit 1; fi
+}
+
+step "end to end through real NAT, with real ssh (tests/e2e)"
+if [[ $EUID -eq 0 ]]; then
+  bash tests/e2e/run.sh
+else
+  skip "needs root for network namespaces: sudo bash tests/e2e/run.sh"
+fi
+
+step "fuzz every parser and state machine, ${FUZZ_SECONDS:-20} s each (scripts/fuzz.sh)"
+if cargo +nightly --version >/dev/null 2>&1; then
+  bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+else
+  skip "needs the nightly toolchain (rustup toolchain install nightly)"
+fi
 
 step "all green"

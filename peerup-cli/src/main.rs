@@ -5,6 +5,10 @@
 //! output, and the daemon's service-manager duties (sd_notify, signals, the
 //! control socket).
 
+// Doc comments on clap arguments are `--help` text, not rustdoc: brackets
+// there (`[IPv6]:PORT`) are literal, never intra-doc links.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 mod cmd;
 mod context;
 mod control;
@@ -130,6 +134,8 @@ pub(crate) enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any thread or allocation of note: see peerup_net::memory.
+    peerup_net::memory::tune_for_throughput();
     let cli = Cli::parse();
     ui::init_logs(
         cli.global.verbose,

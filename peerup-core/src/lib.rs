@@ -34,6 +34,7 @@
 //! | [`relay_addr`] | the flexible `peerup relay add` input | seed README, `peerup relay` |
 //! | [`naming`] | friendly names and target resolution | WIRE.md §9 `names` |
 //! | [`time`] | wall-clock instants as values | - |
+//! | [`fuzzing`] | the targets of `fuzz/`: one function per parser and machine, asserting its property | - |
 
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -41,6 +42,7 @@
 pub mod authorized_keys;
 pub mod authz;
 pub mod config;
+pub mod fuzzing;
 pub mod identity;
 pub mod invite;
 pub mod naming;

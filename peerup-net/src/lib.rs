@@ -11,6 +11,7 @@
 pub mod confirm;
 pub mod fs;
 pub mod gate;
+pub mod memory;
 pub mod metering;
 pub mod node;
 pub mod runtime;

@@ -94,6 +94,8 @@ enum ConfigCommand {
 }
 
 fn main() -> ExitCode {
+    // Before any thread or allocation of note: see peerup_net::memory.
+    peerup_net::memory::tune_for_throughput();
     let cli = Cli::parse();
     init_logs(cli.verbose, cli.quiet);
     match run(cli) {

@@ -135,8 +135,64 @@ async fn forwarder(to: SocketAddr) -> Result<SocketAddr> {
 // ---------------------------------------------------------------------------
 // Measurements
 
+/// CPU time (user + system) a process has used, in seconds.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the `(comm)` field: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut f = rest.split_whitespace().skip(11);
+    let user: u64 = f.next()?.parse().ok()?;
+    let system: u64 = f.next()?.parse().ok()?;
+    // USER_HZ is 100 on every Linux ABI.
+    Some((user + system) as f64 / 100.0)
+}
+
+/// Where the CPU went while bytes moved: seconds per GiB for each
+/// `(role, pid)`, measured over the timed part of [`throughput_cpu`].
+async fn throughput_cpu(
+    r: &mut Results,
+    label: &str,
+    addr: SocketAddr,
+    secs: u64,
+    roles: &[(&str, u32)],
+) -> Result<()> {
+    let mut all = vec![("bench sender and sink", std::process::id())];
+    all.extend_from_slice(roles);
+    let mut before = Vec::new();
+    let (gbps, bytes) = throughput_with(addr, secs, || {
+        before = all.iter().map(|(_, pid)| cpu_secs(*pid)).collect();
+    })
+    .await?;
+    r.add("throughput", label, gbps, "Gbit/s");
+    let gib = bytes as f64 / f64::from(1u32 << 30);
+    let mut total = 0.0;
+    for ((role, pid), b) in all.iter().zip(before) {
+        if let (Some(b), Some(a)) = (b, cpu_secs(*pid)) {
+            total += a - b;
+            r.add(
+                "cpu",
+                &format!("{label}: {role}"),
+                (a - b) / gib,
+                "CPU s/GiB",
+            );
+        }
+    }
+    r.add("cpu", &format!("{label}: total"), total / gib, "CPU s/GiB");
+    Ok(())
+}
+
 /// Writes to `addr` for `secs` seconds in 256 KiB writes; Gbit/s.
 async fn throughput(addr: SocketAddr, secs: u64) -> Result<f64> {
+    Ok(throughput_with(addr, secs, || ()).await?.0)
+}
+
+/// [`throughput`], calling `started` when the timed part begins; also
+/// returns the bytes written in the timed part.
+async fn throughput_with(
+    addr: SocketAddr,
+    secs: u64,
+    started: impl FnOnce(),
+) -> Result<(f64, u64)> {
     let mut s = TcpStream::connect(addr)
         .await
         .with_context(|| format!("connecting to {addr}"))?;
@@ -147,6 +203,7 @@ async fn throughput(addr: SocketAddr, secs: u64) -> Result<f64> {
     while warm.elapsed() < Duration::from_millis(300) {
         s.write_all(&buf).await?;
     }
+    started();
     let start = Instant::now();
     let mut sent = 0u64;
     while start.elapsed() < Duration::from_secs(secs) {
@@ -155,7 +212,7 @@ async fn throughput(addr: SocketAddr, secs: u64) -> Result<f64> {
     }
     s.flush().await?;
     let secs = start.elapsed().as_secs_f64();
-    Ok(sent as f64 * 8.0 / secs / 1e9)
+    Ok((sent as f64 * 8.0 / secs / 1e9, sent))
 }
 
 /// 1-byte request/response round trips: (p50, p99) in microseconds.
@@ -390,7 +447,7 @@ async fn start_net(root: &Path, extra_relay_peers: &[PeerId]) -> Result<Net> {
 struct Path3 {
     home: Proc,
     /// The three `peerup proxy` processes (sink, echo, greeter).
-    _proxies: Vec<Proc>,
+    proxies: Vec<Proc>,
     sink_port: u16,
     echo_port: u16,
     greet_port: u16,
@@ -487,11 +544,22 @@ async fn start_path(
     }
     Ok(Path3 {
         home,
-        _proxies: procs,
+        proxies: procs,
         sink_port: ports[0],
         echo_port: ports[1],
         greet_port: ports[2],
     })
+}
+
+impl Path3 {
+    /// The processes bytes pass through, for CPU accounting.
+    fn roles(&self, net: &Net) -> [(&'static str, u32); 3] {
+        [
+            ("laptop proxy", self.proxies[0].pid()),
+            ("home daemon", self.home.pid()),
+            ("relay", net.relay_pid),
+        ]
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -717,12 +785,21 @@ async fn bench(root: &Path, args: &BenchArgs) -> Result<ExitCode> {
             true,
         )
         .await?;
+        let fresh = rss_kib(p.home.pid()).unwrap_or(0);
         r.add(
-            "throughput",
-            "peerup direct TCP",
-            throughput(local(p.sink_port), secs).await?,
-            "Gbit/s",
+            "memory",
+            "daemon RSS idle, before any traffic",
+            fresh as f64 / 1024.0,
+            "MiB",
         );
+        throughput_cpu(
+            &mut r,
+            "peerup direct TCP",
+            local(p.sink_port),
+            secs,
+            &p.roles(&net),
+        )
+        .await?;
         let (p50, p99) = round_trips(local(p.echo_port), 2000).await?;
         r.add("rtt", "peerup direct TCP p50", p50, "us");
         r.add("rtt", "peerup direct TCP p99", p99, "us");
@@ -735,7 +812,12 @@ async fn bench(root: &Path, args: &BenchArgs) -> Result<ExitCode> {
         // Memory: home's daemon, idle, then with 100 and N proxied connections.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let idle = rss_kib(p.home.pid()).unwrap_or(0);
-        r.add("memory", "daemon RSS idle", idle as f64 / 1024.0, "MiB");
+        r.add(
+            "memory",
+            "daemon RSS idle, after traffic",
+            idle as f64 / 1024.0,
+            "MiB",
+        );
         let mut held = Vec::new();
         let mut after = BTreeMap::new();
         for target in [100usize, args.connections.max(100)] {
@@ -776,24 +858,28 @@ async fn bench(root: &Path, args: &BenchArgs) -> Result<ExitCode> {
             true,
         )
         .await?;
-        r.add(
-            "throughput",
+        throughput_cpu(
+            &mut r,
             "peerup direct QUIC",
-            throughput(local(p.sink_port), secs).await?,
-            "Gbit/s",
-        );
+            local(p.sink_port),
+            secs,
+            &p.roles(&net),
+        )
+        .await?;
         drop(p);
     }
 
     if want("relayed") {
         println!("\npeerup, relayed");
         let p = start_path(&net, &net.relay_addr, &[], &services, "relayed", false).await?;
-        r.add(
-            "throughput",
+        throughput_cpu(
+            &mut r,
             "peerup relayed",
-            throughput(local(p.sink_port), secs).await?,
-            "Gbit/s",
-        );
+            local(p.sink_port),
+            secs,
+            &p.roles(&net),
+        )
+        .await?;
         let (p50, p99) = round_trips(local(p.echo_port), 1000).await?;
         r.add("rtt", "peerup relayed p50", p50, "us");
         r.add("rtt", "peerup relayed p99", p99, "us");
@@ -1021,11 +1107,13 @@ async fn capacity(
 }
 
 fn report(r: &Results, args: &BenchArgs) -> Result<()> {
-    let raw = r.get("raw loopback TCP").unwrap_or(f64::NAN);
-    let fwd = r.get("plain user-space forwarder").unwrap_or(f64::NAN);
+    // A baseline or path a partial run (`--only`) did not measure is
+    // shown as `-`, and a target that needs it is not judged.
+    let raw = r.get("raw loopback TCP");
+    let fwd = r.get("plain user-space forwarder");
     let chacha = r.get("ssh -L chacha20-poly1305");
     let aes = r.get("ssh -L aes128-gcm");
-    let direct = r.get("peerup direct TCP").unwrap_or(f64::NAN);
+    let direct = r.get("peerup direct TCP");
     println!("\n## Throughput (one TCP connection, Gbit/s)\n");
     println!(
         "| path | Gbit/s | vs raw TCP | vs forwarder | vs ssh -L chacha20 | vs ssh -L aes128-gcm |"
@@ -1037,8 +1125,8 @@ fn report(r: &Results, args: &BenchArgs) -> Result<()> {
             "| {} | {:.2} | {} | {} | {} | {} |",
             row.1,
             row.2,
-            ratio(row.2, Some(raw)),
-            ratio(row.2, Some(fwd)),
+            ratio(row.2, raw),
+            ratio(row.2, fwd),
             ratio(row.2, chacha),
             ratio(row.2, aes)
         );
@@ -1046,11 +1134,23 @@ fn report(r: &Results, args: &BenchArgs) -> Result<()> {
     println!("\n## Latency and memory\n");
     println!("| measurement | value |");
     println!("|---|---:|");
-    for row in r.rows.iter().filter(|x| x.0 != "throughput") {
+    for row in r
+        .rows
+        .iter()
+        .filter(|x| x.0 != "throughput" && x.0 != "cpu")
+    {
         println!("| {} | {:.3} {} |", row.1, row.2, row.3);
     }
+    if r.rows.iter().any(|x| x.0 == "cpu") {
+        println!("\n## Where the CPU goes (CPU seconds per GiB moved)\n");
+        println!("| path: process | CPU s/GiB |");
+        println!("|---|---:|");
+        for row in r.rows.iter().filter(|x| x.0 == "cpu") {
+            println!("| {} | {:.3} |", row.1, row.2);
+        }
+    }
     // The targets of issue 11.
-    let raw_p50 = r.get("raw TCP p50").unwrap_or(f64::NAN);
+    let raw_p50 = r.get("raw TCP p50");
     let mut targets = Vec::new();
     let mut t = |name: &str, ok: bool, detail: String| {
         targets.push(json!({ "target": name, "met": ok, "detail": detail }));
@@ -1062,32 +1162,32 @@ fn report(r: &Results, args: &BenchArgs) -> Result<()> {
     println!("\n## Targets\n");
     println!("| target | result | measured |");
     println!("|---|---|---|");
-    if let Some(c) = chacha {
+    if let (Some(d), Some(c)) = (direct, chacha) {
         t(
             "direct >= 1.0x ssh -L chacha20",
-            direct >= c,
-            format!("{:.2}x", direct / c),
+            d >= c,
+            format!("{:.2}x", d / c),
         );
     }
-    if let Some(a) = aes {
+    if let (Some(d), Some(a)) = (direct, aes) {
         t(
             "(stretch) direct >= 1.0x ssh -L aes128-gcm",
-            direct >= a,
-            format!("{:.2}x", direct / a),
+            d >= a,
+            format!("{:.2}x", d / a),
         );
     }
-    if let Some(rel) = r.get("peerup relayed") {
+    if let (Some(d), Some(rel)) = (direct, r.get("peerup relayed")) {
         t(
             "relayed >= 0.5x direct",
-            rel >= 0.5 * direct,
-            format!("{:.2}x", rel / direct),
+            rel >= 0.5 * d,
+            format!("{:.2}x", rel / d),
         );
     }
-    if let Some(p50) = r.get("peerup direct TCP p50") {
+    if let (Some(p50), Some(raw_p50)) = (r.get("peerup direct TCP p50"), raw_p50) {
         t(
             "RTT p50 <= raw + 100 us",
             p50 <= raw_p50 + 100.0,
-            format!("{:.0} us vs raw {:.0} us", p50, raw_p50),
+            format!("{p50:.0} us vs raw {raw_p50:.0} us"),
         );
     }
     if let Some(w) = r.get("warm open to first byte (median)") {
@@ -1100,7 +1200,7 @@ fn report(r: &Results, args: &BenchArgs) -> Result<()> {
             format!("{c:.1} ms"),
         );
     }
-    if let Some(m) = r.get("daemon RSS idle") {
+    if let Some(m) = r.get("daemon RSS idle, after traffic") {
         t(
             "daemon idle RSS <= 20 MiB",
             m <= 20.0,

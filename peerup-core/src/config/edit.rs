@@ -939,6 +939,10 @@ impl<'a> Doc<'a> {
         let mut comment = false;
         let mut li = line;
         let mut from = col;
+        // The last byte outside quotes that was not a space: a quote opens
+        // a quoted scalar only where a scalar starts (first, or after `[`,
+        // `{`, `,` or `:`); inside a plain scalar (`{a: b "c}`) it is text.
+        let mut last = b'[';
         while li < self.lines.len() {
             let bytes = self.body(li).as_bytes();
             let mut prev = b' ';
@@ -976,7 +980,8 @@ impl<'a> Doc<'a> {
                             break;
                         }
                         b'"' | b'\''
-                            if matches!(prev, b' ' | b'\t' | b'[' | b'{' | b',' | b':') =>
+                            if matches!(prev, b' ' | b'\t' | b'[' | b'{' | b',' | b':')
+                                && matches!(last, b'[' | b'{' | b',' | b':') =>
                         {
                             quote = if b == b'"' {
                                 Quote::Double
@@ -994,6 +999,9 @@ impl<'a> Doc<'a> {
                         }
                         _ => {}
                     },
+                }
+                if !matches!(b, b' ' | b'\t') {
+                    last = b;
                 }
                 if closed {
                     return Ok(Span {
@@ -1261,6 +1269,11 @@ mod tests {
         assert!(doc.scan_flow(0, 3, &FieldPath::root()).unwrap().comment);
         let doc = Doc::new("a: [x, {y]\n");
         assert!(doc.scan_flow(0, 3, &FieldPath::root()).is_err());
+        // A quote inside a plain scalar is text (found by the fuzzer: the
+        // scan ran past `}` to the end of the file).
+        assert_eq!(span_text("a: {k: x \"y}\nb: 1\n"), "{k: x \"y}");
+        assert_eq!(span_text("a: [x 'y, \"z\"]"), "[x 'y, \"z\"]");
+        assert_eq!(span_text("a: {\"k\": \"}\"}"), "{\"k\": \"}\"}");
     }
 
     #[test]

@@ -240,11 +240,15 @@ impl InviterConfig {
 ///
 /// ```text
 ///   Open --(a joiner's frame opens)--> Taken --(caller saved, OK sent)--> Used
-///    |  ^                                |
-///    |  +------(caller could not save)---+
-///    +--(limit of failed attempts)--> Burned
-///    +--(expiry)--> Expired        +--(cancel)--> Cancelled
+///    |  ^                                |                                  ^
+///    |  +------(caller could not save)---+--(limit of failed attempts)--+  |
+///    +--(limit of failed attempts)--> Burned <--------------------------+  |
+///    +--(expiry)--> Expired        +--(cancel)--> Cancelled                |
+///                                  Burned, Cancelled --(the save in flight)+
 /// ```
+///
+/// A pairing whose save is in flight when the invite burns or is
+/// cancelled still completes: its token was proven first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InviteState {
     /// Waiting for a joiner.
@@ -683,9 +687,13 @@ impl Inviter {
                 counted,
                 attempts_left: self.attempts_left(),
             }));
+        // Also while a pairing is being saved (`Taken`): guesses made
+        // meanwhile are evaluated too, so they must burn the invite at the
+        // limit. The pairing being saved still completes (`Used`); should
+        // its save fail, the invite stays burned.
         if counted
             && self.failed >= self.config.max_failed_attempts
-            && self.state == InviteState::Open
+            && matches!(self.state, InviteState::Open | InviteState::Taken)
         {
             self.state = InviteState::Burned;
             self.out
@@ -1043,4 +1051,111 @@ fn parse_reply(plain: &[u8]) -> Option<Result<Option<Name>, String>> {
         return Some(Err(clean));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::keypair_from_seed;
+
+    fn peer(n: u8) -> PeerId {
+        keypair_from_seed([n; 32]).public().to_peer_id()
+    }
+
+    fn joiner(token: [u8; 8], n: u8) -> Joiner {
+        let code = InviteCode {
+            token: Token::from_bytes(token),
+            relay_ip: core::net::Ipv4Addr::new(192, 0, 2, 1),
+            relay_port: 7777,
+            relay_peer: peer(0),
+            network: None,
+            inviter: peer(1),
+        };
+        let random = SessionRandom {
+            ephemeral: [0x40 + n; 32],
+            nonce: [n; 24],
+        };
+        Joiner::new(&code, JoinerConfig::default(), Instant::ZERO, random)
+    }
+
+    /// Opens `stream` and passes bytes both ways until both sides are
+    /// quiet; returns the inviter's outputs other than bytes.
+    fn converse(inviter: &mut Inviter, j: &mut Joiner, stream: StreamId) -> Vec<InviterOutput> {
+        let random = SessionRandom {
+            ephemeral: [0x10 + stream as u8; 32],
+            nonce: [0x20 + stream as u8; 24],
+        };
+        inviter.handle_stream(Instant::ZERO, stream, peer(2 + stream as u8), random);
+        let mut other = Vec::new();
+        loop {
+            let mut moved = false;
+            while let Some(JoinerOutput::Send(d)) = j.poll_output() {
+                inviter.handle_data(Instant::ZERO, stream, &d);
+                moved = true;
+            }
+            while let Some(o) = inviter.poll_output() {
+                match o {
+                    InviterOutput::Send { data, .. } => {
+                        j.handle_data(Instant::ZERO, &data);
+                        moved = true;
+                    }
+                    o => other.push(o),
+                }
+            }
+            if !moved {
+                return other;
+            }
+        }
+    }
+
+    /// Found by the `invite_handshake` fuzz target: while a pairing was
+    /// being saved, wrong guesses were counted past the limit without
+    /// burning the invite, and a failed save then reopened it.
+    #[test]
+    fn guesses_while_a_pairing_is_saved_burn_at_the_limit() {
+        const TOKEN: [u8; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
+        for save_ok in [false, true] {
+            let config = InviterConfig::new(UnixTime::from_secs(1_000))
+                .with_max_failed_attempts(1)
+                .with_max_concurrent(4);
+            let mut inviter = Inviter::new(
+                Token::from_bytes(TOKEN),
+                config,
+                Instant::ZERO,
+                UnixTime::EPOCH,
+            );
+            let mut honest = joiner(TOKEN, 1);
+            let out = converse(&mut inviter, &mut honest, 1);
+            assert!(
+                matches!(out.as_slice(), [InviterOutput::Authorize { stream: 1, .. }]),
+                "{out:?}"
+            );
+            assert_eq!(inviter.state(), InviteState::Taken);
+            let mut wrong = [1u8, 2, 3, 4, 5, 6, 7, 9];
+            let out = converse(&mut inviter, &mut joiner(wrong, 2), 2);
+            assert!(
+                out.contains(&InviterOutput::Event(InviterEvent::Burned)),
+                "{out:?}"
+            );
+            assert_eq!(inviter.state(), InviteState::Burned);
+            // No further guess is evaluated.
+            wrong[0] = 9;
+            let out = converse(&mut inviter, &mut joiner(wrong, 3), 3);
+            assert_eq!(out, vec![InviterOutput::Reset { stream: 3 }]);
+            assert_eq!(inviter.failed_attempts(), 1);
+            // The pairing in flight completes, or the invite stays burned.
+            let result = if save_ok {
+                Ok(())
+            } else {
+                Err("disk full".to_owned())
+            };
+            inviter.handle_authorized(Instant::ZERO, 1, result);
+            let expected = if save_ok {
+                InviteState::Used
+            } else {
+                InviteState::Burned
+            };
+            assert_eq!(inviter.state(), expected);
+        }
+    }
 }

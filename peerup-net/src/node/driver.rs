@@ -6,6 +6,7 @@
 //! records connections, paths and RTTs for `status`, and publishes events.
 
 use std::collections::HashMap;
+use std::num::NonZeroU8;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,10 @@ pub(crate) enum Command {
 
 struct Relay {
     addr: RelayAddr,
+    /// Every configured address of this relay (`addr`'s first), tried in
+    /// the config's order: a relay is often listed at its TCP and QUIC
+    /// addresses.
+    dial_addrs: Vec<Multiaddr>,
     listener: Option<ListenerId>,
     /// When to try again, if not listening.
     retry_at: Option<Instant>,
@@ -96,16 +101,29 @@ impl Driver {
         } else {
             Vec::new()
         };
-        let relays = reserved
-            .iter()
-            .map(|addr| Relay {
-                addr: addr.clone(),
-                listener: None,
-                retry_at: None,
-                backoff: MIN_BACKOFF,
-                awaiting_identify: false,
-            })
-            .collect();
+        // One entry, so one reservation, per relay peer. A relay listed at
+        // several addresses (its TCP and QUIC ones, as `peerup-relay`
+        // prints them) must not be reserved on once per address: the relay
+        // client keeps one reservation per connection, so a second circuit
+        // listener replaces the first, whose listener then closes; each
+        // entry would re-reserve every second, closing the other, forever.
+        let mut relays: Vec<Relay> = Vec::new();
+        for addr in &reserved {
+            match relays
+                .iter_mut()
+                .find(|r| r.addr.peer_id() == addr.peer_id())
+            {
+                Some(r) => r.dial_addrs.push(addr.multiaddr().clone()),
+                None => relays.push(Relay {
+                    addr: addr.clone(),
+                    dial_addrs: vec![addr.multiaddr().clone()],
+                    listener: None,
+                    retry_at: None,
+                    backoff: MIN_BACKOFF,
+                    awaiting_identify: false,
+                }),
+            }
+        }
         let next_check = inner.rt.now() + inner.options.reservation_interval;
         Driver {
             swarm,
@@ -143,8 +161,14 @@ impl Driver {
             return;
         }
         relay.awaiting_identify = true;
+        // One address at a time, in the config's order: the first that
+        // works carries the reservation, so which transport the relay
+        // connection uses (and so which observed address DCUtR offers) is
+        // the one configured first, as `Node::connect` picks it, not the
+        // winner of a race.
         let opts = DialOpts::peer_id(peer)
-            .addresses(vec![relay.addr.multiaddr().clone()])
+            .addresses(relay.dial_addrs.clone())
+            .override_dial_concurrency_factor(NonZeroU8::MIN)
             .condition(PeerCondition::DisconnectedAndNotDialing)
             .build();
         if let Err(e) = self.swarm.dial(opts) {

@@ -48,6 +48,10 @@ use crate::streams::Control;
 /// The version in identify's agent string (`peerup/<version>`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Longest wait for a relay's identify before dialing a circuit through
+/// it (see `Node::wait_identified`).
+const IDENTIFY_WAIT: Duration = Duration::from_secs(3);
+
 /// Everything a node is started with. Plain data: build it with
 /// [`NodeOptions::new`] and the `with_*` methods, or from a config file with
 /// [`NodeOptions::from_config`].
@@ -918,8 +922,8 @@ impl Node {
             .map_err(|message| ConnectError::Unreachable { peer, message })
     }
 
-    /// Connects to `peer` at `addrs` unless a connection exists or is
-    /// being made (then waits for it).
+    /// Connects to `peer` (a relay) at `addrs` unless a connection exists
+    /// or is being made (then waits for it), and waits for its identify.
     pub(crate) async fn ensure_connected(
         &self,
         peer: PeerId,
@@ -938,7 +942,33 @@ impl Node {
             .map_err(|_| ConnectError::Stopped)?;
         rx.await
             .map_err(|_| ConnectError::Stopped)?
-            .map_err(|message| ConnectError::Unreachable { peer, message })
+            .map_err(|message| ConnectError::Unreachable { peer, message })?;
+        self.wait_identified(peer).await;
+        Ok(())
+    }
+
+    /// Waits, at most [`IDENTIFY_WAIT`], until identify has arrived from a
+    /// connected `peer` (or the connection is gone).
+    ///
+    /// Callers dial a circuit through the relay next, and DCUtR offers the
+    /// other side the observed addresses known when that relayed
+    /// connection opens: ours come from the relay's identify. A circuit
+    /// dialed before it arrived offers none, its hole punch fails at once
+    /// and is not retried, and the connection stays relayed even where
+    /// the NATs allow a direct one (seen through real NAT, tests/e2e). The
+    /// daemon waits the same way before reserving (`awaiting_identify` in
+    /// the driver). Identify takes one round trip to the relay, so this
+    /// polls briefly; a relay without identify costs the bound once.
+    async fn wait_identified(&self, peer: PeerId) {
+        let rt = &self.inner.rt;
+        let deadline = rt.now() + IDENTIFY_WAIT;
+        while rt.now() < deadline
+            && self
+                .inner
+                .snapshot(|s| s.peers.get(&peer).is_some_and(|p| p.agent.is_none()))
+        {
+            rt.sleep(Duration::from_millis(10)).await;
+        }
     }
 
     async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, ConnectError> {

@@ -501,8 +501,13 @@ async fn splice_tracked<R>(
     }
     drop(remote);
     drop(tcp);
+    let mut idle = false;
     inner.update(|s| {
         s.proxies.remove(&id);
+        idle = s.proxies.is_empty();
     });
+    if idle {
+        crate::memory::release_free_memory();
+    }
     tracing::debug!(%peer, service, sent = outcome.sent, received = outcome.received, reset = outcome.reset, "proxied connection ended");
 }

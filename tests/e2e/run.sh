@@ -1,0 +1,527 @@
+#!/usr/bin/env bash
+# End-to-end tests of peerup through real NAT, with real SSH (issue 8).
+#
+# Run locally, as root, from the checkout (CI runs the same):
+#
+#     sudo bash tests/e2e/run.sh
+#
+# It builds the release binaries when cargo is on PATH (as root under sudo
+# it often is not: then run `cargo build --release --locked -p peerup-cli
+# -p peerup-relay` first, as yourself), and needs iproute2, iptables
+# (nf_tables or legacy), openssh-server, openssh-client, jq and curl.
+#
+# What it does: builds a small internet out of network namespaces (a relay
+# on 198.51.100.1, three home routers doing NAT for one LAN host each;
+# see topology_up in lib.sh), runs target/release/peerup-relay and
+# target/release/peerup there with configs made by `init`, `invite` and
+# `join`, and a real sshd on host A's loopback, then:
+#
+#   1. symmetric NAT on both sides: pair across the NATs, `peerup proxy
+#      home ssh 2222` on host B, ssh runs a command, scp copies 64 MiB each
+#      way (checksums equal), and the path stays RELAYED;
+#   2. endpoint-independent NAT: the same, the connection upgrades to
+#      DIRECT, and the copies run over the direct path (the relay carries
+#      almost none of the bytes);
+#   3. the relay restarts (symmetric network, same key and port): the
+#      daemon re-reserves and a new ssh through the proxy works within 30 s;
+#   4. a peer behind NAT that the relay authorizes but home does not is
+#      denied, and sshd logs no connection from it;
+#
+# printing the timings of each (connect, upgrade, copy throughput). The
+# symmetric network runs 1 then 3, the endpoint-independent one 2 then 4.
+# Nothing outside the namespaces and the temp dir it creates is touched
+# (but /run/sshd, sshd's privilege separation directory, which it creates
+# if missing); a trap removes them, and every process it started, on any
+# exit.
+#
+# Environment: E2E_NETWORKS=symmetric or eim runs one network's scenarios;
+# E2E_RELAY_TRANSPORT=quic gives the nodes the relay's QUIC address first
+# (then hole punching is over UDP); E2E_KEEP=1 keeps the temp dir (logs,
+# configs);
+# E2E_LOG=<RUST_LOG filter> for peerup and the relay (e.g. debug);
+# E2E_BIN_DIR=<dir> uses the peerup and peerup-relay binaries there
+# instead of building target/release.
+set -Eeuo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source=tests/e2e/lib.sh
+source "$HERE/lib.sh"
+
+if [[ $EUID -ne 0 ]]; then
+  echo "run as root: sudo bash tests/e2e/run.sh" >&2
+  exit 1
+fi
+for tool in ip iptables ss sshd ssh scp ssh-keygen jq curl sha256sum awk; do
+  if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null; then
+    echo "tests/e2e: '$tool' is missing (apt-get install iproute2 iptables openssh-server openssh-client jq curl)" >&2
+    exit 1
+  fi
+done
+SSHD=$(PATH="$PATH:/usr/sbin:/sbin" command -v sshd)
+
+PEERUP="${E2E_BIN_DIR:-$ROOT/target/release}/peerup"
+RELAY_BIN="${E2E_BIN_DIR:-$ROOT/target/release}/peerup-relay"
+if [[ -n "${E2E_BIN_DIR:-}" ]]; then
+  [[ -x "$PEERUP" && -x "$RELAY_BIN" ]] || { echo "tests/e2e: no peerup or peerup-relay in $E2E_BIN_DIR" >&2; exit 1; }
+elif command -v cargo >/dev/null; then
+  step "cargo build --release"
+  (cd "$ROOT" && cargo build --release --locked -p peerup-cli -p peerup-relay)
+elif [[ ! -x "$PEERUP" || ! -x "$RELAY_BIN" ]]; then
+  echo "tests/e2e: cargo is not on PATH and $PEERUP or $RELAY_BIN is missing;" \
+    "build them first: cargo build --release --locked -p peerup-cli -p peerup-relay" >&2
+  exit 1
+fi
+
+PFX="pe2e$$"
+T=$(mktemp -d /tmp/peerup-e2e.XXXXXX)
+CREATED_PRIVSEP=0
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+trap 'on_error $? $LINENO "$BASH_COMMAND"' ERR
+touch "$T/.scenario"
+log "run $PFX, temp dir $T"
+
+# libp2p_dcutr's debug lines show the hole punch attempts scenario 1 checks;
+# the node driver's say why connections closed and hole punches failed.
+LOG_FILTER="${E2E_LOG:-info,peerup_net::node::driver=debug,libp2p=warn,yamux=error,libp2p_kad=error},libp2p_dcutr=debug"
+RELAY_TRANSPORT="${E2E_RELAY_TRANSPORT:-tcp}"
+export NO_COLOR=1
+MIB64=$((64 << 20))
+declare -A ID=()
+
+# ------------------------------------------------------------- the relay
+
+RELAY_DIR=""
+RELAY_ADDR=""
+RELAY_STARTS=0
+
+relay_init() {
+  RELAY_DIR="$TOPO/relay"
+  mkdir -m 700 "$RELAY_DIR"
+  cat >"$RELAY_DIR/relay-server.yaml" <<'EOF'
+version: 1
+identity:
+  key_file: "relay_node.key"
+network:
+  listen_addresses:
+    - "/ip4/198.51.100.1/tcp/7777"
+    - "/ip4/198.51.100.1/udp/7777/quic-v1"
+security:
+  authorized_keys_file: "relay_authorized_keys"
+  enable_connection_gating: true
+health:
+  enabled: true
+  listen_address: "127.0.0.1:9090"
+EOF
+  chmod 600 "$RELAY_DIR/relay-server.yaml"
+  : >"$RELAY_DIR/relay_authorized_keys"
+  chmod 600 "$RELAY_DIR/relay_authorized_keys"
+  # `info` creates the key; the relay keeps it across restarts.
+  local id
+  id=$(relay_cmd info 2>"$RELAY_DIR/info.log" | awk '/^Peer ID:/ { print $3 }')
+  [[ "$id" == 12D3KooW* ]] || fail "no relay peer ID from peerup-relay info"
+  case "$RELAY_TRANSPORT" in
+    tcp) RELAY_ADDR="/ip4/198.51.100.1/tcp/7777/p2p/$id" ;;
+    quic) RELAY_ADDR="/ip4/198.51.100.1/udp/7777/quic-v1/p2p/$id" ;;
+    *) fail "E2E_RELAY_TRANSPORT must be tcp or quic" ;;
+  esac
+  log "relay $RELAY_ADDR"
+}
+
+relay_cmd() {
+  nsx wan "$RELAY_BIN" --config "$RELAY_DIR/relay-server.yaml" "$@"
+}
+
+relay_healthy() {
+  nsx wan curl -fsS -m 2 http://127.0.0.1:9090/healthz >/dev/null 2>&1
+}
+
+relay_start() {
+  RELAY_STARTS=$((RELAY_STARTS + 1))
+  bg relay wan "$RELAY_DIR/relay-$RELAY_STARTS.log" \
+    env RUST_LOG="$LOG_FILTER" "$RELAY_BIN" --config "$RELAY_DIR/relay-server.yaml" serve
+  wait_for "the relay's health endpoint" 20 relay_healthy
+}
+
+# relay_stat <field>: a number from the relay's /healthz.
+relay_stat() {
+  nsx wan curl -fsS -m 5 http://127.0.0.1:9090/healthz | jq -r ".$1"
+}
+
+# ------------------------------------------------------------- the nodes
+
+# pu <x> <args...>: peerup on host x with x's config.
+pu() {
+  local x="$1"
+  shift
+  nsx "h$x" env HOME="$TOPO/$x/home" RUST_LOG="$LOG_FILTER" \
+    "$PEERUP" --config "$TOPO/$x/node/config.yaml" "$@"
+}
+
+# pu_bg <name> <x> <args...>: the same, in the background as process
+# <name>-<x>, logging to $TOPO/<x>/<name>.log.
+pu_bg() {
+  local name="$1" x="$2"
+  shift 2
+  bg "$name-$x" "h$x" "$TOPO/$x/$name.log" env HOME="$TOPO/$x/home" RUST_LOG="$LOG_FILTER" \
+    "$PEERUP" --config "$TOPO/$x/node/config.yaml" "$@"
+}
+
+node_init() {
+  local x="$1"
+  mkdir -p "$TOPO/$x/home"
+  nsx "h$x" env HOME="$TOPO/$x/home" "$PEERUP" init --dir "$TOPO/$x/node" \
+    --relay "$RELAY_ADDR" --yes >"$TOPO/$x/init.log" 2>&1 ||
+    fail "peerup init on host $x: $(cat "$TOPO/$x/init.log")"
+  if [[ "$RELAY_TRANSPORT" == quic ]]; then
+    # Invite codes carry the relay's TCP address: keep it, after QUIC.
+    pu "$x" relay add "${RELAY_ADDR/udp\/7777\/quic-v1/tcp\/7777}" >/dev/null
+  fi
+  ID[$x]=$(pu "$x" whoami)
+  relay_cmd authorize "${ID[$x]}" --comment "host-$x" >/dev/null
+  log "host $x: ${ID[$x]}"
+}
+
+# The code `peerup invite --non-interactive` prints (base32 in groups of 4).
+invite_code() {
+  grep -m1 -E '^[A-Z2-7]{4}(-[A-Z2-7]{1,4})+$' "$TOPO/a/invite.log" 2>/dev/null
+}
+
+# log_time <file> <text>: the time (epoch seconds) of the first line with
+# <text> in a peerup log, whose lines start with an RFC 3339 timestamp.
+log_time() {
+  local line
+  line=$(grep -m1 -F -- "$2" "$1") || fail "no line with '$2' in $1"
+  date -d "${line%% *}" +%s.%N
+}
+diff_s() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+has_invite_code() { invite_code >/dev/null; }
+
+# in_log <file> <text>: whether a log has a line with <text>.
+in_log() { grep -qF -- "$2" "$1" 2>/dev/null; }
+count_in_log() { grep -cF -- "$2" "$1" 2>/dev/null || true; }
+
+# The path of host B (laptop) in A's daemon status: DIRECT, RELAYED or null.
+b_path_on_a() {
+  pu a status --json | jq -r --arg p "${ID[b]}" '.peers[] | select(.peer_id == $p) | .path'
+}
+b_path_is() { [[ "$(b_path_on_a 2>/dev/null)" == "$1" ]]; }
+
+# ------------------------------------------------------------------- ssh
+
+SSH_DIR=""
+sshd_start() {
+  SSH_DIR="$TOPO/ssh"
+  mkdir -m 700 "$SSH_DIR"
+  if [[ ! -d /run/sshd ]]; then
+    # sshd's privilege separation directory (the package's service
+    # creates it at boot); removed again at exit.
+    mkdir -m 755 /run/sshd
+    CREATED_PRIVSEP=1
+  fi
+  ssh-keygen -q -t ed25519 -N '' -C e2e-host -f "$SSH_DIR/host_key"
+  ssh-keygen -q -t ed25519 -N '' -C e2e-client -f "$SSH_DIR/client_key"
+  cp "$SSH_DIR/client_key.pub" "$SSH_DIR/authorized_keys"
+  # The client checks it reaches this very sshd, through a proxy's port
+  # 2222 or (the baseline) directly on port 22.
+  local key
+  key=$(cut -d' ' -f1,2 "$SSH_DIR/host_key.pub")
+  printf '[127.0.0.1]:2222 %s\n127.0.0.1 %s\n' "$key" "$key" >"$SSH_DIR/known_hosts"
+  cat >"$SSH_DIR/sshd_config" <<EOF
+ListenAddress 127.0.0.1:22
+HostKey $SSH_DIR/host_key
+PidFile $SSH_DIR/sshd.pid
+AuthorizedKeysFile $SSH_DIR/authorized_keys
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+StrictModes no
+LogLevel VERBOSE
+Subsystem sftp internal-sftp
+EOF
+  nsx ha "$SSHD" -t -f "$SSH_DIR/sshd_config"
+  bg sshd ha "$SSH_DIR/sshd.log" "$SSHD" -D -e -f "$SSH_DIR/sshd_config"
+  wait_for "sshd on host A's 127.0.0.1:22" 10 tcp_listening ha 22
+}
+
+ssh_opts() {
+  printf '%s\n' -F /dev/null -i "$SSH_DIR/client_key" -o IdentitiesOnly=yes -o BatchMode=yes \
+    -o UserKnownHostsFile="$SSH_DIR/known_hosts" -o StrictHostKeyChecking=yes \
+    -o ConnectTimeout=30 -o LogLevel=ERROR
+}
+
+# ssh_from <x> <command>: ssh through host x's proxy on 127.0.0.1:2222.
+ssh_from() {
+  local x="$1"
+  shift
+  local opts
+  mapfile -t opts < <(ssh_opts)
+  nsx "h$x" timeout 60 ssh "${opts[@]}" -p 2222 root@127.0.0.1 "$@"
+}
+
+# scp_from <x> <args...>: scp through host x's proxy on 127.0.0.1:2222.
+scp_from() {
+  local x="$1"
+  shift
+  local opts
+  mapfile -t opts < <(ssh_opts)
+  nsx "h$x" timeout 120 scp -q "${opts[@]}" -P 2222 "$@"
+}
+
+# The reference for the copy timings: scp of the same 64 MiB on host A
+# itself, straight to sshd on its loopback (no peerup, no NAT).
+scp_baseline() {
+  local opts t secs
+  mapfile -t opts < <(ssh_opts)
+  rm -f "$TOPO/a/baseline.bin"
+  t=$(now)
+  nsx ha timeout 120 scp -q "${opts[@]}" -P 22 "$T/blob.bin" "root@127.0.0.1:$TOPO/a/baseline.bin" ||
+    fail "scp on host A's loopback failed"
+  secs=$(since "$t")
+  timing "reference: scp 64 MiB on host A's own loopback (no peerup): $secs s = $(mbps "$secs") MB/s"
+}
+
+mbps() { awk -v s="$1" -v b="$MIB64" 'BEGIN { printf "%.1f", b / s / 1e6 }'; }
+
+sshd_connections() { count_in_log "$SSH_DIR/sshd.log" "Connection from"; }
+
+# ------------------------------------------------------------ the steps
+
+# A network of <kind>: relay, three initialized hosts (authorized on the
+# relay), sshd and the daemon on A, A and B paired across the NATs.
+network_up() {
+  local kind="$1" t code out
+  TOPO="$T/$kind"
+  mkdir -p "$TOPO"
+  topology_up "$kind"
+  relay_init
+  node_init a
+  node_init b
+  node_init c
+  relay_start
+
+  # Host A exposes its sshd (the one hand edit: a service block).
+  printf 'services:\n  ssh:\n    enabled: true\n    local_address: "127.0.0.1:22"\n' \
+    >>"$TOPO/a/node/config.yaml"
+  pu a config validate >/dev/null
+  sshd_start
+  t=$(now)
+  pu_bg daemon a daemon
+  wait_for "A's daemon to reserve on the relay" 30 in_log "$TOPO/a/daemon.log" "relay reservation accepted"
+  timing "A's daemon reserved on the relay in $(since "$t") s"
+
+  # Pairing through the relay, across both NATs.
+  t=$(now)
+  pu_bg invite a invite --name home --non-interactive
+  wait_for "an invite code" 20 has_invite_code
+  code=$(invite_code)
+  out=$(pu b join "$code" --name laptop 2>&1) || fail "join on B failed: $out"
+  [[ "$out" == *"Joined home"* ]] || fail "join on B: $out"
+  reap invite-a 30 || fail "invite on A exited non-zero"
+  in_log "$TOPO/a/invite.log" "Paired with laptop" || fail "invite on A did not pair"
+  grep -q "^${ID[b]} .*# laptop" "$TOPO/a/node/authorized_keys" ||
+    fail "A's authorized_keys has no laptop line"
+  grep -q "^${ID[a]} .*# home" "$TOPO/b/node/authorized_keys" ||
+    fail "B's authorized_keys has no home line"
+  timing "pairing (invite on A -> join on B -> paired) $(since "$t") s"
+}
+
+# proxy_up <x> <target>: `peerup proxy <target> ssh 2222` on host x.
+proxy_up() {
+  local x="$1" target="$2"
+  pu_bg proxy "$x" proxy "$target" ssh 2222
+  wait_for "the proxy on host $x to listen" 20 tcp_listening "h$x" 2222
+}
+
+# proxy_connected <t0>: waits for B's proxy to reach home through the
+# relay and records how long that took since <t0> (the proxy's start).
+proxy_connected() {
+  local log="$TOPO/b/proxy.log"
+  wait_for "B's proxy to connect to home" 30 in_log "$log" "Connected to home"
+  in_log "$log" "connected peer=${ID[a]} path=RELAYED" || fail "B's first connection to home was not relayed"
+  RELAYED_AT=$(log_time "$log" "connected peer=${ID[a]} path=RELAYED")
+  timing "connect: B's proxy reached home through the relay $(diff_s "$1" "$RELAYED_AT") s after it started"
+}
+
+# ssh_check: a command over ssh through B's proxy runs on host A.
+ssh_check() {
+  local t out
+  t=$(now)
+  # shellcheck disable=SC2016 # expanded by the remote shell, on host A
+  out=$(ssh_from b 'echo "hello from $(id -un)"; ip -o -4 addr show dev eth0') ||
+    fail "ssh through the proxy failed: $out"
+  [[ "$out" == *"hello from root"* && "$out" == *"10.1.0.2/24"* ]] ||
+    fail "ssh ran somewhere unexpected: $out"
+  timing "ssh command through the proxy on host A (10.1.0.2): $(since "$t") s"
+}
+
+# copy_check <RELAYED|DIRECT>: scp 64 MiB B -> A and A -> B through the
+# proxy, checksums equal; the bytes the relay carried, and the path of
+# A's inbound ssh stream sampled from its status during the copies, show
+# which path carried them.
+copy_check() {
+  local want="$1" t up down before after relayed sum samples
+  local blob="$T/blob.bin"
+  sum=$(sha256sum <"$blob" | cut -d' ' -f1)
+  rm -f "$TOPO/a/received.bin" "$TOPO/b/received.bin" "$TOPO/samples"
+  before=$(relay_stat bytes_relayed)
+  (
+    while :; do
+      pu a status --json 2>/dev/null |
+        jq -r '.proxies[] | select(.service == "ssh" and .direction == "inbound") | .path' \
+          >>"$TOPO/samples" || true
+      sleep 0.3
+    done
+  ) &
+  PIDS[sampler]=$!
+  t=$(now)
+  scp_from b "$blob" "root@127.0.0.1:$TOPO/a/received.bin" || fail "scp B -> A failed"
+  up=$(since "$t")
+  t=$(now)
+  scp_from b "root@127.0.0.1:$blob" "$TOPO/b/received.bin" || fail "scp A -> B failed"
+  down=$(since "$t")
+  stop sampler
+  after=$(relay_stat bytes_relayed)
+  [[ "$(sha256sum <"$TOPO/a/received.bin" | cut -d' ' -f1)" == "$sum" ]] ||
+    fail "the file copied to A differs"
+  [[ "$(sha256sum <"$TOPO/b/received.bin" | cut -d' ' -f1)" == "$sum" ]] ||
+    fail "the file copied to B differs"
+  relayed=$((after - before))
+  samples=$(sort "$TOPO/samples" 2>/dev/null | uniq -c | awk '{ printf "%s%s x%s", sep, $2, $1; sep=", " }')
+  log "sha256 $sum equal on both ends, both ways"
+  timing "copy over $want: scp 64 MiB B -> A in $up s = $(mbps "$up") MB/s"
+  timing "copy over $want: scp 64 MiB A -> B in $down s = $(mbps "$down") MB/s"
+  log "relay carried $((relayed >> 20)) MiB during the copies; A's ssh stream path samples: ${samples:-none}"
+  [[ -n "$samples" ]] || fail "no status sample saw the ssh stream on A"
+  if grep -qvx "$want" "$TOPO/samples"; then
+    fail "A's ssh stream was not always $want during the copies: $samples"
+  fi
+  case "$want" in
+    RELAYED) ((relayed >= 2 * MIB64)) ||
+      fail "the relay carried only $relayed bytes of 2 x 64 MiB relayed copies" ;;
+    DIRECT) ((relayed < 4 << 20)) ||
+      fail "the relay carried $relayed bytes during direct copies" ;;
+  esac
+}
+
+# ping_check <want>: `peerup ping home --json` on B; every reply's path
+# must be <want> (empty: just report).
+ping_check() {
+  local want="$1" out paths
+  out=$(pu b ping home -c 3 --interval 200ms --json 2>"$TOPO/b/ping.log") ||
+    fail "ping home from B failed: $out"
+  paths=$(jq -r 'select(.seq) | .path // "error"' <<<"$out" | sort | uniq -c | awk '{ printf "%s%s x%s", sep, $2, $1; sep=", " }')
+  log "peerup ping home (B): ${paths}; $(jq -r 'select(.sent) | "avg rtt \(.rtt_avg_ms) ms, loss \(.loss_percent)%"' <<<"$out")"
+  if [[ -n "$want" ]] && jq -r 'select(.seq) | .path // "error"' <<<"$out" | grep -qvx "$want"; then
+    fail "ping paths were not all $want: $paths"
+  fi
+}
+
+# Still relayed: A sees B only through the relay, and no hole punch
+# succeeded on either side.
+assert_relayed() {
+  local conns
+  conns=$(pu a status --json | jq -r --arg p "${ID[b]}" '.peers[] | select(.peer_id == $p) | .connections[].path' | sort | uniq -c | xargs)
+  [[ "$(b_path_on_a)" == RELAYED ]] || fail "A's path to B is $(b_path_on_a), not RELAYED"
+  if in_log "$TOPO/a/daemon.log" "hole punched" || in_log "$TOPO/b/proxy.log" "hole punched"; then
+    fail "a hole punch succeeded through symmetric NAT"
+  fi
+  log "A's connections to B: $conns; $(count_in_log "$TOPO/a/daemon.log" "Attempting to hole-punch") hole punch attempt(s) on A, none succeeded"
+}
+
+# ------------------------------------------------------------- scenarios
+
+RUN_START=$(now)
+head -c "$MIB64" /dev/urandom >"$T/blob.bin"
+
+# E2E_NETWORKS picks the networks to run (both by default): `symmetric`
+# (scenarios 1 and 3), `eim` (scenarios 2 and 4).
+networks=" ${E2E_NETWORKS:-symmetric eim} "
+
+if [[ "$networks" == *" symmetric "* ]]; then
+scenario "1. symmetric NAT on both sides: relayed"
+network_up symmetric
+scp_baseline
+t=$(now)
+proxy_up b home
+proxy_connected "$t"
+# DCUtR tries (A logs its attempts); through symmetric NAT it must fail.
+wait_for "a hole punch attempt between A and B" 20 in_log "$TOPO/a/daemon.log" "Attempting to hole-punch"
+ssh_check
+copy_check RELAYED
+ping_check RELAYED
+assert_relayed
+
+scenario "3. relay restart (symmetric NAT)"
+# The daemon and B's proxy keep running; the relay goes away under them.
+n=$(count_in_log "$TOPO/a/daemon.log" "relay reservation accepted")
+circuits=$(count_in_log "$TOPO/b/proxy.log" "connected peer=${ID[a]} path=RELAYED")
+t=$(now)
+stop relay
+log "relay stopped (SIGTERM, exited in $(since "$t") s); starting it again, same key and port"
+t=$(now)
+relay_start
+timing "relay serving again $(since "$t") s after its start"
+wait_for "A's daemon to re-reserve" 30 \
+  bash -c "(( \$(grep -cF 'relay reservation accepted' '$TOPO/a/daemon.log') > $n ))"
+timing "A re-reserved $(since "$t") s after the relay's start"
+ssh_check
+elapsed=$(since "$t")
+awk -v e="$elapsed" 'BEGIN { exit !(e <= 30) }' ||
+  fail "the first ssh after the relay restart succeeded only $elapsed s after the relay's start (limit 30 s)"
+(($(count_in_log "$TOPO/b/proxy.log" "connected peer=${ID[a]} path=RELAYED") > circuits)) ||
+  fail "B's proxy did not make a new circuit to home"
+timing "new ssh through the proxy (over a new circuit) succeeded $elapsed s after the relay's start"
+assert_relayed
+topology_down
+fi
+
+if [[ "$networks" == *" eim "* ]]; then
+scenario "2. endpoint-independent NAT: upgrade to DIRECT"
+network_up eim
+t=$(now)
+proxy_up b home
+proxy_connected "$t"
+wait_for "A's path to B to become DIRECT" 30 b_path_is DIRECT
+wait_for "B's proxy to see the hole punch" 10 in_log "$TOPO/b/proxy.log" "direct connection established (hole punched) peer=${ID[a]}"
+direct=$(grep -m1 -F "path=DIRECT addr=/ip4/198.51.100.11/" "$TOPO/b/proxy.log" | grep -o 'addr=[^ ]*' || true)
+[[ -n "$direct" ]] || fail "B's direct connection is not to router A's public address"
+log "B's direct connection to home: $direct (router A's public address)"
+direct_at=$(log_time "$TOPO/b/proxy.log" "direct connection established (hole punched) peer=${ID[a]}")
+timing "upgrade: relayed -> DIRECT $(diff_s "$RELAYED_AT" "$direct_at") s after the relayed connection"
+ssh_check
+copy_check DIRECT
+ping_check ""
+
+scenario "4. unauthorized peer behind NAT (host C)"
+before=$(sshd_connections)
+proxy_up c "${ID[a]}"
+t=$(now)
+if out=$(ssh_from c true 2>&1); then
+  fail "ssh from host C through its proxy succeeded: $out"
+fi
+log "ssh from C failed as it should: ${out:-no output}"
+wait_for "A's daemon to deny C" 30 in_log "$TOPO/a/daemon.log" "DENIED ${ID[c]}"
+log "A's daemon: $(grep -F "DENIED ${ID[c]}" "$TOPO/a/daemon.log" | head -n1 | sed 's/^.*DENIED/DENIED/')"
+timing "denied: C's attempt refused in $(since "$t") s"
+if out=$(pu c ping "${ID[a]}" -c 1 2>&1); then
+  fail "ping from host C succeeded: $out"
+fi
+after=$(sshd_connections)
+((after == before)) || fail "sshd logged $((after - before)) connection(s) during C's attempts"
+log "sshd logged no connection during C's attempts ($before before, $after after)"
+# The control: the authorized laptop's next ssh is logged.
+ssh_check
+(($(sshd_connections) == after + 1)) || fail "sshd did not log B's connection (the control)"
+log "B's next ssh was logged by sshd (the count works)"
+topology_down
+fi
+
+SCENARIO="summary"
+step "summary"
+printf '%s\n' "${SUMMARY[@]}"
+log "all scenarios passed in $(since "$RUN_START") s"
