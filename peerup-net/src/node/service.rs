@@ -262,7 +262,16 @@ impl Node {
             .map_err(|e| OpenServiceError::InvalidName(e.to_string()))?;
         let rt = self.runtime();
         let mut last = String::new();
+        let mut attempts = 0;
+        // Attempts in a row where the connection came up and the peer then
+        // closed it under the stream: what a peer's gate does to a machine
+        // not in its authorized_keys. Twice is an answer, not bad luck.
+        let mut closed_in_a_row = 0;
         for attempt in 0..=RETRY_DELAYS.len() {
+            if closed_in_a_row >= 2 {
+                break;
+            }
+            attempts = attempt + 1;
             if attempt > 0 {
                 rt.sleep(RETRY_DELAYS[attempt - 1]).await;
             }
@@ -303,11 +312,24 @@ impl Node {
                 Some(Err(e)) => {
                     tracing::debug!(%peer, %service, attempt, error = %e, "opening service failed");
                     last = match e {
-                        OpenServiceError::Failed { last, .. } => last,
-                        other => other.to_string(),
+                        OpenServiceError::Failed { last, .. } => {
+                            if last.contains("timed out") {
+                                closed_in_a_row = 0;
+                            } else {
+                                closed_in_a_row += 1;
+                            }
+                            last
+                        }
+                        other => {
+                            closed_in_a_row = 0;
+                            other.to_string()
+                        }
                     };
                 }
-                None => last = format!("timed out after {}s", OPEN_TIMEOUT.as_secs()),
+                None => {
+                    closed_in_a_row = 0;
+                    last = format!("timed out after {}s", OPEN_TIMEOUT.as_secs());
+                }
             }
         }
         if last.contains("connection") {
@@ -320,7 +342,7 @@ impl Node {
         Err(OpenServiceError::Failed {
             peer,
             service: service.to_owned(),
-            attempts: RETRY_DELAYS.len() + 1,
+            attempts,
             last,
         })
     }
