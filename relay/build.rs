@@ -25,5 +25,8 @@ fn main() {
         .unwrap_or_else(|| "unknown".to_owned());
     println!("cargo:rustc-env=PEERUP_GIT_COMMIT={commit}");
     println!("cargo:rustc-env=PEERUP_BUILD_DATE={date}");
+    // HEAD names the branch; a commit moves the branch's ref (a directory
+    // is scanned whole).
     println!("cargo:rerun-if-changed=../.git/HEAD");
+    println!("cargo:rerun-if-changed=../.git/refs/heads");
 }
