@@ -375,17 +375,23 @@ pub struct PeerRefError {
 
 impl FromStr for PeerRef {
     type Err = PeerRefError;
-    /// A peer ID if the text is one, else a friendly name.
+    /// A friendly name if the text is one, else a peer ID.
+    ///
+    /// Names first, as name resolution does: a real peer ID (`12D3KooW...`,
+    /// `Qm...`) is never a valid name, but a short word may also decode as
+    /// a tiny identity-multihash peer ID (`1z2z`), and in `allowed_peers`
+    /// it means the name (found by a round-trip proptest).
     fn from_str(s: &str) -> Result<Self, PeerRefError> {
-        if let Ok(id) = s.parse::<PeerId>() {
-            return Ok(PeerRef::Id(id));
+        match Name::new(s) {
+            Ok(name) => Ok(PeerRef::Name(name)),
+            Err(reason) => s
+                .parse::<PeerId>()
+                .map(PeerRef::Id)
+                .map_err(|_| PeerRefError {
+                    text: s.to_owned(),
+                    reason,
+                }),
         }
-        Name::new(s)
-            .map(PeerRef::Name)
-            .map_err(|reason| PeerRefError {
-                text: s.to_owned(),
-                reason,
-            })
     }
 }
 
