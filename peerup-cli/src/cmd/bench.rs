@@ -1207,10 +1207,25 @@ fn report(r: &Results, args: &BenchArgs) -> Result<()> {
         );
     }
     if let (Some(d), Some(rel)) = (direct, r.get("peerup relayed")) {
+        // Both paths are CPU-bound when the peers and the relay share the
+        // machine's cores, so their ratio follows the CPU each spends per
+        // byte: printed next to it, it shows how much is the work itself.
+        let cpu = match (
+            r.get("peerup direct TCP: total"),
+            r.get("peerup relayed: total"),
+        ) {
+            (Some(cd), Some(cr)) if cr > 0.0 => {
+                format!(
+                    " (CPU per GiB: direct {cd:.2} s, relayed {cr:.2} s = {:.2}x)",
+                    cd / cr
+                )
+            }
+            _ => String::new(),
+        };
         t(
             "relayed >= 0.5x direct",
             rel >= 0.5 * d,
-            format!("{:.2}x", rel / d),
+            format!("{:.2}x{cpu}", rel / d),
         );
     }
     if let (Some(p50), Some(raw_p50)) = (r.get("peerup direct TCP p50"), raw_p50) {
@@ -1256,10 +1271,25 @@ fn report(r: &Results, args: &BenchArgs) -> Result<()> {
             .filter(|x| x.1.starts_with("relay RSS"))
             .map(|x| x.2)
             .fold(0.0, f64::max);
+        // What the transfer adds over holding the circuits is data in
+        // flight, per circuit: yamux lets a sender run up to 256 KiB ahead
+        // of a stream's reader, a constant of its protocol.
+        let holding = r
+            .rows
+            .iter()
+            .find(|x| x.1.starts_with("relay RSS with"))
+            .map(|x| x.2);
+        let in_flight = match holding {
+            Some(h) if rss > h && args.circuits > 0 => format!(
+                " ({h:.1} MiB holding the circuits, {:.0} KiB more per circuit in flight)",
+                (rss - h) * 1024.0 / args.circuits as f64
+            ),
+            _ => String::new(),
+        };
         t(
             &format!("relay: {} circuits, 0 errors, <= 200 MiB", args.circuits),
             e == 0.0 && rss <= 200.0,
-            format!("{e} errors, {rss:.1} MiB"),
+            format!("{e} errors, {rss:.1} MiB{in_flight}"),
         );
     }
     let doc = json!({ "results": r.json, "targets": targets, "version": crate::VERSION, "commit": crate::COMMIT });
