@@ -17,6 +17,7 @@ pub mod node;
 pub mod runtime;
 pub mod splice;
 pub mod streams;
+pub mod tls;
 
 pub use node::{Event, Node, NodeOptions, StartError, Status};
 pub use runtime::{BoxFuture, Runtime, TcpListener, TcpStream, TransportOptions};

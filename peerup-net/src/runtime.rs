@@ -170,10 +170,13 @@ pub fn yamux_config() -> libp2p::yamux::Config {
 }
 
 /// Secures and multiplexes a raw transport (TCP, or the relay client's)
-/// with Noise and yamux, as every peerup node and the Go version do.
+/// with TLS or Noise, and yamux. TLS is offered first ([`crate::tls`]:
+/// AES-GCM where the CPU has AES instructions), Noise second, as the Go
+/// version and every libp2p peer speak it.
 ///
 /// # Errors
-/// When the Noise configuration cannot be derived from the key.
+/// When the TLS certificate or the Noise keys cannot be derived from the
+/// key.
 pub fn secure_tcp<T>(
     transport: T,
     keypair: &Keypair,
@@ -186,10 +189,13 @@ where
     T::Dial: Send + 'static,
     T::ListenerUpgrade: Send + 'static,
 {
-    let noise = libp2p::noise::Config::new(keypair).map_err(io::Error::other)?;
+    let security = crate::tls::TlsOrNoise {
+        tls: crate::tls::Config::new(keypair).map_err(io::Error::other)?,
+        noise: libp2p::noise::Config::new(keypair).map_err(io::Error::other)?,
+    };
     Ok(transport
         .upgrade(libp2p::core::upgrade::Version::V1Lazy)
-        .authenticate(noise)
+        .authenticate(security)
         .multiplex(yamux_config())
         .timeout(timeout)
         .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
