@@ -9,10 +9,11 @@
 //! the same handshake with the same certificates (libp2p-tls's
 //! [`certificate`] module makes and checks them) and the same rules:
 //! TLS 1.3 only, exactly one self-signed certificate carrying the signed
-//! libp2p public key, the `libp2p` ALPN, no SNI, the dialer checking the
-//! peer ID it meant to reach. Only the order of the cipher suites differs,
-//! and only where AES is in hardware; a peer with other preferences (the Go
-//! version, a stock rust-libp2p node) still negotiates with it as before.
+//! libp2p public key, the `libp2p` ALPN, no SNI, mutual authentication
+//! (the swarm then checks that a dialed peer is the peer ID it meant to
+//! reach). Only the order of the cipher suites differs, and only where AES
+//! is in hardware; a peer with other preferences (the Go version, a stock
+//! rust-libp2p node) still negotiates with it as before.
 //!
 //! [`secure_tcp`](crate::runtime::secure_tcp) offers it before Noise; a peer
 //! that does not speak TLS answers `na` and gets Noise.
@@ -64,7 +65,8 @@ fn aes_in_hardware() -> bool {
 }
 
 /// The TLS 1.3 suites libp2p allows, in our order of preference: AES-GCM
-/// first with AES instructions, ChaCha20-Poly1305 first without.
+/// first with AES instructions; without, libp2p-tls's own order
+/// (ChaCha20-Poly1305 first), so such a peer's handshake is upstream's.
 pub fn cipher_suites(aes: bool) -> Vec<SupportedCipherSuite> {
     if aes {
         vec![
@@ -75,8 +77,8 @@ pub fn cipher_suites(aes: bool) -> Vec<SupportedCipherSuite> {
     } else {
         vec![
             TLS13_CHACHA20_POLY1305_SHA256,
-            TLS13_AES_128_GCM_SHA256,
             TLS13_AES_256_GCM_SHA384,
+            TLS13_AES_128_GCM_SHA256,
         ]
     }
 }
@@ -87,7 +89,7 @@ pub enum TlsError {
     /// The certificate for our key could not be made.
     #[error("making the TLS certificate: {0}")]
     Certificate(#[from] certificate::GenError),
-    /// rustls refused the configuration.
+    /// rustls refused the configuration (or the certificate's key).
     #[error("TLS configuration: {0}")]
     Config(#[from] rustls::Error),
     /// The handshake failed (I/O, or the peer's certificate was refused).
@@ -109,7 +111,7 @@ impl Config {
     /// The upgrade for `keypair`, with the cipher order of this CPU.
     ///
     /// # Errors
-    /// When the certificate cannot be made.
+    /// When the certificate cannot be made or rustls refuses it.
     pub fn new(keypair: &Keypair) -> Result<Config, TlsError> {
         Config::with_aes(keypair, aes_in_hardware())
     }
@@ -117,7 +119,7 @@ impl Config {
     /// The upgrade with AES-GCM first (`aes`) or ChaCha20-Poly1305 first.
     ///
     /// # Errors
-    /// When the certificate cannot be made.
+    /// When the certificate cannot be made or rustls refuses it.
     pub fn with_aes(keypair: &Keypair, aes: bool) -> Result<Config, TlsError> {
         let (cert, key) = certificate::generate(keypair)?;
         let provider = Arc::new(rustls::crypto::CryptoProvider {
