@@ -38,7 +38,7 @@
 //! - [`dns::Transport`]: `/dns`, `/dns4` and `/dns6` resolved with the
 //!   system resolver (async-std's `ToSocketAddrs`, off the executor).
 //!
-//! A node on async-std therefore speaks TCP only (Noise and yamux, like
+//! A node on async-std therefore speaks TCP only (TLS or Noise and yamux, like
 //! every peerup node): it reaches and is reached by tokio nodes over TCP,
 //! directly, through a relay circuit, or by hole punching. [`Node::start`]
 //! leaves QUIC listen addresses out. Should peerup use mDNS or UPnP one

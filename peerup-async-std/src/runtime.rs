@@ -135,7 +135,7 @@ impl Runtime for AsyncStdRuntime {
         })
     }
 
-    /// TCP (this crate's transport, with port reuse) with Noise and yamux,
+    /// TCP (this crate's transport, with port reuse) with TLS or Noise and yamux,
     /// behind name resolution. `options.quic` is ignored: there is no QUIC
     /// transport off tokio.
     fn transport(

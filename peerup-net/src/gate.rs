@@ -2,9 +2,9 @@
 //! for the relay.
 //!
 //! Inbound connections are decided when they are established, after the
-//! Noise handshake proved the peer's identity and before any stream: an
-//! unauthorized peer's connection is denied and closed without a byte of
-//! any peerup protocol. Every protocol handler checks again per stream.
+//! TLS or Noise handshake proved the peer's identity and before any
+//! stream: an unauthorized peer's connection is denied and closed without
+//! a byte of any peerup protocol. Every protocol handler checks again per stream.
 
 use std::collections::HashSet;
 use std::convert::Infallible;

@@ -121,7 +121,7 @@ pub trait Runtime: Send + Sync + 'static {
     /// Resolves `host:port` (a name such as `localhost`, or an address).
     fn resolve(&self, host: String, port: u16) -> BoxFuture<io::Result<Vec<SocketAddr>>>;
 
-    /// The node's transports (TCP with Noise and yamux, QUIC where
+    /// The node's transports (TCP with TLS or Noise and yamux, QUIC where
     /// available, DNS), without the relay client transport, which
     /// `peerup-net` adds. [`secure_tcp`] does the TCP upgrade.
     ///
