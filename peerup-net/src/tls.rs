@@ -22,7 +22,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use futures::future::{BoxFuture, Either, FutureExt};
+use futures::future::{BoxFuture, Either, FutureExt, TryFutureExt};
 use futures::io::{AsyncRead, AsyncWrite};
 use futures_rustls::TlsStream;
 use libp2p::PeerId;
@@ -427,21 +427,17 @@ where
 
     fn upgrade_inbound(self, socket: C, info: Self::Info) -> Self::Future {
         if info == PROTOCOL {
-            let f = self.tls.upgrade_inbound(socket, info);
-            async move {
-                f.await
-                    .map(|(p, s)| (p, Either::Left(s)))
-                    .map_err(Into::into)
-            }
-            .boxed()
+            self.tls
+                .upgrade_inbound(socket, info)
+                .map_ok(|(p, s)| (p, Either::Left(s)))
+                .err_into()
+                .boxed()
         } else {
-            let f = self.noise.upgrade_inbound(socket, info);
-            async move {
-                f.await
-                    .map(|(p, s)| (p, Either::Right(s)))
-                    .map_err(Into::into)
-            }
-            .boxed()
+            self.noise
+                .upgrade_inbound(socket, info)
+                .map_ok(|(p, s)| (p, Either::Right(s)))
+                .err_into()
+                .boxed()
         }
     }
 }
@@ -456,21 +452,17 @@ where
 
     fn upgrade_outbound(self, socket: C, info: Self::Info) -> Self::Future {
         if info == PROTOCOL {
-            let f = self.tls.upgrade_outbound(socket, info);
-            async move {
-                f.await
-                    .map(|(p, s)| (p, Either::Left(s)))
-                    .map_err(Into::into)
-            }
-            .boxed()
+            self.tls
+                .upgrade_outbound(socket, info)
+                .map_ok(|(p, s)| (p, Either::Left(s)))
+                .err_into()
+                .boxed()
         } else {
-            let f = self.noise.upgrade_outbound(socket, info);
-            async move {
-                f.await
-                    .map(|(p, s)| (p, Either::Right(s)))
-                    .map_err(Into::into)
-            }
-            .boxed()
+            self.noise
+                .upgrade_outbound(socket, info)
+                .map_ok(|(p, s)| (p, Either::Right(s)))
+                .err_into()
+                .boxed()
         }
     }
 }
