@@ -146,7 +146,7 @@ impl Runtime for AsyncStdRuntime {
         if options.quic {
             tracing::debug!("QUIC is tokio-only in rust-libp2p 0.57: TCP only on async-std");
         }
-        let tcp = secure_tcp(tcp::Transport::new(), keypair, options.upgrade_timeout)?;
+        let tcp = secure_tcp(tcp::Transport::new(), keypair, options)?;
         Ok(dns::Transport::new(tcp).boxed())
     }
 }

@@ -4,7 +4,11 @@
 //! second node with the same identity.
 //!
 //! Protocol: the client sends one JSON request line; the daemon answers
-//! with JSON reply lines and closes. Only the socket's owner can connect.
+//! with JSON reply lines and closes. Only the socket's owner can connect
+//! (the socket is created under umask 0177). The client keeps its side
+//! open while it waits: when it goes away (Ctrl-C, killed), the daemon
+//! sees end-of-file and cancels what the request started (an invite, a
+//! forwarded port).
 
 use std::path::Path;
 
@@ -42,8 +46,30 @@ pub(crate) enum Request {
         /// This machine's name.
         name: Option<String>,
     },
-    /// Reload authorized_keys and names now.
-    Reload,
+    /// Reload authorized_keys and names now; with an expectation, reply
+    /// an error unless the running daemon's decision for that peer is the
+    /// one expected (so `auth remove` cannot say "done" while the daemon
+    /// still lets the peer in).
+    Reload {
+        /// A peer that must be denied after the reload.
+        #[serde(default)]
+        expect_denied: Option<String>,
+        /// A peer that must be authorized after the reload.
+        #[serde(default)]
+        expect_authorized: Option<String>,
+    },
+    /// Cancel the open invite.
+    CancelInvite,
+    /// Forward a local port to a peer's service while this connection
+    /// stays open (`peerup proxy` with a daemon running).
+    Proxy {
+        /// Name or peer ID.
+        target: String,
+        /// The service.
+        service: String,
+        /// Where to listen, `ip:port`.
+        bind: String,
+    },
     /// Confirm a pending config change.
     Confirm,
     /// Exit so the service manager restarts the daemon (after `config apply`).
@@ -106,9 +132,12 @@ pub(crate) enum Reply {
     },
 }
 
-/// A connection to the daemon.
+/// A connection to the daemon. Dropping it tells the daemon the client
+/// went away.
 pub(crate) struct Client {
     lines: tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+    // Kept open: the daemon reads its end-of-file as "the client is gone".
+    _writer: tokio::net::unix::OwnedWriteHalf,
 }
 
 /// Connects to the daemon of the config at `socket`, if one is running.
@@ -123,6 +152,12 @@ pub(crate) async fn connect(socket: &Path, request: &Request) -> Result<Option<C
         {
             return Ok(None);
         }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(anyhow!(
+                "{}: permission denied: the daemon runs as another user (run this command as that user, e.g. with sudo -u)",
+                socket.display()
+            ));
+        }
         Err(e) => return Err(anyhow!("{}: {e}", socket.display())),
     };
     let (r, mut w) = stream.into_split();
@@ -131,9 +166,9 @@ pub(crate) async fn connect(socket: &Path, request: &Request) -> Result<Option<C
     w.write_all(line.as_bytes())
         .await
         .with_context(|| format!("writing to {}", socket.display()))?;
-    w.shutdown().await.ok();
     Ok(Some(Client {
         lines: BufReader::new(r).lines(),
+        _writer: w,
     }))
 }
 

@@ -345,6 +345,27 @@ fn the_whole_journey() {
     let keys = std::fs::read_to_string(sb.root.join("laptop/authorized_keys")).unwrap();
     assert!(keys.contains(&format!("{home}  # home")), "{keys}");
 
+    // An invite whose `peerup invite` goes away (killed, Ctrl-C) is
+    // cancelled in the daemon: its code stops working and the next
+    // invite can open.
+    let mut abandoned = sb.spawn("home", &["invite", "--non-interactive"]);
+    abandoned.wait_line("-");
+    let o = sb.peerup("home", &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(status["invite"].is_object(), "{status}");
+    drop(abandoned);
+    daemon.wait_line("invite cancelled");
+    let o = sb.peerup("home", &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(status["invite"].is_null(), "{status}");
+    let mut again = sb.spawn("home", &["invite", "--non-interactive"]);
+    again.wait_line("-");
+    let o = sb.peerup("home", &["invite", "--cancel"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("invite cancelled"), "{}", out(&o));
+    assert!(!again.wait().success());
+    assert!(again.log().contains("cancelled"), "{}", again.log());
+
     // The proxy, by name.
     let port = free_port();
     let mut proxy = sb.spawn("laptop", &["proxy", "home", "echo", &port.to_string()]);
@@ -389,10 +410,37 @@ fn the_whole_journey() {
     assert_eq!(status["relays"][0]["reserved"], true);
     assert_eq!(status["services"][0]["name"], "echo");
 
+    // A bad line in authorized_keys (a typo by hand) no longer stops a
+    // reload: it denies the peer it names, and the rest applies.
+    let other = peerup_core::identity::keypair_from_seed([7; 32])
+        .public()
+        .to_peer_id();
+    let ak = sb.root.join("home/authorized_keys");
+    let mut keys = std::fs::read_to_string(&ak).unwrap();
+    keys.push_str(&format!("{other}  expires=next-week\n"));
+    std::fs::write(&ak, keys).unwrap();
+    // A change the running daemon does not make its own fails the
+    // command: an entry that expired before it was added is denied.
+    let expired = peerup_core::identity::keypair_from_seed([8; 32])
+        .public()
+        .to_peer_id()
+        .to_string();
+    let o = sb.peerup(
+        "home",
+        &["auth", "add", &expired, "--expires", "2000-01-01T00:00:00Z"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("still denies"), "{}", out(&o));
+
     // Revoke the laptop: the daemon applies it live, and the next
     // connection through the proxy is denied.
     let o = sb.peerup("home", &["auth", "remove", "laptop"]);
     assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        out(&o).contains("Running daemon: authorized_keys reloaded"),
+        "{}",
+        out(&o)
+    );
     daemon.wait_line("authorized_keys reloaded");
     let denied = echo_through(port, b"are you there?");
     assert!(

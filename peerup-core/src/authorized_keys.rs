@@ -1112,10 +1112,10 @@ fn classify(content: &str, line: usize, first_seen: &mut BTreeMap<PeerId, usize>
     // The trimmed line is not empty and does not start with '#', so there is
     // a first token; an empty text would fail to parse anyway.
     let peer_text = tokens.next().unwrap_or_default();
-    let Ok(peer) = peer_text.parse::<PeerId>() else {
+    let Some(peer) = crate::identity::parse_peer_id_text(peer_text) else {
         let error = LineError::InvalidPeerId {
             line,
-            text: peer_text.to_owned(),
+            text: crate::identity::excerpt(peer_text),
         };
         return LineKind::Invalid { peer: None, error };
     };
@@ -1208,6 +1208,21 @@ mod tests {
     }
 
     // ---- parsing -------------------------------------------------------
+
+    /// A 2 MB token took over 100 s to decode as base58 (quadratic); it is
+    /// now refused on its length, and quoted shortened.
+    #[test]
+    fn a_huge_token_is_an_invalid_line_quoted_short() {
+        let text = format!("{A}\n{}\n", "1".repeat(2_000_000));
+        let doc = Document::parse(&text);
+        assert_eq!(doc.entries().count(), 1);
+        let errs: Vec<_> = doc.errors().collect();
+        assert_eq!(errs.len(), 1);
+        let msg = errs[0].to_string();
+        assert!(msg.len() < 200, "{}", &msg[..200.min(msg.len())]);
+        assert!(msg.contains("... (2000000 bytes)"), "{msg}");
+        assert_eq!(doc.render(), text);
+    }
 
     #[test]
     fn parses_go_sample_with_two_space_comment() {

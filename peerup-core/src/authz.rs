@@ -431,18 +431,38 @@ impl Policy {
 
     /// Which `connected` peers are no longer allowed at `now`: a listed
     /// peer that expired (every connection to it, whoever dialed), an
-    /// inbound peer that is not allowed, and a pairing-only peer once the
-    /// window closed. A peer that was authorized and no longer is gets
-    /// dropped even while a pairing window is open. Peers that were never
-    /// listed and that we dialed (relays, the DHT) are kept.
+    /// inbound peer that is not allowed, and a pairing-only peer that did
+    /// not pair once the window closed (every connection to it, whoever
+    /// dialed). A peer that was authorized and no longer is gets dropped
+    /// even while a pairing window is open. Peers that were never listed
+    /// and that we dialed (relays, the DHT) are kept.
+    ///
+    /// A connection let in only to pair is served the invite protocol
+    /// alone; the caller closes it when the window closes even when its
+    /// peer paired (the peer reconnects with every protocol).
     pub fn revalidate(
         &self,
         connected: impl IntoIterator<Item = Connection>,
         now: UnixTime,
     ) -> Change {
+        let connected: Vec<Connection> = connected.into_iter().collect();
+        // A peer let in to pair that did not pair leaves with the window,
+        // by every connection, including any we dialed to it meanwhile.
+        let strangers: BTreeSet<PeerId> = if self.gating && !self.pairing {
+            connected
+                .iter()
+                .filter(|c| c.pairing_only && self.status(&c.peer, now) != Status::Authorized)
+                .map(|c| c.peer)
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
         let revoked = connected
             .into_iter()
             .filter(|c| {
+                if strangers.contains(&c.peer) {
+                    return true;
+                }
                 if self.gating
                     && matches!(
                         self.status(&c.peer, now),
@@ -794,6 +814,27 @@ mod tests {
             t(0),
         );
         assert_eq!(change.revoked, vec![stranger()]);
+    }
+
+    #[test]
+    fn a_stranger_that_did_not_pair_leaves_by_every_connection() {
+        let mut pol = policy(&format!("{A}\n"));
+        pol.open_pairing();
+        // While the window is open we dialed the stranger back (a hole
+        // punch, the DHT): that connection is kept for now...
+        let connected = [
+            Connection::pairing(stranger()),
+            Connection::outbound(stranger()),
+            Connection::outbound(p(B)),
+        ];
+        assert!(pol.revalidate(connected, t(0)).revoked.is_empty());
+        // ...and goes with the window, as does the pairing connection.
+        // B, never listed but dialed by us (a relay), stays.
+        let change = pol.close_pairing(connected, t(0));
+        assert_eq!(change.revoked, vec![stranger()]);
+        // A peer dialed by us that never asked to pair is not affected.
+        let change = pol.revalidate([Connection::outbound(stranger())], t(0));
+        assert!(change.revoked.is_empty());
     }
 
     #[test]

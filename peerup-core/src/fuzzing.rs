@@ -26,7 +26,7 @@
 
 use core::net::Ipv4Addr;
 use core::time::Duration;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -514,6 +514,8 @@ struct Script {
     inviter_name: Option<Name>,
     max_failed: u32,
     max_concurrent: usize,
+    /// Peers the inviter said it blocked.
+    blocked: BTreeSet<PeerId>,
     actors: Vec<Actor>,
     /// The stream whose `Authorize` awaits `handle_authorized`.
     pending_save: Option<StreamId>,
@@ -530,14 +532,21 @@ impl Script {
         let max_failed = 1 + input.below(8) as u32;
         let max_concurrent = 1 + input.below(4);
         let stream_deadline = Duration::from_millis(250 * (1 + u64::from(input.u8())));
+        let hello_deadline = Duration::from_millis(250 * (1 + u64::from(input.u8())));
+        let max_strikes = 1 + input.below(4) as u32;
         let expiry = Duration::from_secs(u64::from(input.u8()));
         let config = InviterConfig::new(WALL.saturating_add(expiry))
             .with_name(inviter_name.clone())
             .with_max_failed_attempts(max_failed)
             .with_max_concurrent(max_concurrent)
-            .with_stream_deadline(stream_deadline);
+            .with_stream_deadline(stream_deadline)
+            .with_hello_deadline(hello_deadline)
+            .with_max_strikes_per_peer(max_strikes);
         let inviter = Inviter::new(Token::from_bytes(TOKEN), config, Instant::ZERO, WALL);
         let count = 1 + input.below(4);
+        // Several streams may come from one peer (one identity retrying,
+        // or squatting the slots).
+        let peers = 1 + input.below(count);
         let actors = (0..count)
             .map(|i| {
                 let kind = match input.below(4) {
@@ -552,7 +561,7 @@ impl Script {
                 }
                 Actor {
                     kind,
-                    peer: peer(2 + i),
+                    peer: peer(2 + i % peers),
                     stream: i as StreamId,
                     name: pick_name(input),
                     token,
@@ -580,6 +589,7 @@ impl Script {
             inviter_name,
             max_failed,
             max_concurrent,
+            blocked: BTreeSet::new(),
             actors,
             pending_save: None,
             answering: None,
@@ -852,6 +862,10 @@ impl Script {
             InviterOutput::Finish { stream } => self.actor_of(stream).inviter_fin = true,
             InviterOutput::Reset { stream } => self.actor_of(stream).inviter_rst = true,
             InviterOutput::Authorize { stream, peer, name } => {
+                assert!(
+                    !self.blocked.contains(&peer),
+                    "Authorize for a peer that was blocked"
+                );
                 let state = self.inviter.state();
                 let (pending, saved) = (self.pending_save, self.saved);
                 let actor = self.actor_of(stream);
@@ -901,6 +915,13 @@ impl Script {
                 }
                 InviterEvent::Expired => {
                     assert_eq!(self.inviter.state(), InviteState::Expired);
+                }
+                InviterEvent::PeerBlocked { peer } => {
+                    assert!(
+                        self.inviter.is_blocked(&peer),
+                        "blocked, but not by its count"
+                    );
+                    assert!(self.blocked.insert(peer), "blocked twice");
                 }
                 InviterEvent::AttemptFailed { .. } => {}
             },
@@ -996,6 +1017,20 @@ impl Script {
             "state {state:?} but saved {:?}",
             self.saved
         );
+        let saved_peer = self
+            .saved
+            .and_then(|s| self.actors.iter().find(|a| a.stream == s))
+            .map(|a| a.peer);
+        for a in &self.actors {
+            let n = self.inviter.sessions_of(&a.peer);
+            assert!(n <= 1, "{n} sessions at once for one peer");
+            if self.blocked.contains(&a.peer)
+                && self.pending_save.is_none()
+                && saved_peer != Some(a.peer)
+            {
+                assert_eq!(n, 0, "a blocked peer still has a session");
+            }
+        }
         assert!(
             self.inviter.active_sessions() <= self.max_concurrent,
             "{} sessions, limit {}",
@@ -1805,13 +1840,13 @@ pub fn names(data: &[u8]) {
                 let trimmed = text.trim();
                 let expected = match model.get(trimmed) {
                     Some(p) => Some(*p),
-                    None => trimmed.parse::<PeerId>().ok(),
+                    None => crate::identity::parse_peer_id_text(trimmed),
                 };
                 match names.resolve(&text) {
                     Ok(p) => assert_eq!(Some(p), expected, "resolve({text:?})"),
                     Err(e) => {
                         assert_eq!(expected, None, "resolve({text:?}) failed: {e}");
-                        assert_eq!(e.target, text);
+                        assert_eq!(e.target, crate::identity::excerpt(&text));
                         let known: Vec<String> = model.keys().cloned().collect();
                         assert_eq!(e.known, known, "the error lists other names");
                     }
@@ -1844,7 +1879,7 @@ fn check_name(text: &str) {
         .chars()
         .enumerate()
         .all(|(i, c)| c.is_ascii_alphanumeric() || (i > 0 && matches!(c, '.' | '_' | '-')));
-    let is_peer_id = text.len() >= 32 && text.parse::<PeerId>().is_ok();
+    let is_peer_id = text.len() >= 32 && crate::identity::parse_peer_id_text(text).is_some();
     let valid = !text.is_empty() && text.len() <= Name::MAX_LEN && charset && !is_peer_id;
     match Name::new(text) {
         Ok(n) => {
@@ -2454,10 +2489,11 @@ mod tests {
     }
 
     /// Script header: inviter named `home`, 3 attempts, 2 sessions, 30 s
-    /// per stream, expiry in 200 s, then one actor of `kind` named
-    /// `laptop` with 30 s; then `ops`.
+    /// per stream and for the hello, 3 strikes per peer, expiry in 200 s,
+    /// then one actor (one peer) of `kind` named `laptop` with 30 s; then
+    /// `ops`.
     fn script(kind: u8, ops: &[u8]) -> Script {
-        let mut data = vec![0, 2, 1, 120, 200, 0, kind];
+        let mut data = vec![0, 2, 1, 120, 120, 2, 200, 0, 0, kind];
         if kind == 2 {
             data.push(5);
         }

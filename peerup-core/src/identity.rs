@@ -142,6 +142,149 @@ pub fn check_mode(path: &Path, mode: u32) -> Result<(), ModeError> {
     Ok(())
 }
 
+/// The longest text accepted as a peer ID. Real ones are 46 (`Qm...`) or
+/// 52-53 (`12D3KooW...`, `16Uiu2...`) characters; a CID form is about 60.
+/// Base58 decoding takes time quadratic in the length (a 160 KB token on
+/// one `authorized_keys` line took 7.5 s), so longer texts are refused
+/// before any decoding.
+pub const MAX_PEER_ID_TEXT: usize = 128;
+
+/// The longest text accepted as a multiaddr (relay and peer addresses):
+/// the `/p2p/` part is base58 too.
+pub const MAX_MULTIADDR_TEXT: usize = 1024;
+
+/// Parses a peer ID, refusing texts longer than [`MAX_PEER_ID_TEXT`]
+/// before decoding them. Every peer ID that comes from a file, a command
+/// line or the network goes through here.
+pub fn parse_peer_id_text(text: &str) -> Option<PeerId> {
+    if text.len() > MAX_PEER_ID_TEXT {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// Parses a multiaddr, refusing texts longer than [`MAX_MULTIADDR_TEXT`]
+/// before decoding them.
+///
+/// # Errors
+/// The multiaddr error, or one saying the text is too long.
+pub fn parse_multiaddr_text(text: &str) -> Result<multiaddr::Multiaddr, String> {
+    if text.len() > MAX_MULTIADDR_TEXT {
+        return Err(format!(
+            "longer than {MAX_MULTIADDR_TEXT} characters ({} given)",
+            text.len()
+        ));
+    }
+    text.parse().map_err(|e: multiaddr::Error| e.to_string())
+}
+
+/// Quotes at most the first 64 characters of `text` for an error message
+/// (a hostile file can hold a megabyte on one line).
+pub fn excerpt(text: &str) -> String {
+    const MAX: usize = 64;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}... ({} bytes)", &text[..cut], text.len()),
+        None => text.to_owned(),
+    }
+}
+
+/// The owner and mode of a file or directory, as `stat` reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileFacts {
+    /// `st_uid`.
+    pub uid: u32,
+    /// `st_mode`.
+    pub mode: u32,
+}
+
+/// Why a key, config or authorized_keys file cannot be trusted: someone
+/// other than this user (or root) could have written it, or could replace
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OwnershipError {
+    /// The file belongs to another user.
+    #[error(
+        "{path} belongs to user {owner}, not to this user ({user}) or root: another user could have written it - fix with: chown {user} {path}"
+    )]
+    FileOwner {
+        /// The file.
+        path: String,
+        /// Its owner's uid.
+        owner: u32,
+        /// This process's effective uid.
+        user: u32,
+    },
+    /// Its directory belongs to another user.
+    #[error(
+        "the directory {dir} (holding {path}) belongs to user {owner}, not to this user ({user}) or root: that user could replace the file - move the file to a directory of your own"
+    )]
+    DirOwner {
+        /// The directory.
+        dir: String,
+        /// The file.
+        path: String,
+        /// Its owner's uid.
+        owner: u32,
+        /// This process's effective uid.
+        user: u32,
+    },
+    /// Its directory is writable by other users.
+    #[error(
+        "the directory {dir} (holding {path}) is writable by other users (mode {mode:04o}): anyone could replace the file - fix with: chmod o-w {dir}"
+    )]
+    DirWritable {
+        /// The directory.
+        dir: String,
+        /// The file.
+        path: String,
+        /// The directory's permission bits.
+        mode: u32,
+    },
+}
+
+/// The ownership rule for key, config and authorized_keys files: the file
+/// and its directory belong to this user (`euid`) or to root, and the
+/// directory is not writable by others. The mode bits alone
+/// ([`check_mode`]) do not say who could have written the file, or who
+/// could swap it for another.
+///
+/// # Errors
+/// [`OwnershipError`] with the fix.
+pub fn check_ownership(
+    path: &Path,
+    file: FileFacts,
+    dir: &Path,
+    dir_facts: FileFacts,
+    euid: u32,
+) -> Result<(), OwnershipError> {
+    let trusted = |uid: u32| uid == euid || uid == 0;
+    let p = || path.display().to_string();
+    if !trusted(file.uid) {
+        return Err(OwnershipError::FileOwner {
+            path: p(),
+            owner: file.uid,
+            user: euid,
+        });
+    }
+    if !trusted(dir_facts.uid) {
+        return Err(OwnershipError::DirOwner {
+            dir: dir.display().to_string(),
+            path: p(),
+            owner: dir_facts.uid,
+            user: euid,
+        });
+    }
+    if dir_facts.mode & 0o002 != 0 {
+        return Err(OwnershipError::DirWritable {
+            dir: dir.display().to_string(),
+            path: p(),
+            mode: dir_facts.mode & 0o7777,
+        });
+    }
+    Ok(())
+}
+
 /// Formats a peer ID shortened for narrow output: `12D3KooW...HCVL`.
 pub fn short(peer: &PeerId) -> impl fmt::Display + use<> {
     let s = peer.to_base58();
@@ -156,6 +299,55 @@ pub fn short(peer: &PeerId) -> impl fmt::Display + use<> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn ownership_rule() {
+        let p = Path::new("/home/a/.config/peerup/config.yaml");
+        let d = Path::new("/home/a/.config/peerup");
+        let me = 1000;
+        let f = |uid, mode| FileFacts { uid, mode };
+        assert_eq!(
+            check_ownership(p, f(me, 0o600), d, f(me, 0o700), me),
+            Ok(())
+        );
+        // root's files and directories (/etc/peerup) are fine.
+        assert_eq!(check_ownership(p, f(0, 0o600), d, f(0, 0o755), me), Ok(()));
+        let e = check_ownership(p, f(1001, 0o600), d, f(me, 0o700), me).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("fix with: chown 1000 /home/a/.config/peerup/config.yaml"),
+            "{e}"
+        );
+        assert!(matches!(
+            check_ownership(p, f(me, 0o600), d, f(1001, 0o755), me),
+            Err(OwnershipError::DirOwner { owner: 1001, .. })
+        ));
+        // Writable by others, even with the sticky bit: refused.
+        for mode in [0o777, 0o1777, 0o703] {
+            let e = check_ownership(p, f(me, 0o600), d, f(me, mode), me).unwrap_err();
+            assert!(
+                e.to_string()
+                    .ends_with("fix with: chmod o-w /home/a/.config/peerup"),
+                "{e}"
+            );
+        }
+        // Group-writable directories are the group's business.
+        assert_eq!(
+            check_ownership(p, f(me, 0o600), d, f(me, 0o770), me),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn long_texts_are_refused_before_decoding() {
+        let id = "12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL";
+        assert!(parse_peer_id_text(id).is_some());
+        let long = "1".repeat(MAX_PEER_ID_TEXT + 1);
+        assert!(parse_peer_id_text(&long).is_none());
+        assert!(parse_multiaddr_text(&format!("/dns4/{}/tcp/1", "a".repeat(2000))).is_err());
+        let e = excerpt(&"x".repeat(100_000));
+        assert!(e.len() < 100 && e.ends_with("... (100000 bytes)"), "{e}");
+    }
 
     // RFC 8032 §7.1, test 1.
     const SEED: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";

@@ -87,7 +87,7 @@ impl Name {
         // Real peer IDs are 46 (`Qm...`) or 52 (`12D3KooW...`) characters;
         // some short words also decode as a tiny identity multihash, and
         // those are fine as names (resolution tries names first anyway).
-        if text.len() >= 32 && text.parse::<PeerId>().is_ok() {
+        if text.len() >= 32 && crate::identity::parse_peer_id_text(text).is_some() {
             return Err(NameError::IsPeerId {
                 text: text.to_owned(),
             });
@@ -138,8 +138,8 @@ impl<'de> serde::Deserialize<'de> for Name {
 /// # Errors
 /// [`PeerIdError`] quoting the text.
 pub fn parse_peer_id(text: &str) -> Result<PeerId, PeerIdError> {
-    text.trim().parse::<PeerId>().map_err(|_| PeerIdError {
-        text: text.to_owned(),
+    crate::identity::parse_peer_id_text(text.trim()).ok_or_else(|| PeerIdError {
+        text: crate::identity::excerpt(text),
     })
 }
 
@@ -230,8 +230,8 @@ impl Names {
         if let Some(peer) = self.get(target_trimmed) {
             return Ok(peer);
         }
-        target_trimmed.parse::<PeerId>().map_err(|_| ResolveError {
-            target: target.to_owned(),
+        crate::identity::parse_peer_id_text(target_trimmed).ok_or_else(|| ResolveError {
+            target: crate::identity::excerpt(target),
             known: self.map.keys().map(|n| n.0.clone()).collect(),
         })
     }

@@ -88,6 +88,18 @@ impl RelayAddr {
     /// [`RelayAddrError`] naming what is missing.
     pub fn new(addr: Multiaddr) -> Result<Self, RelayAddrError> {
         let text = addr.to_string();
+        // Whatever its source (text, an invite code, the network), an
+        // address that could not be read back from its text is refused.
+        if text.len() > crate::identity::MAX_MULTIADDR_TEXT {
+            return Err(RelayAddrError::Invalid {
+                text: crate::identity::excerpt(&text),
+                reason: format!(
+                    "longer than {} characters ({} given)",
+                    crate::identity::MAX_MULTIADDR_TEXT,
+                    text.len()
+                ),
+            });
+        }
         let protos: Vec<Protocol<'_>> = addr.iter().collect();
         if protos.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
             return Err(RelayAddrError::Circuit { text });
@@ -148,12 +160,12 @@ impl FromStr for RelayAddr {
     type Err = RelayAddrError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let addr: Multiaddr =
-            s.trim()
-                .parse()
-                .map_err(|e: multiaddr::Error| RelayAddrError::Invalid {
-                    text: s.to_owned(),
-                    reason: e.to_string(),
-                })?;
+            crate::identity::parse_multiaddr_text(s.trim()).map_err(|reason| {
+                RelayAddrError::Invalid {
+                    text: crate::identity::excerpt(s),
+                    reason,
+                }
+            })?;
         RelayAddr::new(addr)
     }
 }
@@ -258,12 +270,12 @@ pub fn parse_input(input: &str, peer_id: Option<PeerId>) -> Result<RelayAddr, Re
         return Err(RelayInputError::Empty);
     }
     let transport = if text.starts_with('/') {
-        let addr: Multiaddr =
-            text.parse()
-                .map_err(|e: multiaddr::Error| RelayAddrError::Invalid {
-                    text: text.to_owned(),
-                    reason: e.to_string(),
-                })?;
+        let addr: Multiaddr = crate::identity::parse_multiaddr_text(text).map_err(|reason| {
+            RelayAddrError::Invalid {
+                text: crate::identity::excerpt(text),
+                reason,
+            }
+        })?;
         if let Some(Protocol::P2p(in_addr)) = addr.iter().last() {
             if let Some(given) = peer_id
                 && given != in_addr

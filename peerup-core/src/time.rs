@@ -201,10 +201,57 @@ impl fmt::Display for UnixTime {
     }
 }
 
+/// Exponential backoff: `min`, doubling on every failure up to `max`,
+/// back to `min` after a success. Used where a loop retries an operation
+/// that fails for a reason that lasts (an accept loop out of descriptors
+/// must not spin at 100% CPU; a relay that refuses a reservation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    /// Starts at `min`, never waits longer than `max`.
+    pub const fn new(min: Duration, max: Duration) -> Self {
+        Backoff {
+            min,
+            max,
+            next: min,
+        }
+    }
+
+    /// Another failure: how long to wait before the next attempt.
+    pub fn fail(&mut self) -> Duration {
+        let wait = self.next.min(self.max);
+        self.next = self.next.saturating_mul(2).min(self.max);
+        wait
+    }
+
+    /// A success: the next failure waits `min` again.
+    pub fn succeed(&mut self) {
+        self.next = self.min;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn backoff_doubles_to_its_cap_and_resets_on_success() {
+        let ms = Duration::from_millis;
+        let mut b = Backoff::new(ms(10), ms(1000));
+        let waits: Vec<Duration> = (0..9).map(|_| b.fail()).collect();
+        assert_eq!(
+            waits,
+            [10, 20, 40, 80, 160, 320, 640, 1000, 1000].map(ms).to_vec()
+        );
+        b.succeed();
+        assert_eq!(b.fail(), ms(10));
+    }
 
     #[test]
     fn parses_utc_and_offsets() {

@@ -812,7 +812,14 @@ services:
     fn hostile_documents_fail_cleanly() {
         let deep = "[".repeat(100_000);
         assert!(matches!(err(&deep), ConfigError::Syntax { .. }));
+        // Nested deeper than any config: refused, at its line.
         let nested = (0..300)
+            .map(|i| format!("{}k{i}:\n", "  ".repeat(i)))
+            .collect::<String>();
+        let e = err(&nested);
+        assert!(matches!(e, ConfigError::Syntax { .. }), "{e}");
+        assert!(e.to_string().contains("nested"), "{e}");
+        let nested = (0..20)
             .map(|i| format!("{}k{i}:\n", "  ".repeat(i)))
             .collect::<String>();
         // Unknown, so ignored whole: one warning, at its line.
@@ -836,19 +843,22 @@ services:
                 (b'a' + i - 1) as char
             ));
         }
-        // Ignored aliases are skipped, not expanded: quick, and a warning.
-        let (_, w) = parse(&bomb);
-        assert_eq!(w.len(), 13, "12 unknown keys and no relays");
-        // Referenced from a typed field, the expansion stops at the first
-        // value of the wrong shape.
-        bomb.push_str("relay:\n  addresses: *l\n");
+        // 9^11 values from 400 bytes: refused on the first pass, quickly.
         let e = err(&bomb);
-        assert!(matches!(e, ConfigError::Invalid { .. }), "{e:?}");
+        assert!(e.to_string().contains("anchors and aliases"), "{e}");
         let many_unknown = (0..20_000)
             .map(|i| format!("k{i}: 1\n"))
             .collect::<String>();
         let (_, w) = parse(&many_unknown);
-        assert_eq!(w.len(), 20_001);
+        let unknown = w
+            .iter()
+            .filter(|w| w.kind == WarningKind::UnknownKey)
+            .count();
+        assert_eq!(unknown, peerup_core::config::diag::MAX_UNKNOWN_KEYS);
+        assert!(
+            w.iter()
+                .any(|w| w.kind == WarningKind::MoreUnknownKeys { count: 19_900 })
+        );
     }
 
     #[test]
@@ -1091,6 +1101,11 @@ network:
     - "/ip6/::/udp/0/quic-v1"
   force_private_reachability: false
   resource_limits_enabled: true
+  max_pending_connections: 64
+  max_pending_connections_per_ip: 8
+  max_inbound_connections: 256
+  max_connections_per_peer: 8
+  handshake_timeout: "5s"
 
 relay:
   addresses: []
@@ -1164,5 +1179,81 @@ names: {}
         assert_eq!(node::DEFAULT_KEY_FILE, Config::default().identity.key_file);
         assert_eq!(node::DEFAULT_RESERVATION_INTERVAL, Duration::from_secs(120));
         assert_eq!(FieldPath::keys(&["a", "b"]).index(2).to_string(), "a.b[2]");
+    }
+
+    /// 2,000 unknown keys under an anchor, aliased 2,000 times: 46 KB of
+    /// text, 4 million values once expanded (17 s and 1.4 GB before the
+    /// expansion was bounded). Refused on its first pass, naming the cause.
+    #[test]
+    fn alias_expansion_is_refused() {
+        let mut text = String::from("version: 1\nx: &a\n");
+        for i in 0..2000 {
+            text.push_str(&format!("  k{i}: 1\n"));
+        }
+        text.push_str("y:\n");
+        for i in 0..2000 {
+            text.push_str(&format!("  - *a # {i}\n"));
+        }
+        let e = err(&text);
+        assert!(matches!(e, ConfigError::Syntax { .. }), "{e}");
+        assert!(e.to_string().contains("anchors and aliases"), "{e}");
+        // An alias or two that expand to little are still accepted.
+        let (_, w) = parse("network: &n\n  force_private_reachability: true\nother: *n\n");
+        assert_eq!(
+            kinds(&w),
+            vec![WarningKind::UnknownKey, WarningKind::NoRelayAddresses]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_listed_up_to_a_bound() {
+        let mut text = String::from("version: 1\n");
+        for i in 0..150 {
+            text.push_str(&format!("k{i}: 1\n"));
+        }
+        let (_, w) = parse(&text);
+        let unknown = w
+            .iter()
+            .filter(|w| w.kind == WarningKind::UnknownKey)
+            .count();
+        assert_eq!(unknown, peerup_core::config::diag::MAX_UNKNOWN_KEYS);
+        assert!(
+            w.iter()
+                .any(|w| w.kind == WarningKind::MoreUnknownKeys { count: 50 })
+        );
+    }
+
+    #[test]
+    fn limits_are_read_and_validated() {
+        let (c, w) = parse(
+            "network:\n  max_pending_connections: 10\n  max_pending_connections_per_ip: 2\n  max_inbound_connections: 20\n  max_connections_per_peer: 3\n  handshake_timeout: 2s\n  resource_limits_enabled: false\n",
+        );
+        assert_eq!(kinds(&w), vec![WarningKind::NoRelayAddresses]);
+        let n = &c.network;
+        assert_eq!(
+            (
+                n.max_pending_connections,
+                n.max_pending_connections_per_ip,
+                n.max_inbound_connections,
+                n.max_connections_per_peer,
+                n.handshake_timeout,
+                n.resource_limits_enabled
+            ),
+            (10, 2, 20, 3, Duration::from_secs(2), false)
+        );
+        assert_err(
+            "network:\n  max_inbound_connections: 0\n",
+            "network.max_inbound_connections",
+            2,
+            28,
+            "at least 1",
+        );
+        assert_err(
+            "network:\n  handshake_timeout: 0s\n",
+            "network.handshake_timeout",
+            2,
+            22,
+            "longer than zero",
+        );
     }
 }

@@ -9,7 +9,9 @@ use std::net::Ipv4Addr;
 
 use peerup_core::PeerId;
 use peerup_core::identity::keypair_from_seed;
-use peerup_core::invite::handshake::{Failure, InviteState, SessionRandom};
+use peerup_core::invite::handshake::{
+    DEFAULT_HELLO_DEADLINE, DEFAULT_STREAM_DEADLINE, Failure, InviteState, SessionRandom,
+};
 use peerup_core::invite::{
     InviteCode, Inviter, InviterConfig, InviterEvent, Joiner, JoinerConfig, Token,
 };
@@ -459,9 +461,15 @@ fn garbage_hello() {
 
 #[test]
 fn peer_silent_until_the_deadline() {
-    for (scenario, tamper) in [
-        ("silent", Tamper::Silent),
-        ("silent_after_hello", Tamper::SilentAfterHello),
+    // A stream silent from the start gives its slot back at the hello
+    // deadline; one silent after its hello, at the stream deadline.
+    for (scenario, tamper, deadline) in [
+        ("silent", Tamper::Silent, DEFAULT_HELLO_DEADLINE),
+        (
+            "silent_after_hello",
+            Tamper::SilentAfterHello,
+            DEFAULT_STREAM_DEADLINE,
+        ),
     ] {
         for_seeds(scenario, |seed| {
             let s = Setup::new(seed);
@@ -470,14 +478,19 @@ fn peer_silent_until_the_deadline() {
             settle(&mut pair);
             let (i, c) = (&pair.a, &pair.b);
             ensure!(
-                pair.now() >= Instant::ZERO + Duration::from_secs(30),
+                pair.now() >= Instant::ZERO + deadline,
                 "ended at {:?}",
                 pair.now()
             );
             ensure!(
-                c.0[0].failed == Some(Failure::Timeout),
+                matches!(c.0[0].failed, Some(Failure::Timeout | Failure::Reset)),
                 "joiner: {:?}",
                 c.0[0].failed
+            );
+            ensure!(
+                i.machine.strikes(&peer(2)) == 1,
+                "strikes: {}",
+                i.machine.strikes(&peer(2))
             );
             ensure!(i.authorized.is_empty(), "authorized {:?}", i.authorized);
             ensure!(

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use peerup_core::config::confirm::Action;
-use peerup_core::identity::{ModeError, check_mode};
+use peerup_core::identity::{FileFacts, ModeError, OwnershipError, check_mode, check_ownership};
 
 /// A file operation that failed, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +32,39 @@ pub enum FsError {
     /// A key or config file others can read.
     #[error(transparent)]
     Mode(#[from] ModeError),
+    /// A key or config file someone else could have written or replaced.
+    #[error(transparent)]
+    Ownership(#[from] OwnershipError),
+    /// A file larger than any peerup file can be.
+    #[error(
+        "{}: larger than {} MiB; peerup refuses to parse a file this big (is it the right file?)",
+        path.display(),
+        MAX_FILE_LEN >> 20
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Another process holds the identity.
+    #[error(
+        "{}: another peerup process{} is running with this identity; stop it, or talk to it (a running daemon serves the other commands through its control socket)",
+        path.display(),
+        holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
+    )]
+    IdentityInUse {
+        /// The identity key file.
+        path: PathBuf,
+        /// Its holder (pid and command line), where the OS tells.
+        holder: Option<String>,
+    },
 }
+
+/// The largest file peerup reads (configs, keys, authorized_keys, the
+/// commit-confirmed marker). Parsing is linear, but a file is read whole
+/// into memory and parsed on the daemon's loop: a hostile or mistaken
+/// multi-gigabyte file must not stall or exhaust it. 4 MiB holds about
+/// 40,000 authorized peers.
+pub const MAX_FILE_LEN: u64 = 4 << 20;
 
 impl FsError {
     /// Wraps an I/O error with the file it concerns.
@@ -138,10 +170,12 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), FsError> {
 }
 
 /// Reads a key or config file after checking it is not readable by group
-/// or others (WIRE.md §8).
+/// or others (WIRE.md §8), and that neither it nor its directory can be
+/// written by another user ([`check_ownership`]).
 ///
 /// # Errors
-/// [`FsError::Mode`] with the `chmod 600` fix, or [`FsError::Io`].
+/// [`FsError::Mode`] with the `chmod 600` fix, [`FsError::Ownership`] with
+/// its fix, [`FsError::TooLarge`], or [`FsError::Io`].
 pub fn read_private(path: &Path) -> Result<Vec<u8>, FsError> {
     let f = File::open(path).map_err(|e| FsError::io(path, e))?;
     #[cfg(unix)]
@@ -149,6 +183,21 @@ pub fn read_private(path: &Path) -> Result<Vec<u8>, FsError> {
         use std::os::unix::fs::MetadataExt;
         let meta = f.metadata().map_err(|e| FsError::io(path, e))?;
         check_mode(path, meta.mode())?;
+        let dir = parent(path);
+        let dir_meta = fs::metadata(dir).map_err(|e| FsError::io(dir, e))?;
+        check_ownership(
+            path,
+            FileFacts {
+                uid: meta.uid(),
+                mode: meta.mode(),
+            },
+            dir,
+            FileFacts {
+                uid: dir_meta.uid(),
+                mode: dir_meta.mode(),
+            },
+            rustix::process::geteuid().as_raw(),
+        )?;
     }
     read_all(path, f)
 }
@@ -175,11 +224,183 @@ pub fn read_text(path: &Path) -> Result<String, FsError> {
     })
 }
 
-fn read_all(path: &Path, mut f: File) -> Result<Vec<u8>, FsError> {
+fn read_all(path: &Path, f: File) -> Result<Vec<u8>, FsError> {
     use std::io::Read;
     let mut v = Vec::new();
-    f.read_to_end(&mut v).map_err(|e| FsError::io(path, e))?;
+    f.take(MAX_FILE_LEN + 1)
+        .read_to_end(&mut v)
+        .map_err(|e| FsError::io(path, e))?;
+    if v.len() as u64 > MAX_FILE_LEN {
+        return Err(FsError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
     Ok(v)
+}
+
+/// A lock on a node's identity key file, held as long as this value lives
+/// (the OS releases it when the process dies, however it dies). Two nodes
+/// with one identity would fight over every relay reservation and
+/// pairing, and one of them would miss the other's writes to
+/// authorized_keys. The lock is on the key file itself (`flock`), so no
+/// lock file is ever left behind.
+#[derive(Debug)]
+pub struct IdentityLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl IdentityLock {
+    /// The key file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// How a process uses its identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// Alone: a daemon, a relay, or a command that reserves on relays or
+    /// writes authorized_keys (`invite`, `join` without a daemon).
+    Exclusive,
+    /// Beside others of its kind: a command that only dials out and
+    /// writes nothing (`proxy`, `ping` without a daemon).
+    Shared,
+}
+
+/// Takes an exclusive lock on the identity key file at `key` (which must
+/// exist) without waiting.
+///
+/// # Errors
+/// [`FsError::IdentityInUse`] naming the holder (its pid and command
+/// line, where the OS tells) when another process holds it;
+/// [`FsError::Io`] when the file cannot be opened.
+pub fn lock_identity(key: &Path) -> Result<IdentityLock, FsError> {
+    lock_identity_as(key, LockMode::Exclusive)
+}
+
+/// [`lock_identity`] in the given mode.
+///
+/// # Errors
+/// As [`lock_identity`].
+pub fn lock_identity_as(key: &Path, mode: LockMode) -> Result<IdentityLock, FsError> {
+    // The key file is only ever created (never replaced) by peerup, but a
+    // user may replace it: lock the file the path names after the lock.
+    for _ in 0..3 {
+        let f = File::open(key).map_err(|e| FsError::io(key, e))?;
+        let taken = match mode {
+            LockMode::Exclusive => f.try_lock(),
+            LockMode::Shared => f.try_lock_shared(),
+        };
+        match taken {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(FsError::IdentityInUse {
+                    path: key.to_owned(),
+                    holder: lock_holder(&f),
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(FsError::io(key, e)),
+        }
+        if same_file(&f, key) {
+            return Ok(IdentityLock {
+                _file: f,
+                path: key.to_owned(),
+            });
+        }
+    }
+    Err(FsError::io(
+        key,
+        io::Error::other("the key file keeps being replaced while it is locked"),
+    ))
+}
+
+#[cfg(unix)]
+fn same_file(f: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (f.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &File, _: &Path) -> bool {
+    true
+}
+
+/// Who holds the lock on `f`: on Linux, `/proc/locks` names the pid of
+/// every `flock` on the file's inode, and `/proc/<pid>/cmdline` its
+/// command.
+fn lock_holder(f: &File) -> Option<String> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let ino = f.metadata().ok()?.ino();
+        let locks = fs::read_to_string("/proc/locks").ok()?;
+        let pid = locks.lines().find_map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            let (kind, pid, id) = (fields.get(1)?, fields.get(4)?, fields.get(5)?);
+            let inode: u64 = id.rsplit(':').next()?.parse().ok()?;
+            (*kind == "FLOCK" && inode == ino).then(|| pid.to_string())
+        })?;
+        let cmd = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd: String = String::from_utf8_lossy(&cmd)
+            .split('\0')
+            .filter(|a| !a.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .take(200)
+            .collect();
+        Some(if cmd.is_empty() {
+            format!("pid {pid}")
+        } else {
+            format!("pid {pid}: {cmd}")
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = f;
+        None
+    }
+}
+
+/// Creates `path` with `contents` atomically, mode 0600, only if it does
+/// not exist: the file appears whole or not at all, and of two processes
+/// creating it at once, exactly one succeeds (a hard link of a complete
+/// temporary file, which fails when the name exists). Returns whether
+/// this call created it.
+///
+/// # Errors
+/// [`FsError::Io`] naming the file.
+pub fn create_new_atomic(path: &Path, contents: &[u8]) -> Result<bool, FsError> {
+    let tmp = temp_path(path);
+    let result = (|| {
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        drop(f);
+        let created = match fs::hard_link(&tmp, path) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(e),
+        };
+        fs::remove_file(&tmp)?;
+        sync_dir(parent(path))?;
+        Ok(created)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(|e| FsError::io(path, e))
 }
 
 /// Carries out one action of the commit-confirmed machine. `ExitForRestart`

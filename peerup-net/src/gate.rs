@@ -6,18 +6,19 @@
 //! stream: an unauthorized peer's connection is denied and closed without
 //! a byte of any peerup protocol. Every protocol handler checks again per stream.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
+use either::Either;
 use libp2p::PeerId;
 use libp2p::core::transport::PortUse;
 use libp2p::core::{Endpoint, Multiaddr};
 use libp2p::swarm::{
-    ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler,
-    THandlerInEvent, THandlerOutEvent, ToSwarm, dummy,
+    ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, NotifyHandler,
+    THandler, THandlerInEvent, THandlerOutEvent, ToSwarm, dummy,
 };
 use peerup_core::authz::{Decision, DenyReason, Direction, Policy};
 use peerup_core::time::UnixTime;
@@ -39,6 +40,19 @@ pub struct NotAuthorized {
 pub struct GateShared {
     /// Inbound connections let in only to pair.
     pub pairing_only: Mutex<HashSet<ConnectionId>>,
+    /// Peers the open invite refuses (too many failed attempts): not let
+    /// in to pair again until the invite ends.
+    pub pairing_blocked: Mutex<HashSet<PeerId>>,
+}
+
+impl GateShared {
+    /// Whether `connection` was let in only to pair.
+    pub fn is_pairing_only(&self, connection: ConnectionId) -> bool {
+        self.pairing_only
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&connection)
+    }
 }
 
 /// The gating behaviour.
@@ -80,6 +94,20 @@ impl NetworkBehaviour for Gate {
             Decision::AllowUngated => {
                 tracing::warn!(%peer, "connection gating is disabled: accepting an unauthenticated peer");
                 Ok(dummy::ConnectionHandler)
+            }
+            Decision::AllowPairingOnly
+                if self
+                    .shared
+                    .pairing_blocked
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(&peer) =>
+            {
+                tracing::warn!(%peer, %remote_addr, "DENIED inbound connection: refused by the open invite after too many failed attempts");
+                Err(ConnectionDenied::new(NotAuthorized {
+                    peer,
+                    reason: DenyReason::NotListed,
+                }))
             }
             Decision::AllowPairingOnly => {
                 tracing::info!(%peer, "accepting a connection for pairing only");
@@ -129,5 +157,205 @@ impl NetworkBehaviour for Gate {
 
     fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Infallible, THandlerInEvent<Self>>> {
         Poll::Pending
+    }
+}
+
+/// Wraps a behaviour so that connections let in only to pair never reach
+/// it: such a connection gets an inert handler (no protocol of the inner
+/// behaviour is offered or run on it) and the inner behaviour never hears
+/// of it. The node wraps Kademlia, identify, AutoNAT, DCUtR, ping and the
+/// relay client this way, so a stranger admitted for `peerup invite` is
+/// served the invite protocol and nothing else: no DHT lookups (they would
+/// hand out authorized peers' addresses), no identify (it lists the
+/// services), no hole punching.
+///
+/// Must come after [`Gate`] in the composed behaviour: the gate records
+/// the pairing-only connections in [`GateShared`] as it admits them.
+pub struct PairingFilter<B> {
+    inner: B,
+    shared: Arc<GateShared>,
+    /// Connections hidden from `inner`.
+    hidden: HashSet<ConnectionId>,
+    /// Connections `inner` knows, per peer.
+    visible: HashMap<PeerId, Vec<ConnectionId>>,
+}
+
+impl<B> PairingFilter<B> {
+    /// Wraps `inner`, hiding the connections `shared` marks as pairing-only.
+    pub fn new(inner: B, shared: Arc<GateShared>) -> Self {
+        PairingFilter {
+            inner,
+            shared,
+            hidden: HashSet::new(),
+            visible: HashMap::new(),
+        }
+    }
+
+    /// The wrapped behaviour.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    /// The wrapped behaviour.
+    pub fn inner_mut(&mut self) -> &mut B {
+        &mut self.inner
+    }
+}
+
+impl<B> std::ops::Deref for PairingFilter<B> {
+    type Target = B;
+    fn deref(&self) -> &B {
+        &self.inner
+    }
+}
+
+impl<B> std::ops::DerefMut for PairingFilter<B> {
+    fn deref_mut(&mut self) -> &mut B {
+        &mut self.inner
+    }
+}
+
+impl<B: NetworkBehaviour> NetworkBehaviour for PairingFilter<B> {
+    type ConnectionHandler = Either<THandler<B>, dummy::ConnectionHandler>;
+    type ToSwarm = B::ToSwarm;
+
+    fn handle_pending_inbound_connection(
+        &mut self,
+        connection: ConnectionId,
+        local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        self.inner
+            .handle_pending_inbound_connection(connection, local_addr, remote_addr)
+    }
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        connection: ConnectionId,
+        peer: PeerId,
+        local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        if self.shared.is_pairing_only(connection) {
+            self.hidden.insert(connection);
+            return Ok(Either::Right(dummy::ConnectionHandler));
+        }
+        self.inner
+            .handle_established_inbound_connection(connection, peer, local_addr, remote_addr)
+            .map(Either::Left)
+    }
+
+    fn handle_pending_outbound_connection(
+        &mut self,
+        connection: ConnectionId,
+        peer: Option<PeerId>,
+        addresses: &[Multiaddr],
+        effective_role: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        self.inner
+            .handle_pending_outbound_connection(connection, peer, addresses, effective_role)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        connection: ConnectionId,
+        peer: PeerId,
+        addr: &Multiaddr,
+        role_override: Endpoint,
+        port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.inner
+            .handle_established_outbound_connection(connection, peer, addr, role_override, port_use)
+            .map(Either::Left)
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm<'_>) {
+        match event {
+            FromSwarm::ConnectionEstablished(mut e) => {
+                if self.hidden.contains(&e.connection_id) {
+                    return;
+                }
+                let known = self.visible.entry(e.peer_id).or_default();
+                e.other_established = known.len();
+                known.push(e.connection_id);
+                self.inner
+                    .on_swarm_event(FromSwarm::ConnectionEstablished(e));
+            }
+            FromSwarm::ConnectionClosed(mut e) => {
+                if self.hidden.remove(&e.connection_id) {
+                    return;
+                }
+                let remaining = match self.visible.get_mut(&e.peer_id) {
+                    Some(known) => {
+                        known.retain(|c| *c != e.connection_id);
+                        known.len()
+                    }
+                    None => 0,
+                };
+                if remaining == 0 {
+                    self.visible.remove(&e.peer_id);
+                }
+                e.remaining_established = remaining;
+                self.inner.on_swarm_event(FromSwarm::ConnectionClosed(e));
+            }
+            FromSwarm::AddressChange(e) if self.hidden.contains(&e.connection_id) => {}
+            other => self.inner.on_swarm_event(other),
+        }
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        match event {
+            Either::Left(e) => self.inner.on_connection_handler_event(peer, connection, e),
+            Either::Right(never) => match never {},
+        }
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        loop {
+            let event = match self.inner.poll(cx) {
+                Poll::Ready(e) => e,
+                Poll::Pending => return Poll::Pending,
+            };
+            // An event for a handler: only ever to a connection the inner
+            // behaviour knows (the swarm would hand an `Any` to a hidden
+            // connection's inert handler otherwise).
+            if let ToSwarm::NotifyHandler {
+                peer_id,
+                handler,
+                event,
+            } = event
+            {
+                let target = match handler {
+                    NotifyHandler::One(c) if !self.hidden.contains(&c) => Some(c),
+                    NotifyHandler::One(_) => None,
+                    NotifyHandler::Any => self
+                        .visible
+                        .get(&peer_id)
+                        .and_then(|known| known.first().copied()),
+                };
+                match target {
+                    Some(c) => {
+                        return Poll::Ready(ToSwarm::NotifyHandler {
+                            peer_id,
+                            handler: NotifyHandler::One(c),
+                            event: Either::Left(event),
+                        });
+                    }
+                    None => {
+                        tracing::trace!(peer = %peer_id, "dropping an event for a pairing-only connection");
+                        continue;
+                    }
+                }
+            }
+            return Poll::Ready(event.map_in(Either::Left));
+        }
     }
 }

@@ -11,6 +11,7 @@
 pub mod confirm;
 pub mod fs;
 pub mod gate;
+pub mod limits;
 pub mod memory;
 pub mod metering;
 pub mod node;
@@ -18,6 +19,7 @@ pub mod runtime;
 pub mod splice;
 pub mod streams;
 pub mod tls;
+pub mod watch;
 
 pub use node::{Event, Node, NodeOptions, StartError, Status};
 pub use runtime::{BoxFuture, Runtime, TcpListener, TcpStream, TransportOptions};

@@ -69,8 +69,12 @@ pub trait TcpListener: Send + Unpin + 'static {
 pub struct TransportOptions {
     /// Offer QUIC (where the runtime has it).
     pub quic: bool,
-    /// Time for a connection's security and muxer upgrade.
+    /// Time for an outbound connection's security and muxer upgrade.
     pub upgrade_timeout: Duration,
+    /// Time for an inbound connection's security and muxer upgrade:
+    /// shorter, so a connection that never finishes its handshake gives
+    /// its place among the pending ones back soon.
+    pub inbound_upgrade_timeout: Duration,
     /// QUIC per-stream receive window (bytes).
     pub quic_stream_window: u32,
     /// QUIC per-connection receive window (bytes).
@@ -86,6 +90,7 @@ impl Default for TransportOptions {
         TransportOptions {
             quic: true,
             upgrade_timeout: Duration::from_secs(10),
+            inbound_upgrade_timeout: Duration::from_secs(5),
             // Windows large enough for a gigabit at 100 ms; memory is only
             // committed as data is in flight.
             quic_stream_window: 16 << 20,
@@ -172,7 +177,9 @@ pub fn yamux_config() -> libp2p::yamux::Config {
 /// Secures and multiplexes a raw transport (TCP, or the relay client's)
 /// with TLS or Noise, and yamux. TLS is offered first ([`crate::tls`]:
 /// AES-GCM where the CPU has AES instructions), Noise second, as the Go
-/// version and every libp2p peer speak it.
+/// version and every libp2p peer speak it. Dialed connections have
+/// `options.upgrade_timeout` for the handshake, accepted ones the shorter
+/// `options.inbound_upgrade_timeout`.
 ///
 /// # Errors
 /// When the TLS certificate or the Noise keys cannot be derived from the
@@ -180,7 +187,7 @@ pub fn yamux_config() -> libp2p::yamux::Config {
 pub fn secure_tcp<T>(
     transport: T,
     keypair: &Keypair,
-    timeout: Duration,
+    options: &TransportOptions,
 ) -> io::Result<BoxedTransport>
 where
     T: Transport + Send + Unpin + 'static,
@@ -193,11 +200,15 @@ where
         tls: crate::tls::Config::new(keypair).map_err(io::Error::other)?,
         noise: libp2p::noise::Config::new(keypair).map_err(io::Error::other)?,
     };
-    Ok(transport
+    use libp2p::core::transport::timeout::TransportTimeout;
+    let upgraded = transport
         .upgrade(libp2p::core::upgrade::Version::V1Lazy)
         .authenticate(security)
         .multiplex(yamux_config())
-        .timeout(timeout)
-        .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
-        .boxed())
+        .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+    let timed = TransportTimeout::with_ingoing_timeout(
+        TransportTimeout::with_outgoing_timeout(upgraded, options.upgrade_timeout),
+        options.inbound_upgrade_timeout,
+    );
+    Ok(timed.boxed())
 }

@@ -42,6 +42,9 @@ use libp2p::swarm::{
     THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
 use peerup_core::wire::pingpong::Path;
+use peerup_core::wire::protocol;
+
+use crate::gate::GateShared;
 
 /// Streams of one protocol that may wait for the accept loop.
 pub const ACCEPT_QUEUE: usize = 4096;
@@ -119,6 +122,9 @@ struct Conn {
     path: Path,
     order: u64,
     established: bool,
+    /// Let in only to pair: serves the invite protocol alone and carries
+    /// no stream of ours.
+    pairing_only: bool,
     sender: mpsc::Sender<NewStream>,
 }
 
@@ -151,6 +157,7 @@ impl Shared {
         peer: PeerId,
         connection: ConnectionId,
         path: Path,
+        pairing_only: bool,
     ) -> mpsc::Receiver<NewStream> {
         let (sender, receiver) = mpsc::channel(OPEN_QUEUE);
         self.next_order += 1;
@@ -162,6 +169,7 @@ impl Shared {
                 path,
                 order,
                 established: false,
+                pairing_only,
                 sender,
             },
         );
@@ -191,7 +199,9 @@ impl Shared {
     fn pick(&self, peer: PeerId) -> Option<(ConnectionId, Path, mpsc::Sender<NewStream>)> {
         self.connections
             .iter()
-            .filter(|(_, c)| c.peer == peer && c.established && !c.sender.is_closed())
+            .filter(|(_, c)| {
+                c.peer == peer && c.established && !c.pairing_only && !c.sender.is_closed()
+            })
             .max_by_key(|(_, c)| (c.path == Path::Direct, c.order))
             .map(|(id, c)| (*id, c.path, c.sender.clone()))
     }
@@ -325,6 +335,9 @@ impl Drop for Incoming {
 /// The behaviour; put it in the node's behaviour and keep a [`Control`].
 pub struct Behaviour {
     shared: Arc<Mutex<Shared>>,
+    /// Which connections were let in only to pair (they are offered the
+    /// invite protocol alone).
+    gate: Option<Arc<GateShared>>,
 }
 
 impl Default for Behaviour {
@@ -338,7 +351,15 @@ impl Behaviour {
     pub fn new() -> Self {
         Behaviour {
             shared: Arc::new(Mutex::new(Shared::default())),
+            gate: None,
         }
+    }
+
+    /// Offers connections that `gate` let in only to pair the invite
+    /// protocol alone.
+    pub fn with_gate(mut self, gate: Arc<GateShared>) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     /// A control for this behaviour.
@@ -361,14 +382,16 @@ impl NetworkBehaviour for Behaviour {
         remote_addr: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
         let path = inbound_path(local_addr, remote_addr);
-        let receiver = Shared::lock(&self.shared).register(peer, connection, path);
-        Ok(Handler::new(
-            peer,
-            connection,
-            path,
-            self.shared.clone(),
-            receiver,
-        ))
+        let pairing_only = self
+            .gate
+            .as_ref()
+            .is_some_and(|g| g.is_pairing_only(connection));
+        let receiver = Shared::lock(&self.shared).register(peer, connection, path, pairing_only);
+        let mut handler = Handler::new(peer, connection, path, self.shared.clone(), receiver);
+        if pairing_only {
+            handler.only = Some(StreamProtocol::new(protocol::INVITE));
+        }
+        Ok(handler)
     }
 
     fn handle_established_outbound_connection(
@@ -380,7 +403,7 @@ impl NetworkBehaviour for Behaviour {
         _: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
         let path = path_of(addr);
-        let receiver = Shared::lock(&self.shared).register(peer, connection, path);
+        let receiver = Shared::lock(&self.shared).register(peer, connection, path, false);
         Ok(Handler::new(
             peer,
             connection,
@@ -435,6 +458,8 @@ pub struct Handler {
     path: Path,
     shared: Arc<Mutex<Shared>>,
     receiver: mpsc::Receiver<NewStream>,
+    /// The one protocol offered, on a connection let in only to pair.
+    only: Option<StreamProtocol>,
 }
 
 impl Handler {
@@ -451,6 +476,7 @@ impl Handler {
             path,
             shared,
             receiver,
+            only: None,
         }
     }
 }
@@ -466,12 +492,11 @@ impl ConnectionHandler for Handler {
     type OutboundOpenInfo = Reply;
 
     fn listen_protocol(&self) -> SubstreamProtocol<Upgrade, ()> {
-        SubstreamProtocol::new(
-            Upgrade {
-                protocols: Shared::lock(&self.shared).supported(),
-            },
-            (),
-        )
+        let mut protocols = Shared::lock(&self.shared).supported();
+        if let Some(only) = &self.only {
+            protocols.retain(|p| p == only);
+        }
+        SubstreamProtocol::new(Upgrade { protocols }, ())
     }
 
     fn poll(

@@ -602,7 +602,7 @@ mod tests {
         crate::runtime::secure_tcp(
             MemoryTransport::default(),
             k,
-            std::time::Duration::from_secs(10),
+            &crate::runtime::TransportOptions::default(),
         )
         .unwrap()
     }

@@ -159,7 +159,7 @@ impl Runtime for TokioRuntime {
         let tcp = secure_tcp(
             tcp::tokio::Transport::new(tcp::Config::new().nodelay(true)),
             keypair,
-            options.upgrade_timeout,
+            options,
         )?;
         let ip = if options.quic {
             let mut q = quic::Config::new(keypair);

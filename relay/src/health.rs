@@ -4,10 +4,11 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::io::{AsyncReadExt, AsyncWriteExt};
+use peerup_core::time::Backoff;
 use peerup_net::runtime::{Runtime, TcpStream};
 
 use crate::Relay;
@@ -32,6 +33,9 @@ pub fn healthz(relay: &Relay) -> serde_json::Value {
         "circuits_denied": g(&s.circuits_denied),
         "circuits_cut": g(&s.circuits_cut),
         "denied_connections": g(&s.denied),
+        "refused_connections": s.limits.total(),
+        "refused_connections_per_ip": g(&s.limits.refused_per_ip),
+        "expired_peers": g(&s.expired),
         "bytes_relayed": g(&s.meter.outbound),
         "bytes_received": g(&s.meter.inbound),
     })
@@ -41,7 +45,7 @@ pub fn healthz(relay: &Relay) -> serde_json::Value {
 pub fn metrics(relay: &Relay) -> String {
     let s = relay.stats();
     let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let rows: [(&str, &str, &str, u64); 12] = [
+    let rows: [(&str, &str, &str, u64); 15] = [
         (
             "peerup_relay_up",
             "gauge",
@@ -103,6 +107,24 @@ pub fn metrics(relay: &Relay) -> String {
             g(&s.denied),
         ),
         (
+            "peerup_relay_refused_connections_total",
+            "counter",
+            "inbound connections refused by a connection limit",
+            s.limits.total(),
+        ),
+        (
+            "peerup_relay_refused_connections_per_ip_total",
+            "counter",
+            "inbound connections refused in their handshake: too many from one IP",
+            g(&s.limits.refused_per_ip),
+        ),
+        (
+            "peerup_relay_expired_peers_total",
+            "counter",
+            "peers disconnected because their expires= passed",
+            g(&s.expired),
+        ),
+        (
             "peerup_relay_sent_bytes_total",
             "counter",
             "bytes sent to peers (relayed traffic)",
@@ -124,7 +146,12 @@ pub fn metrics(relay: &Relay) -> String {
     out
 }
 
+/// Requests answered at once; more wait in the listen backlog.
+const MAX_CLIENTS: usize = 32;
+
 /// Serves `/healthz` and `/metrics` on `addr`; returns the bound address.
+/// At most [`MAX_CLIENTS`] requests at once, each with 5 s to finish; an
+/// accept error (out of descriptors) backs off instead of spinning.
 ///
 /// # Errors
 /// The bind error (address in use).
@@ -132,17 +159,35 @@ pub async fn serve(rt: Arc<dyn Runtime>, relay: Relay, addr: SocketAddr) -> io::
     let mut listener = rt.tcp_listen(addr).await?;
     let local = listener.local_addr()?;
     let rt2 = rt.clone();
+    let busy = Arc::new(AtomicUsize::new(0));
     rt.spawn(Box::pin(async move {
+        let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
         while relay.is_running() {
-            let Ok((stream, _)) = rt2.accept(listener.as_mut()).await else {
-                continue;
+            let stream = match rt2.accept(listener.as_mut()).await {
+                Ok((stream, _)) => {
+                    backoff.succeed();
+                    stream
+                }
+                Err(e) => {
+                    let wait = backoff.fail();
+                    tracing::warn!(error = %e, retry_in = ?wait, "health endpoint: accept failed");
+                    rt2.sleep(wait).await;
+                    continue;
+                }
             };
+            if busy.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
+                busy.fetch_sub(1, Ordering::AcqRel);
+                drop(stream);
+                continue;
+            }
             let relay = relay.clone();
             let rt3 = rt2.clone();
+            let busy = busy.clone();
             rt2.spawn(Box::pin(async move {
                 let _ = rt3
                     .timeout(Duration::from_secs(5), answer(stream, &relay))
                     .await;
+                busy.fetch_sub(1, Ordering::AcqRel);
             }));
         }
     }));

@@ -63,7 +63,8 @@ enum Command {
     Serve,
     /// Print the relay's peer ID and the addresses nodes should use.
     Info,
-    /// Allow a peer to reserve and relay through this server.
+    /// Allow a peer to reserve and relay through this server (applied by a
+    /// running relay at once).
     Authorize {
         /// The peer's ID (12D3KooW...).
         peer: String,
@@ -71,7 +72,8 @@ enum Command {
         #[arg(long)]
         comment: Option<String>,
     },
-    /// Remove a peer; a running relay disconnects it within seconds.
+    /// Remove a peer; a running relay disconnects it at once (this fails
+    /// if the running relay did not apply the change).
     Deauthorize {
         /// The peer's ID.
         peer: String,
@@ -170,8 +172,14 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn serve(path: &Path) -> Result<()> {
     let (config, text) = load_config(path)?;
-    let options = RelayOptions::from_config(&config, path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // As many descriptors as the hard limit allows; the connection limits
+    // then fit what is left, so a flood runs into them, not into EMFILE.
+    let descriptors = raise_descriptor_limit();
+    let mut options =
+        RelayOptions::from_config(&config, path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    options.connection_limits = options.connection_limits.fit_to_descriptors(descriptors);
     let ak_path = config.authorized_keys_path(path);
+    let socket = control_socket(path);
     let rt_tokio = runtime()?;
     rt_tokio.block_on(async move {
         let rt: Arc<dyn Runtime> = Arc::new(TokioRuntime::current());
@@ -193,8 +201,12 @@ fn serve(path: &Path) -> Result<()> {
             }
         }
         if relay.is_gating() {
-            relay.watch_authorized_keys(rt.clone(), ak_path.clone(), Duration::from_secs(2));
+            relay.watch_authorized_keys(rt.clone(), ak_path.clone(), Duration::from_secs(5));
         }
+        let _ = std::fs::remove_file(&socket);
+        let control = bind_private(&socket)?;
+        let _socket_guard = RemoveOnDrop(socket.clone());
+        tokio::spawn(serve_control(control, relay.clone(), ak_path.clone()));
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
         let watchdog = relay.clone();
         tokio::spawn(async move {
@@ -240,6 +252,202 @@ async fn wait_for_signals(relay: &Relay, ak_path: &Path) -> Result<()> {
 async fn wait_for_signals(_: &Relay, _: &Path) -> Result<()> {
     tokio::signal::ctrl_c().await?;
     Ok(())
+}
+
+/// Raises the soft descriptor limit to the hard one; returns the limit in
+/// force.
+fn raise_descriptor_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the descriptor limit");
+            1024
+        }
+    }
+}
+
+/// The relay's control socket, beside its config: `authorize` and
+/// `deauthorize` ask the running relay to apply the file, and fail unless
+/// it did.
+fn control_socket(config: &Path) -> PathBuf {
+    let dir = match config.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    dir.join("peerup-relay.sock")
+}
+
+/// Binds with mode 0600 from the start (umask 0177), not chmod-ed after.
+fn bind_private(path: &Path) -> Result<tokio::net::UnixListener> {
+    use rustix::fs::Mode;
+    let old = rustix::process::umask(Mode::from_raw_mode(0o177));
+    let bound = tokio::net::UnixListener::bind(path);
+    rustix::process::umask(old);
+    bound.with_context(|| format!("{}: cannot create the control socket", path.display()))
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A control request: one JSON line.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ControlRequest {
+    /// A peer that must be refused after the reload.
+    expect_denied: Option<String>,
+    /// A peer that must be allowed after the reload.
+    expect_authorized: Option<String>,
+}
+
+/// The answer: one JSON line.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ControlReply {
+    ok: bool,
+    message: String,
+}
+
+async fn serve_control(listener: tokio::net::UnixListener, relay: Relay, ak_path: PathBuf) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let mut backoff =
+        peerup_core::time::Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => {
+                backoff.succeed();
+                s
+            }
+            Err(e) => {
+                let wait = backoff.fail();
+                tracing::warn!(error = %e, retry_in = ?wait, "control socket: accept failed");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+        };
+        // One request at a time: a reload is quick, and this bounds the
+        // socket to one connection's worth of work.
+        let (r, mut w) = stream.into_split();
+        let mut lines = BufReader::new(r.take(64 * 1024)).lines();
+        let Ok(Ok(Some(line))) =
+            tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await
+        else {
+            continue;
+        };
+        let reply = match serde_json::from_str::<ControlRequest>(&line) {
+            Err(e) => ControlReply {
+                ok: false,
+                message: format!("bad request: {e}"),
+            },
+            Ok(req) => apply(&relay, &ak_path, req).await,
+        };
+        let mut out = serde_json::to_string(&reply).unwrap_or_default();
+        out.push('\n');
+        let _ = tokio::time::timeout(Duration::from_secs(10), w.write_all(out.as_bytes())).await;
+    }
+}
+
+async fn apply(relay: &Relay, ak_path: &Path, req: ControlRequest) -> ControlReply {
+    if !relay.is_gating() {
+        return ControlReply {
+            ok: true,
+            message: "gating is off: every peer may use this relay".to_owned(),
+        };
+    }
+    let revoked = match relay.reload_authorized_keys_file(ak_path).await {
+        Ok(r) => r,
+        Err(e) => {
+            return ControlReply {
+                ok: false,
+                message: format!("the running relay did not apply the change: {e}"),
+            };
+        }
+    };
+    for (text, want) in [(req.expect_denied, false), (req.expect_authorized, true)] {
+        let Some(text) = text else { continue };
+        let Ok(peer) = parse_peer_id(&text) else {
+            return ControlReply {
+                ok: false,
+                message: format!("bad peer ID {text}"),
+            };
+        };
+        if relay.is_authorized(&peer) != want {
+            return ControlReply {
+                ok: false,
+                message: format!(
+                    "the running relay still {} {peer} after reloading {} (check it with `peerup-relay config validate`)",
+                    if want { "refuses" } else { "lets in" },
+                    ak_path.display()
+                ),
+            };
+        }
+    }
+    ControlReply {
+        ok: true,
+        message: if revoked.is_empty() {
+            "the running relay applied it".to_owned()
+        } else {
+            format!(
+                "the running relay applied it and disconnected {} peer(s)",
+                revoked.len()
+            )
+        },
+    }
+}
+
+/// Asks the running relay (if any) to apply `relay_authorized_keys` and
+/// to confirm `peer`'s new standing; errors unless it did.
+fn tell_running_relay(config: &Path, peer: peerup_core::PeerId, authorized: bool) -> Result<()> {
+    use std::io::{BufRead, Write};
+    let socket = control_socket(config);
+    let mut stream = match std::os::unix::net::UnixStream::connect(&socket) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            println!(
+                "No relay is running for {}; it applies the file when it starts.",
+                config.display()
+            );
+            return Ok(());
+        }
+        Err(e) => bail!("{}: {e}", socket.display()),
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let text = Some(peer.to_string());
+    let req = if authorized {
+        ControlRequest {
+            expect_denied: None,
+            expect_authorized: text,
+        }
+    } else {
+        ControlRequest {
+            expect_denied: text,
+            expect_authorized: None,
+        }
+    };
+    let mut line = serde_json::to_string(&req)?;
+    line.push('\n');
+    stream
+        .write_all(line.as_bytes())
+        .with_context(|| format!("writing to {}", socket.display()))?;
+    let mut answer = String::new();
+    std::io::BufReader::new(&stream)
+        .read_line(&mut answer)
+        .with_context(|| format!("reading from {}", socket.display()))?;
+    let reply: ControlReply = serde_json::from_str(&answer)
+        .with_context(|| format!("no answer from the running relay on {}", socket.display()))?;
+    if reply.ok {
+        println!("{}", reply.message);
+        Ok(())
+    } else {
+        bail!("the file was changed, but {}", reply.message)
+    }
 }
 
 fn banner(relay: &Relay) {
@@ -337,11 +545,8 @@ fn authorize(path: &Path, peer: &str, comment: Option<&str>) -> Result<()> {
     doc.add(peer, Attributes::new(), comment)
         .map_err(|e| anyhow::anyhow!("{}: {e}", ak.display()))?;
     fs::write_atomic(&ak, doc.render().as_bytes())?;
-    println!(
-        "Authorized {peer} in {} (a running relay picks it up within seconds)",
-        ak.display()
-    );
-    Ok(())
+    println!("Authorized {peer} in {}", ak.display());
+    tell_running_relay(path, peer, true)
 }
 
 fn deauthorize(path: &Path, peer: &str) -> Result<()> {
@@ -351,11 +556,8 @@ fn deauthorize(path: &Path, peer: &str) -> Result<()> {
     doc.remove(&peer)
         .map_err(|e| anyhow::anyhow!("{}: {e}", ak.display()))?;
     fs::write_atomic(&ak, doc.render().as_bytes())?;
-    println!(
-        "Removed {peer} from {} (a running relay disconnects it within seconds)",
-        ak.display()
-    );
-    Ok(())
+    println!("Removed {peer} from {}", ak.display());
+    tell_running_relay(path, peer, false)
 }
 
 fn list_peers(path: &Path) -> Result<()> {

@@ -26,10 +26,13 @@ use peerup_core::authz::{Connection, Policy, Warning};
 use peerup_core::config::RelayConfig;
 use peerup_core::time::UnixTime;
 use peerup_core::wire::protocol;
+use peerup_net::fs::IdentityLock;
 use peerup_net::gate::{Gate, GateShared};
+use peerup_net::limits::{ConnectionLimits, LimitStats, Limits as ConnLimits};
 use peerup_net::metering::{Meter, metered};
-use peerup_net::node::{StartError, load_or_create_identity, parse_authorized_keys};
+use peerup_net::node::{StartError, load_or_create_identity, read_authorized_keys};
 use peerup_net::runtime::{Runtime, TransportOptions};
+use peerup_net::watch::{FileWatcher, Fingerprint};
 
 /// Resource limits (WIRE.md §11).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,12 +79,18 @@ pub struct RelayOptions {
     pub authorized_keys: Document,
     /// Where they live (for live reloads).
     pub authorized_keys_path: Option<PathBuf>,
+    /// The fingerprint of the file's bytes behind `authorized_keys`.
+    pub authorized_keys_fingerprint: Option<Fingerprint>,
+    /// The lock on the identity, held while the relay runs.
+    pub identity_lock: Option<Arc<IdentityLock>>,
     /// Limits.
     pub limits: Limits,
     /// DHT protocol.
     pub kad_protocol: String,
     /// Transport options.
     pub transport: TransportOptions,
+    /// Limits on inbound connections (see `peerup_net::limits`).
+    pub connection_limits: ConnectionLimits,
 }
 
 impl std::fmt::Debug for RelayOptions {
@@ -112,9 +121,12 @@ impl RelayOptions {
             gating: true,
             authorized_keys: Document::new(),
             authorized_keys_path: None,
+            authorized_keys_fingerprint: None,
+            identity_lock: None,
             limits: Limits::default(),
             kad_protocol: protocol::KAD.to_owned(),
             transport: TransportOptions::default(),
+            connection_limits: ConnectionLimits::RELAY,
         }
     }
 
@@ -126,11 +138,17 @@ impl RelayOptions {
     /// [`StartError`] naming the file and the problem; with gating on, a
     /// missing `relay_authorized_keys` is an error (fail closed).
     pub fn from_config(config: &RelayConfig, config_path: &Path) -> Result<Self, StartError> {
-        let keypair = load_or_create_identity(&config.key_file_path(config_path))?;
+        let key_path = config.key_file_path(config_path);
+        let keypair = load_or_create_identity(&key_path)?;
+        let lock = peerup_net::fs::lock_identity(&key_path)?;
         let ak_path = config.authorized_keys_path(config_path);
         let gating = config.security.enable_connection_gating;
+        let mut fingerprint = Fingerprint::missing();
         let doc = match peerup_net::fs::read_private(&ak_path) {
-            Ok(bytes) => parse_authorized_keys(&ak_path, &bytes)?,
+            Ok(bytes) => {
+                fingerprint = Fingerprint::of(&bytes);
+                read_authorized_keys(&ak_path, &bytes)?
+            }
             Err(e) if e.is_not_found() && !gating => Document::new(),
             Err(e) if e.is_not_found() => {
                 return Err(StartError::MissingAuthorizedKeys { path: ak_path });
@@ -143,6 +161,8 @@ impl RelayOptions {
         o.gating = gating;
         o.authorized_keys = doc;
         o.authorized_keys_path = Some(ak_path);
+        o.authorized_keys_fingerprint = Some(fingerprint);
+        o.identity_lock = Some(Arc::new(lock));
         o.kad_protocol = config.kad_protocol();
         o.limits = Limits {
             max_reservations: r.max_reservations as usize,
@@ -152,6 +172,14 @@ impl RelayOptions {
             session_duration: config.session_duration(),
             session_data_limit: config.session_data_limit(),
         };
+        o.connection_limits = ConnectionLimits {
+            enabled: true,
+            max_pending: r.max_pending_connections,
+            max_pending_per_ip: r.max_pending_connections_per_ip,
+            max_established_incoming: r.max_inbound_connections,
+            max_established_per_peer: r.max_connections_per_peer,
+        };
+        o.transport.inbound_upgrade_timeout = r.handshake_timeout;
         Ok(o)
     }
 }
@@ -216,6 +244,11 @@ pub enum RelayEvent {
         /// Disconnected peers.
         revoked: Vec<PeerId>,
     },
+    /// These peers' `expires=` passed; they were disconnected.
+    Expired {
+        /// Disconnected peers.
+        peers: Vec<PeerId>,
+    },
 }
 
 /// Counters for `/healthz` and `/metrics`.
@@ -239,12 +272,18 @@ pub struct RelayStats {
     pub circuits_cut: AtomicU64,
     /// Connections denied by gating.
     pub denied: AtomicU64,
+    /// Inbound connections refused by a connection limit (per IP before
+    /// the handshake, pending, established, per peer).
+    pub limits: LimitStats,
+    /// Peers disconnected because their `expires=` passed.
+    pub expired: AtomicU64,
     /// Bytes in and out of every connection.
     pub meter: Arc<Meter>,
 }
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    limits: ConnLimits,
     gate: Gate,
     relay: relay::Behaviour,
     identify: identify::Behaviour,
@@ -269,6 +308,12 @@ pub struct Relay {
     gating: bool,
     limits: Limits,
     authorized: Arc<Mutex<usize>>,
+    /// The fingerprint of the authorized_keys bytes last loaded.
+    ak_fingerprint: Arc<Mutex<Option<Fingerprint>>>,
+    /// The policy the gate decides with.
+    policy: Arc<RwLock<Policy>>,
+    /// Held while the relay runs.
+    _identity_lock: Option<Arc<IdentityLock>>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -300,6 +345,10 @@ fn now() -> UnixTime {
     UnixTime::from_system_time(std::time::SystemTime::now())
 }
 
+/// Longest sleep of the expiry timer: a wall-clock step is noticed within
+/// it.
+const EXPIRY_RECHECK: Duration = Duration::from_secs(60);
+
 /// libp2p sends circuit durations as u32 seconds and panics above; the
 /// largest it can send (about 136 years) stands for "unlimited".
 fn relay_duration(d: Option<Duration>) -> Duration {
@@ -316,7 +365,7 @@ fn warning_text(w: &Warning) -> String {
             "relay_authorized_keys is empty: no peer can use this relay (add one with `peerup-relay authorize <peer-id>`)"
                 .to_owned()
         }
-        Warning::InvalidLines { lines } => format!("relay_authorized_keys has invalid lines {lines:?}; they are ignored"),
+        Warning::InvalidLines { lines } => format!("relay_authorized_keys has invalid lines {lines:?}; the peers they name are denied (run `peerup-relay config validate`)"),
         other => format!("{other:?}"),
     }
 }
@@ -376,7 +425,10 @@ impl Relay {
             kad::Config::new(kad_proto.clone()),
         );
         kad.set_mode(Some(kad::Mode::Server));
+        let connection_limits = options.connection_limits;
+        tracing::info!(?connection_limits, "connection limits");
         let behaviour = Behaviour {
+            limits: ConnLimits::new(connection_limits),
             gate: Gate::new(policy.clone(), Arc::new(GateShared::default())),
             relay: relay_behaviour,
             identify: identify::Behaviour::new(
@@ -442,9 +494,13 @@ impl Relay {
             gating: options.gating,
             limits: options.limits.clone(),
             authorized: Arc::new(Mutex::new(options.authorized_keys.len())),
+            ak_fingerprint: Arc::new(Mutex::new(options.authorized_keys_fingerprint)),
+            policy: policy.clone(),
+            _identity_lock: options.identity_lock.clone(),
         };
         let driver = Driver {
             swarm,
+            rt: rt.clone(),
             relay: relay.clone(),
             policy,
             kad_proto,
@@ -470,6 +526,14 @@ impl Relay {
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Whether `peer` may use the relay now (listed, valid, unexpired; or
+    /// gating is off).
+    pub fn is_authorized(&self, peer: &PeerId) -> bool {
+        let policy = self.policy.read().unwrap_or_else(|e| e.into_inner());
+        !policy.is_gating()
+            || policy.status(peer, now()) == peerup_core::authorized_keys::Status::Authorized
     }
 
     /// Peers in `relay_authorized_keys` (as last loaded).
@@ -541,44 +605,61 @@ impl Relay {
         rx.await.unwrap_or_default()
     }
 
-    /// Re-reads `path` and applies it.
+    /// Re-reads `path` and applies it. Bad lines are logged and deny the
+    /// peers they name; the rest applies (see
+    /// [`peerup_net::node::read_authorized_keys`]).
     ///
     /// # Errors
-    /// [`StartError`] for an unreadable or invalid file; the old list stays
-    /// in force.
+    /// [`StartError`] for an unreadable file (permissions, size, not
+    /// UTF-8); the old list stays in force.
     pub async fn reload_authorized_keys_file(
         &self,
         path: &Path,
     ) -> Result<Vec<PeerId>, StartError> {
         let bytes = peerup_net::fs::read_private(path)?;
-        let doc = parse_authorized_keys(path, &bytes)?;
-        Ok(self.reload_authorized_keys(doc).await)
+        let doc = read_authorized_keys(path, &bytes)?;
+        let revoked = self.reload_authorized_keys(doc).await;
+        *self
+            .ak_fingerprint
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Fingerprint::of(&bytes));
+        Ok(revoked)
     }
 
-    /// Reloads `path` whenever its contents change, checked every
-    /// `interval` (cheap: a stat, and a read only when size or mtime moved).
+    /// Reloads `path` if its bytes differ from the ones last loaded;
+    /// `None` when they do not.
+    ///
+    /// # Errors
+    /// As [`Relay::reload_authorized_keys_file`].
+    pub async fn reload_authorized_keys_if_changed(
+        &self,
+        path: &Path,
+    ) -> Result<Option<Vec<PeerId>>, StartError> {
+        let loaded = *self
+            .ak_fingerprint
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if loaded.is_some() && loaded == Some(Fingerprint::of_file(path)) {
+            return Ok(None);
+        }
+        self.reload_authorized_keys_file(path).await.map(Some)
+    }
+
+    /// Reloads `path` whenever its bytes change: told at once by the
+    /// platform's file notifications, and checked every `interval` too.
     pub fn watch_authorized_keys(&self, rt: Arc<dyn Runtime>, path: PathBuf, interval: Duration) {
         let relay = self.clone();
-        let stamp = |p: &Path| {
-            std::fs::metadata(p)
-                .ok()
-                .map(|m| (m.len(), m.modified().ok()))
-        };
-        let mut last = stamp(&path);
-        let rt2 = rt.clone();
+        let mut watcher = FileWatcher::new(rt.clone(), std::slice::from_ref(&path), interval);
         rt.spawn(Box::pin(async move {
             loop {
-                rt2.sleep(interval).await;
+                watcher.changed().await;
                 if relay.commands.is_closed() {
                     return;
                 }
-                let now = stamp(&path);
-                if now != last {
-                    last = now;
-                    match relay.reload_authorized_keys_file(&path).await {
-                        Ok(revoked) => tracing::info!(path = %path.display(), ?revoked, "relay_authorized_keys reloaded"),
-                        Err(e) => tracing::error!(error = %e, "relay_authorized_keys not reloaded; keeping the old list"),
-                    }
+                match relay.reload_authorized_keys_if_changed(&path).await {
+                    Ok(Some(revoked)) => tracing::info!(path = %path.display(), ?revoked, "relay_authorized_keys reloaded"),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error = %e, "relay_authorized_keys not reloaded; keeping the old list"),
                 }
             }
         }));
@@ -613,6 +694,7 @@ impl Relay {
 
 struct Driver {
     swarm: Swarm<Behaviour>,
+    rt: Arc<dyn Runtime>,
     relay: Relay,
     policy: Arc<RwLock<Policy>>,
     kad_proto: StreamProtocol,
@@ -634,6 +716,16 @@ fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
 impl Driver {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         loop {
+            // The next `expires=` among the authorized peers: a peer is cut
+            // at that instant, not at some later check. Re-armed at least
+            // every minute, so a step of the wall clock is noticed.
+            let wait = self
+                .policy
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .next_expiry(now())
+                .map_or(EXPIRY_RECHECK, |at| now().until(at).min(EXPIRY_RECHECK));
+            let mut expiry = futures::FutureExt::fuse(self.rt.sleep(wait));
             futures::select_biased! {
                 cmd = commands.next() => match cmd {
                     Some(Command::Reload(doc, reply)) => {
@@ -651,7 +743,32 @@ impl Driver {
                     None => return,
                 },
                 event = self.swarm.select_next_some() => self.on_event(event),
+                () = expiry => self.revalidate(),
             }
+        }
+    }
+
+    /// Disconnects the peers whose authorization expired.
+    fn revalidate(&mut self) {
+        let connected: Vec<Connection> = self
+            .swarm
+            .connected_peers()
+            .map(|p| Connection::inbound(*p))
+            .collect();
+        let change = self
+            .policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .revalidate(connected, now());
+        for p in &change.revoked {
+            tracing::warn!(peer = %p, "authorization expired: disconnecting (its reservation and circuits end)");
+            self.relay.stats.expired.fetch_add(1, Ordering::Relaxed);
+            let _ = self.swarm.disconnect_peer_id(*p);
+        }
+        if !change.revoked.is_empty() {
+            self.relay.publish(RelayEvent::Expired {
+                peers: change.revoked,
+            });
         }
     }
 
@@ -717,12 +834,17 @@ impl Driver {
                 self.ip_of.remove(&peer_id);
             }
             SwarmEvent::IncomingConnectionError {
-                peer_id: Some(peer),
-                error: libp2p::swarm::ListenError::Denied { .. },
+                peer_id,
+                error: libp2p::swarm::ListenError::Denied { cause },
+                send_back_addr,
                 ..
             } => {
-                stats.denied.fetch_add(1, Ordering::Relaxed);
-                self.relay.publish(RelayEvent::Denied { peer });
+                if stats.limits.record(&cause) {
+                    tracing::debug!(%send_back_addr, reason = %cause, "inbound connection refused by a limit");
+                } else if let Some(peer) = peer_id {
+                    stats.denied.fetch_add(1, Ordering::Relaxed);
+                    self.relay.publish(RelayEvent::Denied { peer });
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,

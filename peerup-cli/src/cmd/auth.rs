@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use anyhow::{Result, anyhow, bail};
 use clap::Subcommand;
+use peerup_core::PeerId;
 use peerup_core::authorized_keys::{Attributes, Document, Status};
 use peerup_core::config::units::parse_duration;
 use peerup_core::time::UnixTime;
@@ -66,11 +67,30 @@ fn expiry(text: &str) -> Result<UnixTime> {
     Ok(now().saturating_add(d))
 }
 
-/// Tells a running daemon to apply the file now.
-async fn notify(ctx: &Ctx) -> Result<()> {
-    if let Some(client) = control::connect(&ctx.socket(), &Request::Reload).await? {
-        let msg = client.finish().await?;
-        println!("Running daemon: {msg}");
+/// Tells a running daemon to apply the file now, and fails unless it did:
+/// the daemon confirms `peer` is now `authorized` (or not).
+async fn notify(ctx: &Ctx, peer: PeerId, authorized: bool) -> Result<()> {
+    let text = Some(peer.to_string());
+    let request = if authorized {
+        Request::Reload {
+            expect_denied: None,
+            expect_authorized: text,
+        }
+    } else {
+        Request::Reload {
+            expect_denied: text,
+            expect_authorized: None,
+        }
+    };
+    match control::connect(&ctx.socket(), &request).await? {
+        Some(client) => {
+            let msg = client
+                .finish()
+                .await
+                .map_err(|e| anyhow!("{} was changed, but {e}", ctx.authorized_keys().display()))?;
+            println!("Running daemon: {msg}");
+        }
+        None => println!("No daemon is running; it applies the file when it starts."),
     }
     Ok(())
 }
@@ -100,7 +120,7 @@ pub(crate) async fn run(global: &Global, cmd: AuthCommand) -> Result<ExitCode> {
                 .map_err(|e| anyhow!("{}: {e}", path.display()))?;
             context::write(&path, &doc.render())?;
             println!("Authorized {peer} in {}", path.display());
-            notify(&ctx).await?;
+            notify(&ctx, peer, true).await?;
         }
         AuthCommand::List => {
             let doc = read(&ctx)?;
@@ -138,7 +158,7 @@ pub(crate) async fn run(global: &Global, cmd: AuthCommand) -> Result<ExitCode> {
                 .map_err(|e| anyhow!("{}: {e}", path.display()))?;
             context::write(&path, &doc.render())?;
             println!("Removed {peer} from {}", path.display());
-            notify(&ctx).await?;
+            notify(&ctx, peer, false).await?;
         }
         AuthCommand::Validate => {
             let bytes = peerup_net::fs::read_private(&path).map_err(|e| anyhow!("{e}"))?;

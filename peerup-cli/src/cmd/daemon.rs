@@ -22,11 +22,13 @@ use futures::StreamExt;
 use peerup_core::config::confirm::Confirm;
 use peerup_core::invite::InviteCode;
 use peerup_core::naming::Name;
+use peerup_core::time::Backoff;
 use peerup_core::time::UnixTime;
 use peerup_net::Event;
-use peerup_net::node::invite::{InviteOptions, InviteProgress};
+use peerup_net::node::invite::{InviteError, InviteOptions};
+use peerup_net::watch::Fingerprint;
 use peerup_tokio::Node;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
@@ -86,10 +88,18 @@ pub(crate) async fn run(global: &Global) -> Result<ExitCode> {
             socket.display()
         );
     }
+    let node = super::start_node_full(&ctx).await.map_err(|e| {
+        if e.to_string().contains("is running with this identity") {
+            anyhow!(
+                "{e}. The daemon needs the identity to itself: stop that process first (while a daemon runs, `peerup proxy`, `ping`, `invite` and `join` go through it)"
+            )
+        } else {
+            e
+        }
+    })?;
+    // The identity is ours now: a socket file left behind is stale.
     let _ = std::fs::remove_file(&socket);
-    let node = super::start_node_full(&ctx).await?;
-    let listener = UnixListener::bind(&socket).map_err(|e| anyhow!("{}: {e}", socket.display()))?;
-    set_private(&socket)?;
+    let listener = bind_private(&socket)?;
     let _guard = SocketGuard(socket.clone());
     banner(&ctx, &node);
 
@@ -106,9 +116,15 @@ pub(crate) async fn run(global: &Global) -> Result<ExitCode> {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 
     let mut events = node.events();
-    let mut watch = tokio::time::interval(Duration::from_secs(2));
+    // authorized_keys and the config, watched by inotify (and polled every
+    // few seconds); reloaded when their bytes differ from the ones loaded.
+    let mut watcher = peerup_net::watch::FileWatcher::new(
+        node.runtime(),
+        &[ctx.path.clone(), ctx.authorized_keys()],
+        Duration::from_secs(5),
+    );
+    let mut config_loaded = Fingerprint::of(ctx.text.as_bytes());
     let mut watchdog = tokio::time::interval(Duration::from_secs(30));
-    let mut stamps = Stamps::new(&ctx);
     let mut signals = Signals::new()?;
     let code = loop {
         let confirm_at = confirm.poll_timeout().map(|d| {
@@ -126,12 +142,29 @@ pub(crate) async fn run(global: &Global) -> Result<ExitCode> {
                 Sig::Stop => break ExitCode::SUCCESS,
                 Sig::Reload => {
                     tracing::info!("SIGHUP: reloading authorized_keys and names");
-                    reload(&node, &ctx);
+                    let r = reload(&node, &ctx);
+                    config_loaded = r.config_loaded.unwrap_or(config_loaded);
                 }
             },
-            _ = watch.tick() => {
-                if stamps.changed(&ctx) {
-                    reload(&node, &ctx);
+            () = watcher.changed() => {
+                match node.reload_authorized_keys_if_changed() {
+                    Ok(Some(change)) => tracing::info!("authorized_keys changed on disk: reloaded{}", revoked_text(&change)),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!("authorized_keys changed on disk but could not be read, keeping the old list: {e}"),
+                }
+                if Fingerprint::of_file(&ctx.path) != config_loaded {
+                    match ctx.reload() {
+                        Ok(fresh) => {
+                            node.load_names(fresh.config.names.clone());
+                            config_loaded = Fingerprint::of(fresh.text.as_bytes());
+                            tracing::info!("{} changed on disk: names reloaded", ctx.path.display());
+                        }
+                        Err(e) => {
+                            tracing::error!("config not reloaded, keeping the old names: {e:#}");
+                            // Do not try again until it changes once more.
+                            config_loaded = Fingerprint::of_file(&ctx.path);
+                        }
+                    }
                 }
             }
             _ = watchdog.tick() => {
@@ -167,7 +200,9 @@ pub(crate) async fn run(global: &Global) -> Result<ExitCode> {
                     break ExitCode::from(EXIT_RESTART);
                 }
                 Main::Reload(reply) => {
-                    let _ = reply.send(Ok(reload(&node, &ctx)));
+                    let r = reload(&node, &ctx);
+                    config_loaded = r.config_loaded.unwrap_or(config_loaded);
+                    let _ = reply.send(r.outcome);
                 }
             },
             Some(e) = events.next() => log_event(&e, &ctx),
@@ -179,14 +214,14 @@ pub(crate) async fn run(global: &Global) -> Result<ExitCode> {
     Ok(code)
 }
 
-fn set_private(path: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    }
-    Ok(())
+/// Binds the control socket with mode 0600 from the start: created under
+/// umask 0177, not chmod-ed after (another user could connect in between).
+fn bind_private(path: &Path) -> Result<UnixListener> {
+    use rustix::fs::Mode;
+    let old = rustix::process::umask(Mode::from_raw_mode(0o177));
+    let bound = UnixListener::bind(path);
+    rustix::process::umask(old);
+    bound.map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
 struct SocketGuard(PathBuf);
@@ -263,70 +298,54 @@ fn log_event(e: &Event, ctx: &Ctx) {
     }
 }
 
+/// What a reload did.
+struct Reloaded {
+    /// Ok with the message to show, or why authorized_keys was not applied.
+    outcome: Result<String>,
+    /// The fingerprint of the config text now loaded, if it was.
+    config_loaded: Option<Fingerprint>,
+}
+
+fn revoked_text(change: &peerup_core::authz::Change) -> String {
+    if change.revoked.is_empty() {
+        String::new()
+    } else {
+        format!("; disconnected {} peer(s)", change.revoked.len())
+    }
+}
+
 /// Reloads authorized_keys (live: revoked peers are disconnected) and names.
-fn reload(node: &Node, ctx: &Ctx) -> String {
+fn reload(node: &Node, ctx: &Ctx) -> Reloaded {
     let keys = match node.reload_authorized_keys_file() {
-        Ok(change) if change.revoked.is_empty() => "authorized_keys reloaded".to_owned(),
-        Ok(change) => format!(
-            "authorized_keys reloaded; disconnected {} peer(s)",
-            change.revoked.len()
-        ),
+        Ok(change) => Ok(format!("authorized_keys reloaded{}", revoked_text(&change))),
         Err(e) => {
             tracing::error!("authorized_keys not reloaded, keeping the old list: {e}");
-            format!("authorized_keys NOT reloaded: {e}")
+            Err(anyhow!(
+                "authorized_keys NOT reloaded by the running daemon: {e}"
+            ))
         }
     };
-    let names = match ctx.reload() {
+    let (names, config_loaded) = match ctx.reload() {
         Ok(fresh) => {
             node.load_names(fresh.config.names.clone());
-            "names reloaded".to_owned()
+            (
+                "names reloaded".to_owned(),
+                Some(Fingerprint::of(fresh.text.as_bytes())),
+            )
         }
         Err(e) => {
             tracing::error!("config not reloaded, keeping the old names: {e:#}");
-            format!("names NOT reloaded: {e:#}")
+            (format!("names NOT reloaded: {e:#}"), None)
         }
     };
-    tracing::info!("{keys}; {names}");
-    format!("{keys}; {names}")
-}
-
-/// Modification stamps of the files the daemon reloads live.
-/// Size and modification time of a file, if it exists.
-type Stamp = Option<(u64, Option<SystemTime>)>;
-
-struct Stamps(Vec<(PathBuf, Stamp)>);
-
-impl Stamps {
-    fn new(ctx: &Ctx) -> Self {
-        let files = [ctx.path.clone(), ctx.authorized_keys()];
-        Stamps(
-            files
-                .into_iter()
-                .map(|p| {
-                    let s = stamp(&p);
-                    (p, s)
-                })
-                .collect(),
-        )
+    let outcome = keys.map(|k| {
+        tracing::info!("{k}; {names}");
+        format!("{k}; {names}")
+    });
+    Reloaded {
+        outcome,
+        config_loaded,
     }
-
-    fn changed(&mut self, _ctx: &Ctx) -> bool {
-        let mut changed = false;
-        for (p, s) in &mut self.0 {
-            let now = stamp(p);
-            if now != *s {
-                *s = now;
-                changed = true;
-            }
-        }
-        changed
-    }
-}
-
-fn stamp(p: &Path) -> Stamp {
-    std::fs::metadata(p)
-        .ok()
-        .map(|m| (m.len(), m.modified().ok()))
 }
 
 enum Sig {
@@ -375,6 +394,11 @@ impl Signals {
     }
 }
 
+/// Control connections served at once; more wait in the listen backlog.
+const MAX_CONTROL_CLIENTS: usize = 64;
+/// Longest request line.
+const MAX_REQUEST: usize = 64 * 1024;
+
 async fn serve_control(
     listener: UnixListener,
     node: Node,
@@ -382,16 +406,35 @@ async fn serve_control(
     main: mpsc::Sender<Main>,
     started: Instant,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONTROL_CLIENTS));
+    // Out of descriptors, accept fails at once, every time: back off
+    // instead of spinning.
+    let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => {
+                backoff.succeed();
+                stream
+            }
+            Err(e) => {
+                let wait = backoff.fail();
+                tracing::warn!(error = %e, retry_in = ?wait, "control socket: accept failed");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
         };
         let (node, ctx, main) = (node.clone(), ctx.clone(), main.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             let (r, mut w) = stream.into_split();
-            let mut lines = BufReader::new(r).lines();
-            let Ok(Some(line)) = lines.next_line().await else {
-                return;
+            let mut lines = BufReader::new(r.take(MAX_REQUEST as u64 + 1)).lines();
+            let line = match tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await
+            {
+                Ok(Ok(Some(line))) => line,
+                _ => return,
             };
             let request: Request = match serde_json::from_str(&line) {
                 Ok(r) => r,
@@ -406,7 +449,20 @@ async fn serve_control(
                     return;
                 }
             };
-            if let Err(e) = handle(request, &node, &ctx, &main, started, &mut w).await {
+            // The client keeps its side open while it waits: its end of
+            // file means it went away (Ctrl-C, killed).
+            let gone = async move { while let Ok(Some(_)) = lines.next_line().await {} };
+            let invite = matches!(request, Request::Invite { .. });
+            let handled = tokio::select! {
+                r = handle(request, &node, &ctx, &main, started, &mut w) => r,
+                () = gone => {
+                    if invite && node.cancel_invite() {
+                        tracing::info!("the `peerup invite` client went away: invite cancelled");
+                    }
+                    return;
+                }
+            };
+            if let Err(e) = handled {
                 let _ = control::send(
                     &mut w,
                     &Reply::Error {
@@ -474,13 +530,19 @@ async fn handle(
                 .transpose()
                 .map_err(|e| anyhow!("--name: {e}"))?;
             super::wait_reserved(node, Duration::from_secs(30)).await?;
-            let invite = node
+            let mut invite = node
                 .invite(InviteOptions {
                     name,
                     ttl: Duration::from_secs(ttl_secs),
                     ..InviteOptions::default()
                 })
-                .map_err(|e| anyhow!("{e}"))?;
+                .map_err(|e| {
+                    if matches!(e, InviteError::AlreadyInviting) {
+                        anyhow!("{e}; see it with `peerup status`, cancel it with `peerup invite --cancel`")
+                    } else {
+                        anyhow!("{e}")
+                    }
+                })?;
             control::send(
                 w,
                 &Reply::Code {
@@ -489,22 +551,17 @@ async fn handle(
                 },
             )
             .await?;
-            let mut progress = Vec::new();
-            let result = invite
-                .wait_with(|p| {
-                    progress.push(match p {
-                        InviteProgress::AttemptFailed { peer, reason, attempts_left } => {
-                            format!("join attempt from {peer} failed: {reason} ({attempts_left} attempts left)")
-                        }
-                        InviteProgress::Acknowledged => "the joiner confirmed".to_owned(),
-                        _ => String::new(),
-                    });
-                })
-                .await;
-            for m in progress.into_iter().filter(|m| !m.is_empty()) {
-                control::send(w, &Reply::Progress { message: m }).await?;
+            // Progress as it happens; a client that cannot be told is gone.
+            while let Some(p) = invite.next_progress().await {
+                if let Some(message) = super::invite::progress_text(&p)
+                    && control::send(w, &Reply::Progress { message })
+                        .await
+                        .is_err()
+                {
+                    node.cancel_invite();
+                }
             }
-            match result {
+            match invite.wait().await {
                 Ok(p) => {
                     control::send(
                         w,
@@ -526,6 +583,45 @@ async fn handle(
                 }
             }
         }
+        Request::CancelInvite => {
+            let message = if node.cancel_invite() {
+                "invite cancelled: its code no longer works".to_owned()
+            } else {
+                "no invite is open".to_owned()
+            };
+            control::send(w, &Reply::Ok { message }).await?;
+        }
+        Request::Proxy {
+            target,
+            service,
+            bind,
+        } => {
+            let peer = node.names().resolve(&target).map_err(|e| anyhow!("{e}"))?;
+            let bind: std::net::SocketAddr = bind
+                .parse()
+                .map_err(|e| anyhow!("bad bind address {bind}: {e}"))?;
+            let forwarder = node.forward(bind, peer, &service).await.map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AddrInUse {
+                    anyhow!(
+                        "local port {} is already in use on {}; pick another port",
+                        bind.port(),
+                        bind.ip()
+                    )
+                } else {
+                    anyhow!("cannot listen on {bind}: {e}")
+                }
+            })?;
+            control::send(
+                w,
+                &Reply::Ok {
+                    message: format!("Forwarding {}", forwarder.local_addr()),
+                },
+            )
+            .await?;
+            // Until the client goes away (the caller drops this future,
+            // and the forwarder with it).
+            futures::future::pending::<()>().await;
+        }
         Request::Join { code, name } => {
             let code =
                 InviteCode::decode(&code).map_err(|e| anyhow!("invalid invite code: {e}"))?;
@@ -543,8 +639,21 @@ async fn handle(
             )
             .await?;
         }
-        Request::Reload => {
+        Request::Reload {
+            expect_denied,
+            expect_authorized,
+        } => {
             let message = ask(main, Main::Reload).await?;
+            for (text, want) in [(expect_denied, false), (expect_authorized, true)] {
+                let Some(text) = text else { continue };
+                let peer = super::peer_arg(&text)?;
+                if node.is_authorized(&peer) != want {
+                    bail!(
+                        "the running daemon still {} {peer} after reloading authorized_keys ({message}); check the file with `peerup auth validate` and the daemon's log",
+                        if want { "denies" } else { "lets in" }
+                    );
+                }
+            }
             control::send(w, &Reply::Ok { message }).await?;
         }
         Request::Confirm => {

@@ -14,6 +14,7 @@ use peerup_net::node::invite::{InviteOptions, InviteProgress};
 use crate::Global;
 use crate::context;
 use crate::control::{self, Reply, Request};
+use peerup_net::fs::LockMode;
 
 #[derive(Args, Debug)]
 pub(crate) struct InviteArgs {
@@ -26,6 +27,11 @@ pub(crate) struct InviteArgs {
     /// Print only the code on stdout (no QR, no spinner) and wait.
     #[arg(long)]
     non_interactive: bool,
+    /// Cancel the invite the running daemon has open (its code stops
+    /// working at once). An invite made without a daemon ends when its
+    /// `peerup invite` ends (Ctrl-C).
+    #[arg(long, conflicts_with_all = ["name", "non_interactive"])]
+    cancel: bool,
 }
 
 pub(crate) fn duration_arg(s: &str) -> Result<Duration, String> {
@@ -65,51 +71,22 @@ pub(crate) async fn run(global: &Global, args: InviteArgs) -> Result<ExitCode> {
         .map(Name::new)
         .transpose()
         .map_err(|e| anyhow!("--name: {e}"))?;
+    if args.cancel {
+        return cancel(&ctx).await;
+    }
     let quiet = args.non_interactive;
-    // The running daemon holds the identity: invite through it.
+    // The running daemon holds the identity: invite through it. The
+    // invite lasts as long as this command: Ctrl-C (or killing it)
+    // cancels it in the daemon too.
     let request = Request::Invite {
         name: args.name.clone(),
         ttl_secs: args.ttl.as_secs().max(1),
     };
-    if let Some(mut client) = control::connect(&ctx.socket(), &request).await? {
-        let mut pb = indicatif::ProgressBar::hidden();
-        while let Some(reply) = client.next().await? {
-            match reply {
-                Reply::Code { code, expires_at } => {
-                    show_code(&code, &expires_at, quiet);
-                    let expires = UnixTime::parse_rfc3339(&expires_at).unwrap_or_default();
-                    if !quiet {
-                        pb = crate::ui::spinner("");
-                        let pb2 = pb.clone();
-                        tokio::spawn(async move {
-                            while !pb2.is_finished() {
-                                pb2.set_message(format!(
-                                    "Waiting for a peer to join... ({} left)",
-                                    left(expires)
-                                ));
-                                tokio::time::sleep(Duration::from_millis(500)).await;
-                            }
-                        });
-                    }
-                }
-                Reply::Progress { message } => pb.suspend(|| eprintln!("{message}")),
-                Reply::Paired { peer, name } => {
-                    pb.finish_and_clear();
-                    paired(&peer, name.as_deref());
-                    return Ok(ExitCode::SUCCESS);
-                }
-                Reply::Error { message } => {
-                    pb.finish_and_clear();
-                    return Err(anyhow!(message));
-                }
-                _ => {}
-            }
-        }
-        pb.finish_and_clear();
-        return Err(anyhow!("the daemon stopped before the invite finished"));
-    }
+    let node = match super::daemon_or_node(&ctx, &request, true, LockMode::Exclusive).await? {
+        super::Through::Daemon(client) => return through_daemon(client, quiet).await,
+        super::Through::Own(node) => node,
+    };
     // No daemon: this command runs the node itself while it waits.
-    let node = super::start_node(&ctx, true).await?;
     super::wait_reserved(&node, Duration::from_secs(30)).await?;
     let invite = node
         .invite(InviteOptions {
@@ -140,8 +117,8 @@ pub(crate) async fn run(global: &Global, args: InviteArgs) -> Result<ExitCode> {
     let canceller = invite.canceller();
     let result = tokio::select! {
         r = invite.wait_with(|p| {
-            if let InviteProgress::AttemptFailed { peer, reason, attempts_left } = p {
-                pb.suspend(|| eprintln!("join attempt from {peer} failed: {reason} ({attempts_left} attempts left)"));
+            if let Some(m) = progress_text(p) {
+                pb.suspend(|| eprintln!("{m}"));
             }
         }) => r,
         _ = tokio::signal::ctrl_c() => {
@@ -160,6 +137,85 @@ pub(crate) async fn run(global: &Global, args: InviteArgs) -> Result<ExitCode> {
         }
         Err(e) => Err(anyhow!("{e}")),
     }
+}
+
+/// The line shown for a progress report, if any.
+pub(crate) fn progress_text(p: &InviteProgress) -> Option<String> {
+    match p {
+        InviteProgress::AttemptFailed {
+            peer,
+            reason,
+            attempts_left,
+        } => Some(format!(
+            "join attempt from {peer} failed: {reason} ({attempts_left} attempts left before the code burns)"
+        )),
+        InviteProgress::PeerBlocked { peer } => Some(format!(
+            "refusing {peer} for the rest of this invite: too many failed attempts"
+        )),
+        InviteProgress::Acknowledged => Some("the joiner confirmed".to_owned()),
+        _ => None,
+    }
+}
+
+/// Shows the daemon's invite: the code, progress, the outcome.
+async fn through_daemon(mut client: control::Client, quiet: bool) -> Result<ExitCode> {
+    let mut pb = indicatif::ProgressBar::hidden();
+    let result = loop {
+        let reply = tokio::select! {
+            r = client.next() => r?,
+            _ = tokio::signal::ctrl_c() => {
+                pb.finish_and_clear();
+                // Dropping the connection cancels the invite in the daemon.
+                drop(client);
+                return Err(anyhow!("the invite was cancelled"));
+            }
+        };
+        let Some(reply) = reply else {
+            break Err(anyhow!("the daemon stopped before the invite finished"));
+        };
+        match reply {
+            Reply::Code { code, expires_at } => {
+                show_code(&code, &expires_at, quiet);
+                let expires = UnixTime::parse_rfc3339(&expires_at).unwrap_or_default();
+                if !quiet {
+                    pb = crate::ui::spinner("");
+                    let pb2 = pb.clone();
+                    tokio::spawn(async move {
+                        while !pb2.is_finished() {
+                            pb2.set_message(format!(
+                                "Waiting for a peer to join... ({} left)",
+                                left(expires)
+                            ));
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                    });
+                }
+            }
+            Reply::Progress { message } => pb.suspend(|| eprintln!("{message}")),
+            Reply::Paired { peer, name } => {
+                pb.finish_and_clear();
+                paired(&peer, name.as_deref());
+                break Ok(ExitCode::SUCCESS);
+            }
+            Reply::Error { message } => break Err(anyhow!(message)),
+            _ => {}
+        }
+    };
+    pb.finish_and_clear();
+    result
+}
+
+/// `peerup invite --cancel`.
+async fn cancel(ctx: &context::Ctx) -> Result<ExitCode> {
+    let Some(client) = control::connect(&ctx.socket(), &Request::CancelInvite).await? else {
+        return Err(anyhow!(
+            "no peerup daemon is running for {}: an invite made without a daemon ends when its `peerup invite` ends (press Ctrl-C there)",
+            ctx.path.display()
+        ));
+    };
+    let message = client.finish().await?;
+    println!("{message}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn paired(peer: &str, name: Option<&str>) {

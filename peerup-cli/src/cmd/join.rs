@@ -9,10 +9,11 @@ use clap::Args;
 use peerup_core::invite::InviteCode;
 use peerup_core::naming::Name;
 use peerup_core::relay_addr::RelayAddr;
+use peerup_net::fs::LockMode;
 
 use crate::Global;
 use crate::context;
-use crate::control::{self, Reply, Request};
+use crate::control::{Reply, Request};
 
 #[derive(Args, Debug)]
 pub(crate) struct JoinArgs {
@@ -94,25 +95,31 @@ pub(crate) async fn run(global: &Global, args: JoinArgs) -> Result<ExitCode> {
         name: args.name.clone(),
     };
     let pb = crate::ui::spinner("Connecting to the inviter through the relay...");
-    if let Some(mut client) = control::connect(&ctx.socket(), &request).await? {
-        while let Some(reply) = client.next().await? {
-            match reply {
-                Reply::Paired { peer, name } => {
-                    pb.finish_and_clear();
-                    joined(&peer, name.as_deref());
-                    return Ok(ExitCode::SUCCESS);
+    let node = match super::daemon_or_node(&ctx, &request, false, LockMode::Exclusive).await {
+        Ok(super::Through::Daemon(mut client)) => {
+            while let Some(reply) = client.next().await? {
+                match reply {
+                    Reply::Paired { peer, name } => {
+                        pb.finish_and_clear();
+                        joined(&peer, name.as_deref());
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    Reply::Error { message } => {
+                        pb.finish_and_clear();
+                        return Err(anyhow!(message));
+                    }
+                    _ => {}
                 }
-                Reply::Error { message } => {
-                    pb.finish_and_clear();
-                    return Err(anyhow!(message));
-                }
-                _ => {}
             }
+            pb.finish_and_clear();
+            return Err(anyhow!("the daemon stopped before the join finished"));
         }
-        pb.finish_and_clear();
-        return Err(anyhow!("the daemon stopped before the join finished"));
-    }
-    let node = super::start_node(&ctx, false).await?;
+        Ok(super::Through::Own(node)) => node,
+        Err(e) => {
+            pb.finish_and_clear();
+            return Err(e);
+        }
+    };
     let result = node.join(&code, name).await;
     pb.finish_and_clear();
     node.shutdown().await;

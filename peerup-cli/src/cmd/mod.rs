@@ -18,10 +18,12 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result, anyhow};
 use peerup_core::PeerId;
 use peerup_core::naming::parse_peer_id;
-use peerup_net::node::{Event, NodeOptions};
+use peerup_net::fs::{FsError, LockMode};
+use peerup_net::node::{Event, NodeOptions, StartError};
 use peerup_tokio::Node;
 
 use crate::context::Ctx;
+use crate::control;
 use crate::{Command, Global};
 
 /// Runs a command on a tokio runtime.
@@ -79,21 +81,143 @@ pub(crate) fn peer_arg(text: &str) -> Result<PeerId> {
     parse_peer_id(text).map_err(|e| anyhow!("{e}"))
 }
 
+/// Longest wait for a starting daemon's control socket.
+const DAEMON_START_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How a command reaches this machine's node.
+pub(crate) enum Through {
+    /// The running daemon, over its control socket.
+    Daemon(control::Client),
+    /// A node of the command's own (no daemon runs).
+    Own(Node),
+}
+
+/// Sends `request` to this config's running daemon, or, without one,
+/// starts the command's own node (see [`start_node`]). A daemon that is
+/// still starting holds the identity before its control socket exists:
+/// then this waits for the socket (at most a minute, with a spinner)
+/// rather than fail or start a second node with the same identity.
+pub(crate) async fn daemon_or_node(
+    ctx: &Ctx,
+    request: &control::Request,
+    reserve: bool,
+    mode: LockMode,
+) -> Result<Through> {
+    if let Some(c) = control::connect(&ctx.socket(), request).await? {
+        return Ok(Through::Daemon(c));
+    }
+    match start_node(ctx, reserve, mode).await {
+        Ok(node) => Ok(Through::Own(node)),
+        Err(NodeStart::InUse { holder, message }) if holder.contains(" daemon") => {
+            let pb = crate::ui::spinner(&format!(
+                "Waiting for the starting peerup daemon ({holder}) to open its control socket..."
+            ));
+            let deadline = tokio::time::Instant::now() + DAEMON_START_WAIT;
+            loop {
+                if let Some(c) = control::connect(&ctx.socket(), request).await? {
+                    pb.finish_and_clear();
+                    return Ok(Through::Daemon(c));
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    pb.finish_and_clear();
+                    return Err(anyhow!(
+                        "{message}; it has not opened its control socket {} within {}s (is it stuck? see its log, or `systemctl status peerup`)",
+                        ctx.socket().display(),
+                        DAEMON_START_WAIT.as_secs()
+                    ));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Why a command's own node did not start.
+pub(crate) enum NodeStart {
+    /// Another process holds the identity.
+    InUse {
+        /// What the lock file says about it.
+        holder: String,
+        /// The whole message.
+        message: String,
+    },
+    /// Anything else.
+    Other(anyhow::Error),
+}
+
+impl From<NodeStart> for anyhow::Error {
+    fn from(e: NodeStart) -> Self {
+        match e {
+            NodeStart::InUse { message, .. } => anyhow!(message),
+            NodeStart::Other(e) => e,
+        }
+    }
+}
+
 /// Starts this machine's node for a one-shot command (no daemon running):
 /// dials out through the relays, holds no reservation unless `reserve`.
-pub(crate) async fn start_node(ctx: &Ctx, reserve: bool) -> Result<Node> {
-    let options: NodeOptions = ctx.node_options()?;
+async fn start_node(ctx: &Ctx, reserve: bool, mode: LockMode) -> Result<Node, NodeStart> {
+    let options = match NodeOptions::from_config_as(&ctx.config, &ctx.path, mode) {
+        Ok(o) => o,
+        Err(StartError::Fs(FsError::IdentityInUse { path, holder })) => {
+            let e = FsError::IdentityInUse {
+                path,
+                holder: holder.clone(),
+            };
+            return Err(NodeStart::InUse {
+                holder: holder.unwrap_or_default(),
+                message: e.to_string(),
+            });
+        }
+        Err(e) => return Err(NodeStart::Other(anyhow!("{e}"))),
+    };
     let mut options = options.with_reservations(reserve);
-    // A one-shot client listens on ephemeral ports only (it must not take
-    // the daemon's fixed ports, and needs no services or ping responder).
-    options.listen = vec![
-        "/ip4/0.0.0.0/tcp/0".parse().map_err(|e| anyhow!("{e}"))?,
-        "/ip4/0.0.0.0/udp/0/quic-v1"
-            .parse()
-            .map_err(|e| anyhow!("{e}"))?,
-    ];
+    // A one-shot client listens on ephemeral ports of the one interface
+    // that leads to the relays, not on every interface: it accepts no
+    // one (it has no services), and the listener exists for DCUtR, whose
+    // hole punch dials from the listening port.
+    options.listen = one_shot_listen(&ctx.config);
     options.services.clear();
-    Node::start(options).await.map_err(|e| anyhow!("{e}"))
+    Node::start(options)
+        .await
+        .map_err(|e| NodeStart::Other(anyhow!("{e}")))
+}
+
+/// The listen addresses of a one-shot node: TCP and QUIC on ephemeral
+/// ports of the local address the first relay is reached from (found
+/// without sending anything: a connected UDP socket reports it), or of
+/// 127.0.0.1 when there is no relay with an IP address.
+fn one_shot_listen(config: &peerup_core::config::Config) -> Vec<peerup_core::Multiaddr> {
+    use peerup_core::multiaddr::Protocol;
+    let relay_ip = config.relay.addresses.iter().find_map(|r| {
+        r.multiaddr().iter().find_map(|p| match p {
+            Protocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
+            Protocol::Ip6(ip) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        })
+    });
+    let local = relay_ip
+        .and_then(|ip| {
+            let any: std::net::SocketAddr = if ip.is_ipv4() {
+                ([0, 0, 0, 0], 0).into()
+            } else {
+                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            };
+            let s = std::net::UdpSocket::bind(any).ok()?;
+            s.connect((ip, 7)).ok()?;
+            s.local_addr().ok().map(|a| a.ip())
+        })
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    let ip = match local {
+        std::net::IpAddr::V4(v4) => Protocol::Ip4(v4),
+        std::net::IpAddr::V6(v6) => Protocol::Ip6(v6),
+    };
+    let base = peerup_core::Multiaddr::empty().with(ip);
+    vec![
+        base.clone().with(Protocol::Tcp(0)),
+        base.with(Protocol::Udp(0)).with(Protocol::QuicV1),
+    ]
 }
 
 /// Waits (with a spinner) until the node holds a relay reservation.
@@ -149,9 +273,19 @@ pub(crate) fn name_of(ctx: &Ctx, peer: &PeerId) -> Option<String> {
 }
 
 /// Starts the node the way the daemon runs it: the config's listen
-/// addresses, services and relay reservations.
+/// addresses, services and relay reservations, with the descriptor limit
+/// raised as far as allowed and the connection limits fit to it (a flood
+/// runs into them, not into EMFILE).
 pub(crate) async fn start_node_full(ctx: &Ctx) -> Result<Node> {
-    Node::start(ctx.node_options()?)
-        .await
-        .map_err(|e| anyhow!("{e}"))
+    let descriptors = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the descriptor limit");
+            1024
+        }
+    };
+    let mut options = ctx.node_options()?;
+    options.limits = options.limits.fit_to_descriptors(descriptors);
+    tracing::info!(descriptors, limits = ?options.limits, "connection limits");
+    Node::start(options).await.map_err(|e| anyhow!("{e}"))
 }

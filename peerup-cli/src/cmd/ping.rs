@@ -6,11 +6,12 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 use clap::Args;
 use peerup_core::wire::pingpong::{self, Path, Stats};
+use peerup_net::fs::LockMode;
 use serde_json::json;
 
 use crate::Global;
 use crate::context;
-use crate::control::{self, Reply, Request};
+use crate::control::{Reply, Request};
 
 #[derive(Args, Debug)]
 pub(crate) struct PingArgs {
@@ -100,20 +101,22 @@ pub(crate) async fn run(global: &Global, args: PingArgs) -> Result<ExitCode> {
     if !args.json {
         println!("PING {} ({peer})", args.target);
     }
-    if let Some(mut client) = control::connect(&ctx.socket(), &request).await? {
-        while let Some(reply) = client.next().await? {
-            match reply {
-                Reply::Pong { seq, rtt_ms, path } => {
-                    out.reply(seq, Duration::from_secs_f64(rtt_ms / 1000.0), &path)
+    let node = match super::daemon_or_node(&ctx, &request, false, LockMode::Shared).await? {
+        super::Through::Daemon(mut client) => {
+            while let Some(reply) = client.next().await? {
+                match reply {
+                    Reply::Pong { seq, rtt_ms, path } => {
+                        out.reply(seq, Duration::from_secs_f64(rtt_ms / 1000.0), &path)
+                    }
+                    Reply::PingFailed { seq, error } => out.failed(seq, &error),
+                    Reply::Error { message } => return Err(anyhow!(message)),
+                    _ => {}
                 }
-                Reply::PingFailed { seq, error } => out.failed(seq, &error),
-                Reply::Error { message } => return Err(anyhow!(message)),
-                _ => {}
             }
+            return Ok(out.summary());
         }
-        return Ok(out.summary());
-    }
-    let node = super::start_node(&ctx, false).await?;
+        super::Through::Own(node) => node,
+    };
     for seq in 1..=args.count {
         if seq > 1 {
             tokio::time::sleep(args.interval).await;

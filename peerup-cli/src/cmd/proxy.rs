@@ -12,6 +12,8 @@ use peerup_net::Event;
 
 use crate::Global;
 use crate::context;
+use crate::control::{self, Reply, Request};
+use peerup_net::fs::LockMode;
 
 #[derive(Args, Debug)]
 pub(crate) struct ProxyArgs {
@@ -33,8 +35,22 @@ pub(crate) async fn run(global: &Global, args: ProxyArgs) -> Result<ExitCode> {
     if args.local_port == 0 {
         return Err(anyhow!("local port must be 1-65535"));
     }
-    let node = super::start_node(&ctx, false).await?;
     let bind = SocketAddr::new(args.bind, args.local_port);
+    let label =
+        super::name_of(&ctx, &peer).map_or_else(|| peer.to_string(), |n| format!("{n} ({peer})"));
+    // With a daemon running, it holds the identity: the port is forwarded
+    // by the daemon for as long as this command runs.
+    let request = Request::Proxy {
+        target: peer.to_string(),
+        service: args.service.clone(),
+        bind: bind.to_string(),
+    };
+    let node = match super::daemon_or_node(&ctx, &request, false, LockMode::Shared).await? {
+        super::Through::Daemon(client) => {
+            return through_daemon(client, &label, &args).await;
+        }
+        super::Through::Own(node) => node,
+    };
     let forwarder = node.forward(bind, peer, &args.service).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             anyhow!(
@@ -46,19 +62,12 @@ pub(crate) async fn run(global: &Global, args: ProxyArgs) -> Result<ExitCode> {
             anyhow!("cannot listen on {bind}: {e}")
         }
     })?;
-    let label =
-        super::name_of(&ctx, &peer).map_or_else(|| peer.to_string(), |n| format!("{n} ({peer})"));
     println!(
         "Forwarding {} -> {label} service {}",
         forwarder.local_addr(),
         args.service
     );
-    match args.service.as_str() {
-        "ssh" => println!("Then: ssh -p {} user@localhost", args.local_port),
-        "xrdp" | "rdp" => println!("Then: xfreerdp /v:localhost:{}", args.local_port),
-        _ => {}
-    }
-    println!("Ctrl-C to stop.");
+    hints(&args);
     // Connect now, so a problem shows before the first client does.
     let mut events = node.events();
     match node.connect(peer).await {
@@ -78,4 +87,46 @@ pub(crate) async fn run(global: &Global, args: ProxyArgs) -> Result<ExitCode> {
     forwarder.stop();
     node.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+fn hints(args: &ProxyArgs) {
+    match args.service.as_str() {
+        "ssh" => println!("Then: ssh -p {} user@localhost", args.local_port),
+        "xrdp" | "rdp" => println!("Then: xfreerdp /v:localhost:{}", args.local_port),
+        _ => {}
+    }
+    println!("Ctrl-C to stop.");
+}
+
+/// The daemon forwards the port; this shows what it says and keeps the
+/// forward alive until Ctrl-C (or the daemon stops).
+async fn through_daemon(
+    mut client: control::Client,
+    label: &str,
+    args: &ProxyArgs,
+) -> Result<ExitCode> {
+    loop {
+        let reply = tokio::select! {
+            r = client.next() => r?,
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        };
+        match reply {
+            Some(Reply::Ok { message }) => {
+                println!(
+                    "{message} (through the running daemon) -> {label} service {}",
+                    args.service
+                );
+                hints(args);
+            }
+            Some(Reply::Progress { message }) => println!("{message}"),
+            Some(Reply::Error { message }) => return Err(anyhow!(message)),
+            Some(_) => {}
+            None => {
+                return Err(anyhow!(
+                    "the daemon stopped; port {} is no longer forwarded",
+                    args.local_port
+                ));
+            }
+        }
+    }
 }

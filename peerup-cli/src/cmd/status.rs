@@ -87,9 +87,19 @@ pub(crate) fn document(node: &Node, ctx: &Ctx, uptime: Duration) -> Value {
             })
         })
         .collect();
+    let invite = s.invite.as_ref().map(|i| {
+        json!({
+            "expires_at": i.expires_at.to_string(),
+            "failed_attempts": i.failed_attempts,
+            "attempts_left": i.attempts_left,
+            "sessions": i.sessions,
+            "blocked_peers": i.blocked_peers,
+        })
+    });
     json!({
         "peer_id": node.peer_id().to_string(),
         "version": crate::VERSION,
+        "invite": invite,
         "config": ctx.path.display().to_string(),
         "uptime_seconds": uptime.as_secs(),
         "listen_addresses": s.listen_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
@@ -139,6 +149,15 @@ fn text(v: &Value) -> String {
         out.push_str(&format!(
             "Peer:      {label} [{}] rtt {rtt}\n",
             s(&p["path"])
+        ));
+    }
+    if let Some(i) = v["invite"].as_object() {
+        out.push_str(&format!(
+            "Invite:    open until {}, {} failed attempt(s), {} join(s) in progress, {} peer(s) refused (cancel: peerup invite --cancel)\n",
+            i["expires_at"].as_str().unwrap_or("-"),
+            i["failed_attempts"],
+            i["sessions"],
+            i["blocked_peers"]
         ));
     }
     let services = v["services"].as_array().cloned().unwrap_or_default();

@@ -239,8 +239,12 @@ impl TextValue for FilePath {
 impl TextValue for crate::Multiaddr {
     const EXPECTING: &'static str = "a multiaddr like /ip4/0.0.0.0/tcp/0";
     fn from_text(text: &str) -> Result<Self, String> {
-        text.parse()
-            .map_err(|e: multiaddr::Error| format!("`{text}` is not a valid multiaddr: {e}"))
+        crate::identity::parse_multiaddr_text(text).map_err(|e| {
+            format!(
+                "`{}` is not a valid multiaddr: {e}",
+                crate::identity::excerpt(text)
+            )
+        })
     }
 }
 

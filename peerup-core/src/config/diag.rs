@@ -331,12 +331,21 @@ pub enum WarningKind {
         /// The configured address.
         address: String,
     },
+    /// More unknown keys than are worth listing one by one.
+    MoreUnknownKeys {
+        /// How many were not listed.
+        count: usize,
+    },
 }
 
 impl fmt::Display for WarningKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WarningKind::UnknownKey => f.write_str("unknown key (ignored); check its spelling and indentation"),
+            WarningKind::MoreUnknownKeys { count } => write!(
+                f,
+                "{count} more unknown keys (ignored), not listed; is this a peerup config?"
+            ),
             WarningKind::NoRelayAddresses => f.write_str(
                 "no relay addresses configured: peers behind NAT cannot reach this node; add one with `peerup relay add`",
             ),
@@ -868,6 +877,10 @@ fn second_document(text: &str) -> Option<Location> {
 fn syntax_error(file: &Path, text: &str, e: &serde_yaml::Error) -> ConfigError {
     let mut location = yaml_location(e);
     let mut reason = clean_reason(&e.to_string(), location, &FieldPath::root());
+    if reason.contains("recursion limit exceeded") {
+        reason = "values nested too deeply (more than 128 levels); a config is a few levels deep"
+            .to_owned();
+    }
     if reason.contains("more than one document") {
         reason = "the file holds more than one YAML document (a second `---`); a config is a single document"
             .to_owned();
@@ -930,6 +943,99 @@ fn invalid_error(
 /// `version` other than 1, and turns unknown keys into warnings.
 ///
 /// The caller adds its own checks after this (cross-field rules, advice).
+/// Unknown keys reported one by one; more are counted in one warning.
+pub const MAX_UNKNOWN_KEYS: usize = 100;
+
+/// Walks a document like `IgnoredAny`, refusing it once it has produced
+/// more values than the budget allows (see [`parse_document`], step 1).
+struct Budget<'a>(&'a core::cell::Cell<usize>);
+
+impl Budget<'_> {
+    fn take<E: de::Error>(&self) -> Result<(), E> {
+        match self.0.get().checked_sub(1) {
+            Some(left) => {
+                self.0.set(left);
+                Ok(())
+            }
+            None => Err(E::custom(
+                "the YAML expands to far more values than its text holds (anchors and aliases, `&name` and `*name`, repeat values); a peerup config needs neither: write the values out",
+            )),
+        }
+    }
+}
+
+impl<'de> de::DeserializeSeed<'de> for Budget<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> de::Visitor<'de> for Budget<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        self.take()
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        self.take()
+    }
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<(), E> {
+        self.take()
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        self.take()
+    }
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<(), E> {
+        self.take()
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.take()
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        self.take()
+    }
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<(), E> {
+        self.take()
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        self.take()
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.take()
+    }
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        self.take()?;
+        d.deserialize_any(self)
+    }
+    fn visit_newtype_struct<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        self.take()?;
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.take()?;
+        while seq.next_element_seed(Budget(self.0))?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.take()?;
+        while map.next_key_seed(Budget(self.0))?.is_some() {
+            map.next_value_seed(Budget(self.0))?;
+        }
+        Ok(())
+    }
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<(), A::Error> {
+        use serde::de::VariantAccess;
+        self.take()?;
+        let ((), variant) = data.variant_seed(Budget(self.0))?;
+        variant.newtype_variant_seed(Budget(self.0))
+    }
+}
+
 pub(crate) fn parse_document<T: DeserializeOwned>(
     file: &Path,
     text: &str,
@@ -939,8 +1045,16 @@ pub(crate) fn parse_document<T: DeserializeOwned>(
             file: file.to_owned(),
         });
     }
-    // 1. Well-formed YAML, one document.
-    if let Err(e) = serde_yaml::from_str::<de::IgnoredAny>(text) {
+    // 1. Well-formed YAML, one document, and no bigger than its text: an
+    //    alias repeats what its anchor holds wherever it appears, so a few
+    //    kilobytes can expand to millions of values (17 s and 1.4 GB for
+    //    46 KB). Every value of a document without aliases takes at least
+    //    half a byte of its text, so a budget of two values per byte
+    //    refuses only expansion, and bounds the work of every later pass.
+    let budget = core::cell::Cell::new(text.len().saturating_mul(2).saturating_add(64));
+    if let Err(e) =
+        de::DeserializeSeed::deserialize(Budget(&budget), serde_yaml::Deserializer::from_str(text))
+    {
         return Err(syntax_error(file, text, &e));
     }
     // 2. A mapping, of a version this peerup supports.
@@ -968,16 +1082,31 @@ pub(crate) fn parse_document<T: DeserializeOwned>(
     }
     // 3. The schema, collecting unknown keys.
     let mut unknown = Vec::new();
+    let mut unlisted = 0usize;
     let de = serde_yaml::Deserializer::from_str(text);
-    let mut record = |p: serde_ignored::Path<'_>| unknown.push(FieldPath::from_ignored(&p));
+    let mut record = |p: serde_ignored::Path<'_>| {
+        if unknown.len() < MAX_UNKNOWN_KEYS {
+            unknown.push(FieldPath::from_ignored(&p));
+        } else {
+            unlisted += 1;
+        }
+    };
     let value: T =
         serde_path_to_error::deserialize(serde_ignored::Deserializer::new(de, &mut record))
             .map_err(|e| invalid_error(file, text, e))?;
     let locator = Locator::new(text);
-    let warnings = unknown
+    let mut warnings: Vec<Warning> = unknown
         .into_iter()
         .map(|p| Warning::at(file, &locator, p, WarningKind::UnknownKey))
         .collect();
+    if unlisted > 0 {
+        warnings.push(Warning::at(
+            file,
+            &locator,
+            FieldPath::root(),
+            WarningKind::MoreUnknownKeys { count: unlisted },
+        ));
+    }
     Ok((value, warnings))
 }
 

@@ -12,7 +12,12 @@
 //! network:
 //!   listen_addresses: [/ip4/0.0.0.0/tcp/0, /ip4/0.0.0.0/udp/0/quic-v1, /ip6/::/tcp/0, /ip6/::/udp/0/quic-v1]
 //!   force_private_reachability: false
-//!   resource_limits_enabled: true
+//!   resource_limits_enabled: true  # false: none of the limits below
+//!   max_pending_connections: 64    # inbound, in their handshake
+//!   max_pending_connections_per_ip: 8
+//!   max_inbound_connections: 256
+//!   max_connections_per_peer: 8
+//!   handshake_timeout: 5s          # inbound TLS/Noise + yamux
 //! relay:
 //!   addresses: [/ip4/203.0.113.7/tcp/7777/p2p/12D3KooW...]
 //!   reservation_interval: 2m  # Go duration, > 0
@@ -135,8 +140,28 @@ pub struct Network {
     /// `force_private_reachability`: act as if behind NAT (CGNAT);
     /// default false.
     pub force_private_reachability: bool,
-    /// `resource_limits_enabled`: libp2p's resource manager; default true.
+    /// `resource_limits_enabled`: the connection limits below; default
+    /// true (`false` turns every one of them off).
     pub resource_limits_enabled: bool,
+    /// `max_pending_connections`: inbound connections in their handshake
+    /// at once; default 64, at least 1.
+    #[serde(deserialize_with = "de::count")]
+    pub max_pending_connections: u32,
+    /// `max_pending_connections_per_ip`: the same from one IP address
+    /// (relayed connections excepted); default 8, at least 1.
+    #[serde(deserialize_with = "de::count")]
+    pub max_pending_connections_per_ip: u32,
+    /// `max_inbound_connections`: established inbound connections; default
+    /// 256, at least 1.
+    #[serde(deserialize_with = "de::count")]
+    pub max_inbound_connections: u32,
+    /// `max_connections_per_peer`; default 8, at least 1.
+    #[serde(deserialize_with = "de::count")]
+    pub max_connections_per_peer: u32,
+    /// `handshake_timeout`: time for an inbound connection's security and
+    /// multiplexer handshake; default 5 s, never zero.
+    #[serde(deserialize_with = "de::positive_duration")]
+    pub handshake_timeout: Duration,
 }
 
 fn listen_addresses<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Multiaddr>, D::Error> {
@@ -149,6 +174,11 @@ impl Default for Network {
             listen_addresses: multiaddrs(DEFAULT_LISTEN_ADDRESSES),
             force_private_reachability: false,
             resource_limits_enabled: true,
+            max_pending_connections: 64,
+            max_pending_connections_per_ip: 8,
+            max_inbound_connections: 256,
+            max_connections_per_peer: 8,
+            handshake_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -384,11 +414,10 @@ impl FromStr for PeerRef {
     fn from_str(s: &str) -> Result<Self, PeerRefError> {
         match Name::new(s) {
             Ok(name) => Ok(PeerRef::Name(name)),
-            Err(reason) => s
-                .parse::<PeerId>()
+            Err(reason) => crate::identity::parse_peer_id_text(s)
                 .map(PeerRef::Id)
-                .map_err(|_| PeerRefError {
-                    text: s.to_owned(),
+                .ok_or_else(|| PeerRefError {
+                    text: crate::identity::excerpt(s),
                     reason,
                 }),
         }
@@ -466,11 +495,10 @@ impl PeerAddr {
 impl FromStr for PeerAddr {
     type Err = PeerAddrError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let addr: Multiaddr = s
-            .parse()
-            .map_err(|e: multiaddr::Error| PeerAddrError::Invalid {
-                text: s.to_owned(),
-                reason: e.to_string(),
+        let addr: Multiaddr =
+            crate::identity::parse_multiaddr_text(s).map_err(|reason| PeerAddrError::Invalid {
+                text: crate::identity::excerpt(s),
+                reason,
             })?;
         PeerAddr::new(addr)
     }
@@ -953,10 +981,41 @@ impl Config {
             "force_private_reachability",
             emit::boolean(self.network.force_private_reachability),
         );
+        out.comment(
+            1,
+            "Limits on inbound connections (false turns them off); a flood from the internet",
+        );
+        out.comment(1, "runs into these, not into the descriptor limit.");
         out.field(
             1,
             "resource_limits_enabled",
             emit::boolean(self.network.resource_limits_enabled),
+        );
+        let n = &self.network;
+        out.field(
+            1,
+            "max_pending_connections",
+            &n.max_pending_connections.to_string(),
+        );
+        out.field(
+            1,
+            "max_pending_connections_per_ip",
+            &n.max_pending_connections_per_ip.to_string(),
+        );
+        out.field(
+            1,
+            "max_inbound_connections",
+            &n.max_inbound_connections.to_string(),
+        );
+        out.field(
+            1,
+            "max_connections_per_peer",
+            &n.max_connections_per_peer.to_string(),
+        );
+        out.field(
+            1,
+            "handshake_timeout",
+            &q(&format_duration(n.handshake_timeout)),
         );
         out.blank();
 

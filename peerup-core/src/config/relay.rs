@@ -26,6 +26,11 @@
 //!   reservation_ttl: 1h
 //!   session_duration: 0        # optional; 0 = unlimited
 //!   session_data_limit: 64MB   # optional, per direction; 0 = unlimited
+//!   max_pending_connections: 256        # inbound, in their handshake
+//!   max_pending_connections_per_ip: 16
+//!   max_inbound_connections: 1024
+//!   max_connections_per_peer: 8
+//!   handshake_timeout: 5s
 //! health:
 //!   enabled: true
 //!   listen_address: 127.0.0.1:9090   # serves /healthz
@@ -199,6 +204,25 @@ pub struct Resources {
     /// [`RelayConfig::session_data_limit`].
     #[serde(deserialize_with = "de::optional_size")]
     pub session_data_limit: Option<u64>,
+    /// `max_pending_connections`: inbound connections in their handshake
+    /// at once; default 256, at least 1.
+    #[serde(deserialize_with = "de::count")]
+    pub max_pending_connections: u32,
+    /// `max_pending_connections_per_ip`: the same from one IP address;
+    /// default 16, at least 1.
+    #[serde(deserialize_with = "de::count")]
+    pub max_pending_connections_per_ip: u32,
+    /// `max_inbound_connections`: established connections; default 1024,
+    /// at least 1 (also bounded by the descriptor limit at start).
+    #[serde(deserialize_with = "de::count")]
+    pub max_inbound_connections: u32,
+    /// `max_connections_per_peer`; default 8, at least 1.
+    #[serde(deserialize_with = "de::count")]
+    pub max_connections_per_peer: u32,
+    /// `handshake_timeout`: time for an inbound connection's security and
+    /// multiplexer handshake; default 5 s, never zero.
+    #[serde(deserialize_with = "de::positive_duration")]
+    pub handshake_timeout: Duration,
 }
 
 impl Default for Resources {
@@ -212,6 +236,11 @@ impl Default for Resources {
             reservation_ttl: Duration::from_secs(3600),
             session_duration: None,
             session_data_limit: None,
+            max_pending_connections: 256,
+            max_pending_connections_per_ip: 16,
+            max_inbound_connections: 1024,
+            max_connections_per_peer: 8,
+            handshake_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -483,6 +512,36 @@ impl RelayConfig {
             Some(n) => out.field(1, "session_data_limit", &q(&format_size(n))),
             None => out.comment(1, "session_data_limit: \"0\""),
         }
+        out.comment(
+            1,
+            "Inbound connections: a flood from the internet runs into these (also capped",
+        );
+        out.comment(1, "by the descriptor limit at start), not into EMFILE.");
+        out.field(
+            1,
+            "max_pending_connections",
+            &r.max_pending_connections.to_string(),
+        );
+        out.field(
+            1,
+            "max_pending_connections_per_ip",
+            &r.max_pending_connections_per_ip.to_string(),
+        );
+        out.field(
+            1,
+            "max_inbound_connections",
+            &r.max_inbound_connections.to_string(),
+        );
+        out.field(
+            1,
+            "max_connections_per_peer",
+            &r.max_connections_per_peer.to_string(),
+        );
+        out.field(
+            1,
+            "handshake_timeout",
+            &q(&format_duration(r.handshake_timeout)),
+        );
         out.blank();
 
         out.line(0, "health:");

@@ -70,12 +70,33 @@ pub const HELLO_VERSION: u8 = 0x01;
 pub const PUBLIC_KEY_LEN: usize = 32;
 /// Length of the joiner's hello: version byte and public key.
 pub const HELLO_LEN: usize = 1 + PUBLIC_KEY_LEN;
-/// Default time a stream may take from open to reply.
-pub const DEFAULT_STREAM_DEADLINE: Duration = Duration::from_secs(30);
-/// Default number of failed attempts that burns an invite.
-pub const DEFAULT_MAX_FAILED_ATTEMPTS: u32 = 5;
-/// Default number of sessions an inviter runs at once; more are reset.
-pub const DEFAULT_MAX_CONCURRENT: usize = 4;
+/// Default time a stream may take from open to reply. An honest joiner
+/// needs two round trips (its hello, then its name right after our key),
+/// well under a second even through a relay on a satellite link.
+pub const DEFAULT_STREAM_DEADLINE: Duration = Duration::from_secs(15);
+/// Default time a joiner waits for the inviter's answer: longer than the
+/// inviter's own deadlines, so the inviter decides a session's end.
+pub const DEFAULT_JOIN_DEADLINE: Duration = Duration::from_secs(30);
+/// Default time from a stream's open to the joiner's first message (the
+/// hello): a silent stream gives its slot back this soon.
+pub const DEFAULT_HELLO_DEADLINE: Duration = Duration::from_secs(5);
+/// Default number of failed attempts, from all peers together, that burns
+/// an invite: a guard on resources, not on guessing (see
+/// `docs/SECURITY.md`: 100 guesses at a 64-bit token succeed with
+/// probability 100 / 2^64, about 5e-18).
+pub const DEFAULT_MAX_FAILED_ATTEMPTS: u32 = 100;
+/// Default number of strikes (failed attempts, silent or late streams, a
+/// second stream while one is open) after which one peer is refused for
+/// the rest of the invite: a stranger cannot burn the code for the real
+/// joiner from one identity.
+pub const DEFAULT_MAX_STRIKES_PER_PEER: u32 = 3;
+/// Default number of sessions an inviter runs at once (one per peer);
+/// more are reset.
+pub const DEFAULT_MAX_CONCURRENT: usize = 16;
+/// Peers whose strikes are remembered per invite; beyond this, new peers
+/// are not tracked (memory stays bounded whatever the number of
+/// identities an attacker makes) and only the invite-wide limits apply.
+pub const MAX_TRACKED_PEERS: usize = 4096;
 
 /// The random bytes one side of one session needs. Zeroized on drop;
 /// `Debug` is redacted.
@@ -163,6 +184,9 @@ pub enum Failure {
     /// The invite was cancelled.
     #[error("invite cancelled")]
     Cancelled,
+    /// The peer opened a second stream while its first was still running.
+    #[error("a second invite stream from the same peer")]
+    SecondStream,
 }
 
 impl Failure {
@@ -195,6 +219,10 @@ pub struct InviterConfig {
     pub max_failed_attempts: u32,
     /// Time a stream may take from open to the reply.
     pub stream_deadline: Duration,
+    /// Time from a stream's open to the joiner's hello.
+    pub hello_deadline: Duration,
+    /// Strikes after which one peer is refused for the rest of the invite.
+    pub max_strikes_per_peer: u32,
     /// Sessions at once; more streams are reset.
     pub max_concurrent: usize,
 }
@@ -207,6 +235,8 @@ impl InviterConfig {
             expires_at,
             max_failed_attempts: DEFAULT_MAX_FAILED_ATTEMPTS,
             stream_deadline: DEFAULT_STREAM_DEADLINE,
+            hello_deadline: DEFAULT_HELLO_DEADLINE,
+            max_strikes_per_peer: DEFAULT_MAX_STRIKES_PER_PEER,
             max_concurrent: DEFAULT_MAX_CONCURRENT,
         }
     }
@@ -226,6 +256,19 @@ impl InviterConfig {
     /// Sets the per-stream deadline.
     pub fn with_stream_deadline(mut self, d: Duration) -> Self {
         self.stream_deadline = d;
+        self
+    }
+
+    /// Sets the deadline for the joiner's hello (at most the stream
+    /// deadline takes effect).
+    pub fn with_hello_deadline(mut self, d: Duration) -> Self {
+        self.hello_deadline = d;
+        self
+    }
+
+    /// Sets the strikes after which a peer is refused (at least 1).
+    pub fn with_max_strikes_per_peer(mut self, n: u32) -> Self {
+        self.max_strikes_per_peer = n.max(1);
         self
     }
 
@@ -326,6 +369,12 @@ pub enum InviterEvent {
         /// The joiner.
         peer: PeerId,
     },
+    /// `peer` reached its limit of strikes: every stream it opens from now
+    /// on is reset. The caller should also close its connections.
+    PeerBlocked {
+        /// The peer.
+        peer: PeerId,
+    },
     /// The invite burned after too many failed attempts.
     Burned,
     /// The invite expired unused.
@@ -346,6 +395,8 @@ enum InviterPhase {
 
 struct InviterSession {
     peer: PeerId,
+    /// When the hello must have arrived (while in [`InviterPhase::Hello`]).
+    hello_deadline: Instant,
     deadline: Instant,
     buf: Vec<u8>,
     secret: StaticSecret,
@@ -364,6 +415,17 @@ impl fmt::Debug for InviterSession {
     }
 }
 
+impl InviterSession {
+    /// When this session must have moved on: the hello deadline until the
+    /// hello arrived, the stream deadline after.
+    fn timer(&self) -> Instant {
+        match self.phase {
+            InviterPhase::Hello => self.hello_deadline,
+            _ => self.deadline,
+        }
+    }
+}
+
 /// The inviter: owns one invite and serves every stream opened for it.
 #[derive(Debug)]
 pub struct Inviter {
@@ -373,6 +435,8 @@ pub struct Inviter {
     state: InviteState,
     failed: u32,
     sessions: BTreeMap<StreamId, InviterSession>,
+    /// Strikes per peer (only peers with at least one).
+    strikes: BTreeMap<PeerId, u32>,
     out: VecDeque<InviterOutput>,
 }
 
@@ -389,6 +453,7 @@ impl Inviter {
             state: InviteState::Open,
             failed: 0,
             sessions: BTreeMap::new(),
+            strikes: BTreeMap::new(),
             out: VecDeque::new(),
         };
         inviter.handle_timeout(now);
@@ -408,6 +473,21 @@ impl Inviter {
     /// Sessions in progress.
     pub fn active_sessions(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Sessions in progress for `peer` (at most one).
+    pub fn sessions_of(&self, peer: &PeerId) -> usize {
+        self.sessions.values().filter(|s| s.peer == *peer).count()
+    }
+
+    /// Strikes recorded against `peer` in this invite.
+    pub fn strikes(&self, peer: &PeerId) -> u32 {
+        self.strikes.get(peer).copied().unwrap_or(0)
+    }
+
+    /// Whether `peer` reached its limit of strikes and is refused.
+    pub fn is_blocked(&self, peer: &PeerId) -> bool {
+        self.strikes(peer) >= self.config.max_strikes_per_peer
     }
 
     /// The monotonic instant at which the invite expires.
@@ -434,16 +514,26 @@ impl Inviter {
         random: SessionRandom,
     ) {
         self.handle_timeout(now);
-        if !self.accepting()
-            || self.sessions.len() >= self.config.max_concurrent
-            || self.sessions.contains_key(&stream)
-        {
+        if !self.accepting() || self.sessions.contains_key(&stream) || self.is_blocked(&peer) {
             self.out.push_back(InviterOutput::Reset { stream });
             return;
         }
+        // One session per peer: a second stream while the first runs is
+        // how one identity would squat the slots meant for the joiner.
+        if self.sessions.values().any(|s| s.peer == peer) {
+            self.out.push_back(InviterOutput::Reset { stream });
+            self.strike(peer, Failure::SecondStream);
+            return;
+        }
+        if self.sessions.len() >= self.config.max_concurrent {
+            self.out.push_back(InviterOutput::Reset { stream });
+            return;
+        }
+        let deadline = now + self.config.stream_deadline;
         let session = InviterSession {
             peer,
-            deadline: now + self.config.stream_deadline,
+            hello_deadline: (now + self.config.hello_deadline).min(deadline),
+            deadline,
             buf: Vec::new(),
             secret: StaticSecret::from(random.ephemeral),
             nonce: Zeroizing::new(random.nonce),
@@ -586,7 +676,7 @@ impl Inviter {
         let late: Vec<StreamId> = self
             .sessions
             .iter()
-            .filter(|(_, s)| now >= s.deadline)
+            .filter(|(_, s)| now >= s.timer())
             .map(|(id, _)| *id)
             .collect();
         for stream in late {
@@ -617,7 +707,7 @@ impl Inviter {
             .sessions
             .values()
             .filter(|s| !matches!(s.phase, InviterPhase::Saving { .. }))
-            .map(|s| s.deadline);
+            .map(InviterSession::timer);
         let expiry = (self.state == InviteState::Open).then_some(self.expires);
         deadlines.chain(expiry).min()
     }
@@ -675,11 +765,55 @@ impl Inviter {
         self.record_failure(session.peer, reason);
     }
 
+    /// A strike against `peer` that is not a session's failure (a second
+    /// stream); reported like one, never counted against the invite.
+    fn strike(&mut self, peer: PeerId, reason: Failure) {
+        self.out
+            .push_back(InviterOutput::Event(InviterEvent::AttemptFailed {
+                peer,
+                reason,
+                counted: false,
+                attempts_left: self.attempts_left(),
+            }));
+        self.add_strike(peer);
+    }
+
+    /// Counts a strike; at the limit the peer is blocked and its sessions
+    /// reset (a pairing being saved keeps going: its token was proven).
+    fn add_strike(&mut self, peer: PeerId) {
+        if !self.accepting() {
+            return;
+        }
+        if !self.strikes.contains_key(&peer) && self.strikes.len() >= MAX_TRACKED_PEERS {
+            return;
+        }
+        let n = self.strikes.entry(peer).or_insert(0);
+        *n = n.saturating_add(1);
+        if *n != self.config.max_strikes_per_peer {
+            return;
+        }
+        let theirs: Vec<StreamId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.peer == peer && !matches!(s.phase, InviterPhase::Saving { .. }))
+            .map(|(id, _)| *id)
+            .collect();
+        for stream in theirs {
+            self.sessions.remove(&stream);
+            self.out.push_back(InviterOutput::Reset { stream });
+        }
+        self.out
+            .push_back(InviterOutput::Event(InviterEvent::PeerBlocked { peer }));
+    }
+
     fn record_failure(&mut self, peer: PeerId, reason: Failure) {
         let counted = reason.counts_as_attempt() && self.accepting();
         if counted {
             self.failed = self.failed.saturating_add(1);
         }
+        // Per peer, a silent or slow stream is a strike too: it held a
+        // slot. Closes and resets are not (a flaky link, a joiner's retry).
+        let strike = counted || matches!(reason, Failure::Timeout);
         self.out
             .push_back(InviterOutput::Event(InviterEvent::AttemptFailed {
                 peer,
@@ -699,6 +833,8 @@ impl Inviter {
             self.out
                 .push_back(InviterOutput::Event(InviterEvent::Burned));
             self.reset_all();
+        } else if strike {
+            self.add_strike(peer);
         }
     }
 
@@ -811,7 +947,7 @@ impl Default for JoinerConfig {
     fn default() -> Self {
         JoinerConfig {
             name: None,
-            deadline: DEFAULT_STREAM_DEADLINE,
+            deadline: DEFAULT_JOIN_DEADLINE,
         }
     }
 }
@@ -1108,12 +1244,208 @@ mod tests {
         }
     }
 
+    const TOKEN: [u8; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
+    const WRONG: [u8; 8] = [1, 2, 3, 4, 5, 6, 7, 9];
+
+    fn inviter(config: InviterConfig) -> Inviter {
+        Inviter::new(
+            Token::from_bytes(TOKEN),
+            config,
+            Instant::ZERO,
+            UnixTime::EPOCH,
+        )
+    }
+
+    fn config() -> InviterConfig {
+        InviterConfig::new(UnixTime::from_secs(600))
+    }
+
+    fn random(n: u64) -> SessionRandom {
+        SessionRandom {
+            ephemeral: [0x10 + n as u8; 32],
+            nonce: [0x20 + n as u8; 24],
+        }
+    }
+
+    /// Runs a whole session on `stream` from `who` at `now`, with a joiner
+    /// holding `token`; returns the inviter's outputs other than bytes.
+    fn session(
+        inv: &mut Inviter,
+        now: Instant,
+        stream: StreamId,
+        who: PeerId,
+        token: [u8; 8],
+    ) -> Vec<InviterOutput> {
+        let mut j = joiner(token, stream as u8);
+        inv.handle_stream(now, stream, who, random(stream));
+        let mut other = Vec::new();
+        loop {
+            let mut moved = false;
+            while let Some(JoinerOutput::Send(d)) = j.poll_output() {
+                inv.handle_data(now, stream, &d);
+                moved = true;
+            }
+            while let Some(o) = inv.poll_output() {
+                match o {
+                    InviterOutput::Send { data, .. } => {
+                        j.handle_data(now, &data);
+                        moved = true;
+                    }
+                    o => other.push(o),
+                }
+            }
+            if !moved {
+                return other;
+            }
+        }
+    }
+
+    fn drain(inv: &mut Inviter) -> Vec<InviterOutput> {
+        core::iter::from_fn(|| inv.poll_output()).collect()
+    }
+
+    #[test]
+    fn one_stranger_is_blocked_after_its_strikes_and_cannot_burn_the_invite() {
+        let mut inv = inviter(config());
+        let stranger = peer(9);
+        for stream in 1..=DEFAULT_MAX_STRIKES_PER_PEER as StreamId {
+            let out = session(&mut inv, Instant::ZERO, stream, stranger, WRONG);
+            assert!(
+                out.iter().any(|o| matches!(
+                    o,
+                    InviterOutput::Event(InviterEvent::AttemptFailed {
+                        reason: Failure::WrongCode,
+                        counted: true,
+                        ..
+                    })
+                )),
+                "{out:?}"
+            );
+        }
+        assert!(inv.is_blocked(&stranger));
+        assert_eq!(inv.failed_attempts(), DEFAULT_MAX_FAILED_ATTEMPTS.min(3));
+        assert_eq!(inv.state(), InviteState::Open);
+        // Its next stream is reset unread, and counts for nothing.
+        inv.handle_stream(Instant::ZERO, 10, stranger, random(10));
+        assert_eq!(drain(&mut inv), vec![InviterOutput::Reset { stream: 10 }]);
+        assert_eq!(inv.failed_attempts(), 3);
+        // The real joiner still pairs.
+        let out = session(&mut inv, Instant::ZERO, 11, peer(3), TOKEN);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [InviterOutput::Authorize { stream: 11, .. }]
+            ),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn the_block_is_announced_once_for_the_caller_to_disconnect() {
+        let mut inv = inviter(config().with_max_strikes_per_peer(2));
+        let stranger = peer(9);
+        let mut blocked = 0;
+        for stream in 1..=4 {
+            let out = session(&mut inv, Instant::ZERO, stream, stranger, WRONG);
+            blocked += out
+                .iter()
+                .filter(|o| {
+                    **o == InviterOutput::Event(InviterEvent::PeerBlocked { peer: stranger })
+                })
+                .count();
+        }
+        assert_eq!(blocked, 1);
+        assert_eq!(inv.failed_attempts(), 2);
+    }
+
+    #[test]
+    fn a_second_stream_from_one_peer_is_reset_and_struck() {
+        let mut inv = inviter(config());
+        let squatter = peer(9);
+        inv.handle_stream(Instant::ZERO, 1, squatter, random(1));
+        inv.handle_stream(Instant::ZERO, 2, squatter, random(2));
+        let out = drain(&mut inv);
+        assert_eq!(out[0], InviterOutput::Reset { stream: 2 });
+        assert!(matches!(
+            out[1],
+            InviterOutput::Event(InviterEvent::AttemptFailed {
+                reason: Failure::SecondStream,
+                counted: false,
+                ..
+            })
+        ));
+        assert_eq!(inv.sessions_of(&squatter), 1);
+        assert_eq!(inv.strikes(&squatter), 1);
+        assert_eq!(inv.failed_attempts(), 0);
+    }
+
+    #[test]
+    fn silent_streams_give_their_slots_back_at_the_hello_deadline() {
+        // Every slot squatted by a silent stream from its own identity.
+        let mut inv = inviter(config().with_max_concurrent(4));
+        for stream in 1..=4 {
+            inv.handle_stream(
+                Instant::ZERO,
+                stream,
+                peer(10 + stream as u8),
+                random(stream),
+            );
+        }
+        assert_eq!(inv.active_sessions(), 4);
+        // The joiner arriving now is turned away...
+        inv.handle_stream(Instant::ZERO, 5, peer(3), random(5));
+        assert_eq!(drain(&mut inv), vec![InviterOutput::Reset { stream: 5 }]);
+        // ...but only until the hello deadline, not the stream deadline.
+        let hello = Instant::ZERO + DEFAULT_HELLO_DEADLINE;
+        assert_eq!(inv.poll_timeout(), Some(hello));
+        inv.handle_timeout(hello);
+        let resets = drain(&mut inv)
+            .into_iter()
+            .filter(|o| matches!(o, InviterOutput::Reset { .. }))
+            .count();
+        assert_eq!(resets, 4);
+        assert_eq!(inv.active_sessions(), 0);
+        // A time-out is a strike for its peer, not a failed attempt.
+        assert_eq!(inv.strikes(&peer(11)), 1);
+        assert_eq!(inv.failed_attempts(), 0);
+        let out = session(&mut inv, hello, 6, peer(3), TOKEN);
+        assert!(
+            matches!(out.as_slice(), [InviterOutput::Authorize { stream: 6, .. }]),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn a_hello_in_time_moves_the_session_to_the_stream_deadline() {
+        let mut inv = inviter(config());
+        inv.handle_stream(Instant::ZERO, 1, peer(3), random(1));
+        let mut j = joiner(TOKEN, 1);
+        let Some(JoinerOutput::Send(hello)) = j.poll_output() else {
+            panic!("no hello");
+        };
+        inv.handle_data(Instant::ZERO, 1, &hello);
+        assert_eq!(
+            inv.poll_timeout(),
+            Some(Instant::ZERO + DEFAULT_STREAM_DEADLINE)
+        );
+    }
+
+    #[test]
+    fn many_identities_still_burn_the_invite_at_the_global_cap() {
+        let mut inv = inviter(config().with_max_failed_attempts(5));
+        for n in 0..5u8 {
+            let stream = StreamId::from(n) + 1;
+            session(&mut inv, Instant::ZERO, stream, peer(20 + n), WRONG);
+        }
+        assert_eq!(inv.state(), InviteState::Burned);
+        assert_eq!(inv.failed_attempts(), 5);
+    }
+
     /// Found by the `invite_handshake` fuzz target: while a pairing was
     /// being saved, wrong guesses were counted past the limit without
     /// burning the invite, and a failed save then reopened it.
     #[test]
     fn guesses_while_a_pairing_is_saved_burn_at_the_limit() {
-        const TOKEN: [u8; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
         for save_ok in [false, true] {
             let config = InviterConfig::new(UnixTime::from_secs(1_000))
                 .with_max_failed_attempts(1)

@@ -9,27 +9,33 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{StreamProtocol, autonat, dcutr, identify, kad, ping, relay};
 use peerup_core::authz::Policy;
 
-use crate::gate::{Gate, GateShared};
+use crate::gate::{Gate, GateShared, PairingFilter};
+use crate::limits::{ConnectionLimits, Limits};
 use crate::streams;
 
-/// Everything a peerup node runs. The gate comes first: a connection any
-/// behaviour denies is denied as a whole, before the others see it.
+/// Everything a peerup node runs. The limits and the gate come first: a
+/// connection any behaviour denies is denied as a whole, before the others
+/// see it, and the gate marks the connections it lets in only to pair,
+/// which every [`PairingFilter`] then keeps from its behaviour (and the
+/// streams behaviour serves the invite protocol alone).
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// Connection limits (pending, established, per peer, per IP).
+    pub limits: Limits,
     /// Authorization of inbound connections.
     pub gate: Gate,
     /// Circuit relay v2 client: reservations and circuits.
-    pub relay: relay::client::Behaviour,
+    pub relay: PairingFilter<relay::client::Behaviour>,
     /// Hole punching over relayed connections.
-    pub dcutr: dcutr::Behaviour,
+    pub dcutr: PairingFilter<dcutr::Behaviour>,
     /// Identify (`peerup/<version>`): addresses for DCUtR and the DHT.
-    pub identify: identify::Behaviour,
+    pub identify: PairingFilter<identify::Behaviour>,
     /// libp2p ping: liveness and RTT of every connection.
-    pub ping: ping::Behaviour,
+    pub ping: PairingFilter<ping::Behaviour>,
     /// AutoNAT (off when `force_private_reachability`).
-    pub autonat: Toggle<autonat::Behaviour>,
+    pub autonat: PairingFilter<Toggle<autonat::Behaviour>>,
     /// The private DHT.
-    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub kad: PairingFilter<kad::Behaviour<kad::store::MemoryStore>>,
     /// peerup's own stream protocols.
     pub streams: streams::Behaviour,
 }
@@ -43,6 +49,7 @@ pub(crate) struct Parts {
     pub agent: String,
     pub kad_protocol: StreamProtocol,
     pub autonat: bool,
+    pub limits: ConnectionLimits,
 }
 
 impl Behaviour {
@@ -63,15 +70,20 @@ impl Behaviour {
         let autonat = p
             .autonat
             .then(|| autonat::Behaviour::new(peer_id, autonat::Config::default()));
+        let g = &p.gate;
         Behaviour {
-            gate: Gate::new(p.policy, p.gate),
-            relay: p.relay,
-            dcutr: dcutr::Behaviour::new(peer_id),
-            identify,
-            ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15))),
-            autonat: autonat.into(),
-            kad,
-            streams: streams::Behaviour::new(),
+            limits: Limits::new(p.limits),
+            gate: Gate::new(p.policy, p.gate.clone()),
+            relay: PairingFilter::new(p.relay, g.clone()),
+            dcutr: PairingFilter::new(dcutr::Behaviour::new(peer_id), g.clone()),
+            identify: PairingFilter::new(identify, g.clone()),
+            ping: PairingFilter::new(
+                ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15))),
+                g.clone(),
+            ),
+            autonat: PairingFilter::new(Toggle::from(autonat), g.clone()),
+            kad: PairingFilter::new(kad, g.clone()),
+            streams: streams::Behaviour::new().with_gate(g.clone()),
         }
     }
 }

@@ -29,6 +29,8 @@ use crate::streams::inbound_path;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// First wait after a reservation is lost.
 const MIN_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest sleep of the expiry timer.
+const EXPIRY_RECHECK: Duration = Duration::from_secs(60);
 
 pub(crate) enum Command {
     Dial {
@@ -213,14 +215,33 @@ impl Driver {
     }
 
     fn next_deadline(&self) -> Instant {
-        self.relays
+        let base = self
+            .relays
             .iter()
             .filter_map(|r| r.retry_at)
-            .fold(self.next_check, Instant::min)
+            .fold(self.next_check, Instant::min);
+        match self.expiry_deadline() {
+            Some(at) => base.min(at),
+            None => base,
+        }
+    }
+
+    /// When the next `expires=` in authorized_keys passes: its peer is cut
+    /// then, not at the next periodic check. Re-armed at least every
+    /// [`EXPIRY_RECHECK`], so a step of the wall clock is noticed.
+    fn expiry_deadline(&self) -> Option<Instant> {
+        let wall = super::now();
+        let next = self.inner.policy().next_expiry(wall)?;
+        // A millisecond past the instant: the wall clock is read again
+        // when the timer fires, and `expires` is exclusive.
+        let wait = wall.until(next).min(EXPIRY_RECHECK) + Duration::from_millis(1);
+        Some(self.inner.rt.now() + wait)
     }
 
     fn on_timer(&mut self) {
         let now = self.inner.rt.now();
+        // Cheap, and the only way an `expires=` takes effect mid-connection.
+        self.inner.revalidate_policy();
         for i in 0..self.relays.len() {
             if self.relays[i].retry_at.is_some_and(|t| t <= now) {
                 self.connect_relay(i);
@@ -236,7 +257,6 @@ impl Driver {
                     self.connect_relay(i);
                 }
             }
-            self.inner.revalidate_policy();
         }
     }
 

@@ -31,6 +31,9 @@ use super::{Inner, Node, StartError, now, random};
 use crate::fs;
 use crate::runtime::Runtime;
 
+/// The name of the invite's task in `Inner::tasks`.
+const INVITE_TASK: &str = "invite";
+
 /// Default lifetime of an invite (`peerup invite --ttl`).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
 /// Time for a join, from dialing the inviter to its answer.
@@ -57,6 +60,21 @@ impl Default for InviteOptions {
     }
 }
 
+/// An open invite, as `peerup status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteStatus {
+    /// When it expires.
+    pub expires_at: UnixTime,
+    /// Failed join attempts counted so far.
+    pub failed_attempts: u32,
+    /// Attempts left before it burns.
+    pub attempts_left: u32,
+    /// Join sessions in progress.
+    pub sessions: usize,
+    /// Peers refused for the rest of the invite.
+    pub blocked_peers: usize,
+}
+
 /// A successful pairing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paired {
@@ -79,6 +97,11 @@ pub enum InviteProgress {
         reason: String,
         /// Attempts left before the invite burns.
         attempts_left: u32,
+    },
+    /// A peer failed too often and is refused for the rest of the invite.
+    PeerBlocked {
+        /// The peer.
+        peer: PeerId,
     },
     /// Paired (saved, answer sent).
     Paired(Paired),
@@ -307,18 +330,35 @@ impl Node {
         tracing::info!(expires_at = %expires_at, "invite open");
         let (progress_tx, progress_rx) = mpsc::channel(64);
         let (result_tx, result_rx) = oneshot::channel();
+        inner.update(|s| {
+            s.invite = Some(InviteStatus {
+                expires_at,
+                failed_attempts: 0,
+                attempts_left: options.max_failed_attempts.max(1),
+                sessions: 0,
+                blocked_peers: 0,
+            })
+        });
         let (cancel, reg) = AbortHandle::new_pair();
+        *inner
+            .invite_cancel
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(cancel.clone());
         let task = run_inviter(
             inner.clone(),
             rt,
             origin,
             machine,
             incoming,
-            progress_tx,
-            result_tx,
-            reg,
+            Reporting {
+                progress: progress_tx,
+                result: result_tx,
+                cancel: reg,
+                expires_at,
+                max_failed: options.max_failed_attempts.max(1),
+            },
         );
-        inner.spawn_tracked(Some("invite".into()), Box::pin(task));
+        inner.spawn_tracked(Some(INVITE_TASK.into()), Box::pin(task));
         Ok(Invite {
             code,
             text,
@@ -327,6 +367,36 @@ impl Node {
             result: result_rx,
             cancel,
         })
+    }
+
+    /// Cancels the open invite, if any; returns whether one was open. Its
+    /// code stops working at once and the pairing window closes.
+    pub fn cancel_invite(&self) -> bool {
+        let handle = self
+            .inner()
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(INVITE_TASK)
+            .cloned();
+        let cancel = self
+            .inner()
+            .invite_cancel
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match (handle, cancel) {
+            (Some(_), Some(cancel)) => {
+                cancel.abort();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The open invite, if any.
+    pub fn invite_status(&self) -> Option<InviteStatus> {
+        self.inner().snapshot(|s| s.invite.clone())
     }
 
     /// Joins the invite in `code`: reaches the inviter through the code's
@@ -403,6 +473,11 @@ impl Node {
             }
             if let Some(p) = paired.take() {
                 tracing::info!(peer = %p.peer, name = ?p.name, "paired with inviter");
+                // The inviter let this connection in to pair only, and
+                // serves the invite protocol alone on it: let the next
+                // stream (a ping, a proxy) go over a fresh connection,
+                // which the inviter now admits with every protocol.
+                self.disconnect_and_wait(inviter).await;
                 return Ok(p);
             }
             let Some(deadline) = machine.poll_timeout() else {
@@ -447,16 +522,30 @@ fn kad_network(kad: &str) -> Option<peerup_core::wire::label::DnsLabel> {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// Where the inviter's task reports to, and what it reports about.
+struct Reporting {
+    progress: mpsc::Sender<InviteProgress>,
+    result: oneshot::Sender<Result<Paired, InviteError>>,
+    cancel: futures::future::AbortRegistration,
+    expires_at: UnixTime,
+    max_failed: u32,
+}
+
 async fn run_inviter(
     inner: Arc<Inner>,
     rt: Arc<dyn Runtime>,
     origin: StdInstant,
     mut machine: Inviter,
     mut incoming: crate::streams::Incoming,
-    mut progress: mpsc::Sender<InviteProgress>,
-    result: oneshot::Sender<Result<Paired, InviteError>>,
-    cancel: futures::future::AbortRegistration,
+    reporting: Reporting,
 ) {
+    let Reporting {
+        mut progress,
+        result,
+        cancel,
+        expires_at,
+        max_failed,
+    } = reporting;
     let (read_tx, mut read_rx) = mpsc::channel::<(StreamId, ReadEvent)>(64);
     let mut sessions: BTreeMap<StreamId, Session> = BTreeMap::new();
     let mut next: StreamId = 1;
@@ -527,6 +616,23 @@ async fn run_inviter(
                     InviterEvent::Acknowledged { .. } => {
                         let _ = progress.try_send(InviteProgress::Acknowledged);
                     }
+                    InviterEvent::PeerBlocked { peer } => {
+                        tracing::warn!(%peer, "too many failed join attempts from this peer: refusing it for the rest of the invite");
+                        inner
+                            .gate
+                            .pairing_blocked
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(peer);
+                        // Its pairing connections go; an authorized peer
+                        // (it needs no invite) keeps its others.
+                        if inner.policy().status(&peer, now())
+                            != peerup_core::authorized_keys::Status::Authorized
+                        {
+                            inner.command(super::driver::Command::Disconnect { peer });
+                        }
+                        let _ = progress.try_send(InviteProgress::PeerBlocked { peer });
+                    }
                     InviterEvent::Burned => outcome = Some(Err(InviteError::Burned)),
                     InviterEvent::Expired => outcome = Some(Err(InviteError::Expired)),
                 },
@@ -535,6 +641,19 @@ async fn run_inviter(
         if machine.is_finished() {
             break;
         }
+        let status = InviteStatus {
+            expires_at,
+            failed_attempts: machine.failed_attempts(),
+            attempts_left: max_failed.saturating_sub(machine.failed_attempts()),
+            sessions: machine.active_sessions(),
+            blocked_peers: inner
+                .gate
+                .pairing_blocked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len(),
+        };
+        inner.update(|s| s.invite = Some(status));
         let wake = machine.poll_timeout().map(|t| origin + t.as_duration());
         let mut timer = match wake {
             Some(w) => rt.sleep_until(w),
@@ -583,7 +702,10 @@ async fn run_inviter(
         s.reader.abort();
     }
     drop(incoming);
-    // Close the pairing window: drop peers let in only to pair.
+    // Close the pairing window: drop peers let in only to pair that did
+    // not pair, by every connection, and every connection let in only to
+    // pair (it carries the invite protocol alone; a peer that paired
+    // reconnects with all of them).
     let connections = inner.connections();
     let change = inner
         .policy
@@ -591,6 +713,28 @@ async fn run_inviter(
         .unwrap_or_else(|e| e.into_inner())
         .close_pairing(connections, now());
     inner.apply_change(change);
+    let pairing: Vec<_> = inner
+        .gate
+        .pairing_only
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .copied()
+        .collect();
+    for connection in pairing {
+        inner.command(super::driver::Command::CloseConnection { connection });
+    }
+    inner
+        .gate
+        .pairing_blocked
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
+    inner.update(|s| s.invite = None);
+    *inner
+        .invite_cancel
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = None;
     tracing::info!("invite closed");
     let _ = result.send(outcome.unwrap_or(Err(InviteError::Stopped)));
     inner
@@ -615,9 +759,14 @@ pub(crate) fn save_pairing(
     // authorized_keys: the file is the source of truth.
     let doc = match &inner.options.authorized_keys_path {
         Some(path) => {
-            let mut doc = match fs::read_private(path) {
-                Ok(bytes) => Document::parse(&String::from_utf8_lossy(&bytes)),
-                Err(e) if e.is_not_found() => Document::new(),
+            let (mut doc, mut loaded) = match fs::read_private(path) {
+                Ok(bytes) => (
+                    Document::parse(&String::from_utf8_lossy(&bytes)),
+                    crate::watch::Fingerprint::of(&bytes),
+                ),
+                Err(e) if e.is_not_found() => {
+                    (Document::new(), crate::watch::Fingerprint::missing())
+                }
                 Err(e) => return Err(e.to_string()),
             };
             if !doc.contains(&peer) {
@@ -626,8 +775,11 @@ pub(crate) fn save_pairing(
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     fs::ensure_private_dir(dir).map_err(|e| e.to_string())?;
                 }
-                fs::write_atomic(path, doc.render().as_bytes()).map_err(|e| e.to_string())?;
+                let bytes = doc.render();
+                fs::write_atomic(path, bytes.as_bytes()).map_err(|e| e.to_string())?;
+                loaded = crate::watch::Fingerprint::of(bytes.as_bytes());
             }
+            inner.set_ak_fingerprint(loaded);
             doc
         }
         None => {
@@ -640,14 +792,15 @@ pub(crate) fn save_pairing(
         }
     };
     inner.set_authorized_keys_doc(doc.clone());
+    // The file may hold other edits made since it was last loaded (a peer
+    // removed): apply them to the live connections too.
+    let connections = inner.connections();
     let change = inner
         .policy
         .write()
         .unwrap_or_else(|e| e.into_inner())
-        .reload(&doc, [], now());
-    for w in change.warnings {
-        tracing::debug!(?w, "after pairing");
-    }
+        .reload(&doc, connections, now());
+    inner.apply_change(change);
     // names
     let Some(name) = name else { return Ok(None) };
     let chosen = {

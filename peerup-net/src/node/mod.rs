@@ -39,11 +39,13 @@ use self::behaviour::{Behaviour, Parts};
 use self::driver::{Command, Driver};
 pub use self::ping::{PingError, PingReply};
 pub use self::service::{Forwarder, ServiceStream};
-use crate::fs::{self, FsError};
+use crate::fs::{self, FsError, IdentityLock};
 use crate::gate::GateShared;
 pub use crate::gate::NotAuthorized;
+use crate::limits::ConnectionLimits;
 use crate::runtime::{BoxFuture, Runtime, TransportOptions, secure_tcp};
 use crate::streams::Control;
+use crate::watch::Fingerprint;
 
 /// The version in identify's agent string (`peerup/<version>`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -96,6 +98,15 @@ pub struct NodeOptions {
     pub transport: TransportOptions,
     /// How long a connection without streams stays open.
     pub idle_timeout: Duration,
+    /// Limits on inbound connections (see [`crate::limits`]).
+    pub limits: ConnectionLimits,
+    /// The fingerprint of the `authorized_keys` bytes behind
+    /// `authorized_keys`, when they came from the file: a reload happens
+    /// when the file's bytes differ from exactly these.
+    pub authorized_keys_fingerprint: Option<Fingerprint>,
+    /// The lock on the identity, held while the node runs (taken by
+    /// [`NodeOptions::from_config`]).
+    pub identity_lock: Option<Arc<IdentityLock>>,
 }
 
 impl std::fmt::Debug for NodeOptions {
@@ -140,7 +151,16 @@ impl NodeOptions {
             agent_version: protocol::node_agent(VERSION),
             transport: TransportOptions::default(),
             idle_timeout: Duration::from_secs(60),
+            limits: ConnectionLimits::NODE,
+            authorized_keys_fingerprint: None,
+            identity_lock: None,
         }
+    }
+
+    /// Sets the connection limits.
+    pub fn with_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Sets the listen addresses.
@@ -204,18 +224,39 @@ impl NodeOptions {
         self
     }
 
-    /// Options from a parsed config at `config_path`: reads the identity key
-    /// (creating it, mode 0600, if missing) and `authorized_keys`.
+    /// Options from a parsed config at `config_path`: takes the identity's
+    /// lock (exclusive: no other node may run with this identity while
+    /// these options live), reads the identity key (creating it, mode
+    /// 0600, if missing) and `authorized_keys`.
     ///
     /// # Errors
-    /// [`StartError`] naming the file and what is wrong with it.
+    /// [`StartError`] naming the file and what is wrong with it;
+    /// [`FsError::IdentityInUse`] when another process holds the identity.
     pub fn from_config(config: &Config, config_path: &FsPath) -> Result<Self, StartError> {
+        Self::from_config_as(config, config_path, fs::LockMode::Exclusive)
+    }
+
+    /// [`NodeOptions::from_config`], holding the identity in `mode`: a
+    /// node that only dials out and writes nothing may share it.
+    ///
+    /// # Errors
+    /// As [`NodeOptions::from_config`].
+    pub fn from_config_as(
+        config: &Config,
+        config_path: &FsPath,
+        mode: fs::LockMode,
+    ) -> Result<Self, StartError> {
         let key_path = config.key_file_path(config_path);
         let keypair = load_or_create_identity(&key_path)?;
+        let lock = fs::lock_identity_as(&key_path, mode)?;
         let ak_path = config.authorized_keys_path(config_path);
         let gating = config.security.enable_connection_gating;
+        let mut fingerprint = Fingerprint::missing();
         let doc = match fs::read_private(&ak_path) {
-            Ok(bytes) => parse_authorized_keys(&ak_path, &bytes)?,
+            Ok(bytes) => {
+                fingerprint = Fingerprint::of(&bytes);
+                read_authorized_keys(&ak_path, &bytes)?
+            }
             Err(e) if e.is_not_found() && !gating => Document::new(),
             Err(e) if e.is_not_found() => {
                 return Err(StartError::MissingAuthorizedKeys { path: ak_path });
@@ -260,11 +301,48 @@ impl NodeOptions {
             .enabled
             .then(|| config.protocols.ping_pong.id.clone());
         o.force_private = config.network.force_private_reachability;
+        let n = &config.network;
+        o.limits = if n.resource_limits_enabled {
+            ConnectionLimits {
+                enabled: true,
+                max_pending: n.max_pending_connections,
+                max_pending_per_ip: n.max_pending_connections_per_ip,
+                max_established_incoming: n.max_inbound_connections,
+                max_established_per_peer: n.max_connections_per_peer,
+            }
+        } else {
+            ConnectionLimits::OFF
+        };
+        o.transport.inbound_upgrade_timeout = n.handshake_timeout;
+        o.authorized_keys_fingerprint = Some(fingerprint);
+        o.identity_lock = Some(Arc::new(lock));
         Ok(o)
     }
 }
 
-/// Parses `authorized_keys` strictly: every bad line is reported.
+/// Reads `authorized_keys` as a running node or relay loads it: every
+/// line is kept, and a bad one is logged, not fatal. The policy denies any
+/// peer an invalid line names (even if another line for it is valid), so
+/// one typo can neither lock everybody out at the next start nor keep a
+/// removed peer in (a reload that refused the whole file would leave the
+/// old list, and the removed peer, in force).
+///
+/// # Errors
+/// [`StartError::AuthorizedKeys`] for a file that is not UTF-8 text.
+pub fn read_authorized_keys(path: &FsPath, bytes: &[u8]) -> Result<Document, StartError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| StartError::AuthorizedKeys {
+        path: path.to_owned(),
+        message: "not UTF-8 text".into(),
+    })?;
+    let doc = Document::parse(text);
+    for e in doc.errors() {
+        tracing::error!(path = %path.display(), "{e}; the peer it names (if any) is denied until the line is fixed (`peerup auth validate`)");
+    }
+    Ok(doc)
+}
+
+/// Parses `authorized_keys` strictly: every bad line is reported (for
+/// `validate`; a running node loads with [`read_authorized_keys`]).
 ///
 /// # Errors
 /// [`StartError::AuthorizedKeys`] listing the bad lines.
@@ -301,9 +379,13 @@ pub fn load_or_create_identity(path: &FsPath) -> Result<Keypair, StartError> {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 fs::ensure_private_dir(dir)?;
             }
-            fs::write_atomic(path, bytes.as_slice())?;
-            tracing::info!(path = %path.display(), peer = %keypair.public().to_peer_id(), "created identity key");
-            Ok(keypair)
+            if fs::create_new_atomic(path, bytes.as_slice())? {
+                tracing::info!(path = %path.display(), peer = %keypair.public().to_peer_id(), "created identity key");
+                Ok(keypair)
+            } else {
+                // Another process created it first: use that one.
+                load_or_create_identity(path)
+            }
         }
         Err(e) => Err(e.into()),
     }
@@ -528,6 +610,8 @@ pub struct Status {
     pub services: BTreeMap<String, String>,
     /// Proxied connections in progress, by id.
     pub proxies: BTreeMap<u64, ProxyState>,
+    /// The open invite, if any.
+    pub invite: Option<invite::InviteStatus>,
 }
 
 /// What the node shares between its handles and its event loop.
@@ -543,9 +627,15 @@ pub(crate) struct Inner {
     pub names: RwLock<Names>,
     /// The current authorized_keys (as last loaded or saved).
     pub ak_doc: Mutex<Document>,
+    /// The fingerprint of the authorized_keys bytes last loaded or saved.
+    pub ak_fingerprint: Mutex<Option<Fingerprint>>,
     pub state: Mutex<Status>,
     pub subscribers: Mutex<Vec<mpsc::Sender<Event>>>,
     pub tasks: Mutex<BTreeMap<String, AbortHandle>>,
+    /// Cancels the open invite, if any.
+    pub invite_cancel: Mutex<Option<AbortHandle>>,
+    /// Proxied connections by id: their peer, and what cuts them.
+    pub proxy_cancels: Mutex<BTreeMap<u64, (PeerId, oneshot::Sender<()>)>>,
     /// Every running task, so shutdown can abort them; each removes
     /// itself when it ends.
     pub all_tasks: Arc<Mutex<BTreeMap<u64, AbortHandle>>>,
@@ -582,6 +672,13 @@ impl Inner {
 
     pub(crate) fn set_authorized_keys_doc(&self, doc: Document) {
         *self.ak_doc.lock().unwrap_or_else(|e| e.into_inner()) = doc;
+    }
+
+    pub(crate) fn set_ak_fingerprint(&self, f: Fingerprint) {
+        *self
+            .ak_fingerprint
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(f);
     }
 
     pub(crate) fn policy(&self) -> std::sync::RwLockReadGuard<'_, Policy> {
@@ -628,6 +725,7 @@ impl Inner {
         for peer in &change.revoked {
             tracing::warn!(%peer, "authorization revoked: disconnecting");
             self.command(Command::Disconnect { peer: *peer });
+            self.cut_proxies(peer);
         }
         for w in change.warnings {
             self.publish(Event::Warning(warning_text(&w)));
@@ -636,6 +734,22 @@ impl Inner {
             self.publish(Event::AuthorizedKeysReloaded {
                 revoked: change.revoked,
             });
+        }
+    }
+
+    /// Ends every proxied connection with `peer`, in both directions (the
+    /// local TCP side sees a reset).
+    pub(crate) fn cut_proxies(&self, peer: &PeerId) {
+        let mut cancels = self.proxy_cancels.lock().unwrap_or_else(|e| e.into_inner());
+        let ids: Vec<u64> = cancels
+            .iter()
+            .filter(|(_, (p, _))| p == peer)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some((_, cancel)) = cancels.remove(&id) {
+                let _ = cancel.send(());
+            }
         }
     }
 
@@ -748,12 +862,8 @@ impl Node {
         let base = rt
             .transport(&options.keypair, &options.transport)
             .map_err(|e| StartError::Transport(e.to_string()))?;
-        let relayed = secure_tcp(
-            relay_transport,
-            &options.keypair,
-            options.transport.upgrade_timeout,
-        )
-        .map_err(|e| StartError::Transport(e.to_string()))?;
+        let relayed = secure_tcp(relay_transport, &options.keypair, &options.transport)
+            .map_err(|e| StartError::Transport(e.to_string()))?;
         let transport = relayed
             .or_transport(base)
             .map(|either, _| either.into_inner())
@@ -768,6 +878,7 @@ impl Node {
             agent: options.agent_version.clone(),
             kad_protocol: kad_protocol.clone(),
             autonat: !options.force_private,
+            limits: options.limits,
         });
         let control = behaviour.streams.control();
         let exec_rt = rt.clone();
@@ -787,6 +898,7 @@ impl Node {
             rt: rt.clone(),
             names: RwLock::new(options.names.clone()),
             ak_doc: Mutex::new(options.authorized_keys.clone()),
+            ak_fingerprint: Mutex::new(options.authorized_keys_fingerprint),
             options,
             peer_id,
             kad_protocol,
@@ -797,6 +909,8 @@ impl Node {
             state: Mutex::new(Status::default()),
             subscribers: Mutex::new(Vec::new()),
             tasks: Mutex::new(BTreeMap::new()),
+            invite_cancel: Mutex::new(None),
+            proxy_cancels: Mutex::new(BTreeMap::new()),
             all_tasks: Arc::new(Mutex::new(BTreeMap::new())),
             next_id: AtomicU64::new(1),
         });
@@ -1062,9 +1176,40 @@ impl Node {
         self.inner.control.path(peer)
     }
 
+    /// Opens a raw stream for `protocol` to `peer` (connecting first),
+    /// on its best connection: for an embedder's own protocols, and for
+    /// probing what a peer serves. peerup's own protocols have their own
+    /// calls ([`Node::open_service`], [`Node::ping`], [`Node::join`]).
+    ///
+    /// # Errors
+    /// [`crate::streams::OpenError`] (`Unsupported` when the peer does not
+    /// serve the protocol on that connection), or a connection failure
+    /// as `Io`.
+    pub async fn open_stream(
+        &self,
+        peer: PeerId,
+        protocol: StreamProtocol,
+    ) -> Result<libp2p::Stream, crate::streams::OpenError> {
+        self.connect(peer)
+            .await
+            .map_err(|e| crate::streams::OpenError::Io(std::io::Error::other(e.to_string())))?;
+        Ok(self.inner.control.open(peer, protocol).await?.stream)
+    }
+
     /// Disconnects every connection to `peer`.
     pub fn disconnect(&self, peer: PeerId) {
         self.inner.command(Command::Disconnect { peer });
+    }
+
+    /// Disconnects `peer` and waits (at most a few seconds) until no
+    /// connection to it is left.
+    pub async fn disconnect_and_wait(&self, peer: PeerId) {
+        self.disconnect(peer);
+        let rt = &self.inner.rt;
+        let deadline = rt.now() + Duration::from_secs(5);
+        while rt.now() < deadline && self.inner.snapshot(|s| s.peers.contains_key(&peer)) {
+            rt.sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Closes one connection.
@@ -1095,8 +1240,30 @@ impl Node {
             return Ok(Change::default());
         };
         let bytes = fs::read_private(&path)?;
-        let doc = parse_authorized_keys(&path, &bytes)?;
-        Ok(self.reload_authorized_keys(&doc))
+        let doc = read_authorized_keys(&path, &bytes)?;
+        let change = self.reload_authorized_keys(&doc);
+        self.inner.set_ak_fingerprint(Fingerprint::of(&bytes));
+        Ok(change)
+    }
+
+    /// Reloads `authorized_keys` if the file's bytes differ from the ones
+    /// last loaded (or saved by a pairing); `None` when they do not.
+    ///
+    /// # Errors
+    /// As [`Node::reload_authorized_keys_file`].
+    pub fn reload_authorized_keys_if_changed(&self) -> Result<Option<Change>, StartError> {
+        let Some(path) = self.inner.options.authorized_keys_path.clone() else {
+            return Ok(None);
+        };
+        let loaded = *self
+            .inner
+            .ak_fingerprint
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if loaded.is_some() && loaded == Some(Fingerprint::of_file(&path)) {
+            return Ok(None);
+        }
+        self.reload_authorized_keys_file().map(Some)
     }
 
     /// Whether `peer` is authorized now.

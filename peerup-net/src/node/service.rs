@@ -14,6 +14,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ use libp2p::swarm::ConnectionId;
 use libp2p::{PeerId, Stream, StreamProtocol};
 use peerup_core::authz::{Decision, Direction, ServiceRule, StreamKind};
 use peerup_core::config::node::{Host, LocalAddress};
+use peerup_core::time::Backoff;
 use peerup_core::wire::label::DnsLabel;
 use peerup_core::wire::pingpong::Path;
 use peerup_core::wire::protocol;
@@ -32,6 +34,25 @@ use super::{ConnectError, Event, Inner, Node, ProxyState, StartError, now};
 use crate::runtime::{Runtime, TcpStream};
 use crate::splice::{Counters, Splice};
 use crate::streams::{Inbound, OpenError};
+
+/// Connections one forwarded port carries at once; more are refused.
+pub const MAX_FORWARDED: usize = 4096;
+
+/// One of a forwarder's places, given back when dropped.
+struct Slot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Slot {
+    fn take(count: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Slot(count.clone())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// Time to dial the local service.
 pub const LOCAL_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -366,23 +387,37 @@ impl Node {
         let node = self.clone();
         let service = service.to_owned();
         let (abort, reg) = AbortHandle::new_pair();
+        let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let task = Abortable::new(
             async move {
+                // Out of descriptors, accept fails at once, every time.
+                let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
                 loop {
                     let (tcp, from) = match rt.accept(listener.as_mut()).await {
-                        Ok(x) => x,
+                        Ok(x) => {
+                            backoff.succeed();
+                            x
+                        }
                         Err(e) => {
-                            tracing::warn!(error = %e, "accept failed");
-                            rt.sleep(Duration::from_millis(100)).await;
+                            let wait = backoff.fail();
+                            tracing::warn!(error = %e, retry_in = ?wait, "accept failed");
+                            rt.sleep(wait).await;
                             continue;
                         }
                     };
+                    if open.load(Ordering::Acquire) >= MAX_FORWARDED {
+                        tracing::warn!(%from, limit = MAX_FORWARDED, "too many forwarded connections at once; refusing one");
+                        let _ = tcp.set_abort_on_close();
+                        continue;
+                    }
                     tracing::debug!(%from, %peer, %service, "forwarding a connection");
+                    let slot = Slot::take(&open);
                     let node2 = node.clone();
                     let service = service.clone();
                     let id = node.next_id();
                     let inner = node.inner().clone();
                     let fut = async move {
+                        let _slot = slot;
                         let node = node2;
                         let _ = tcp.set_nodelay(true);
                         match node.open_service(peer, &service).await {
@@ -489,6 +524,31 @@ async fn dial_local(rt: &Arc<dyn Runtime>, local: &LocalAddress) -> io::Result<B
     Err(last)
 }
 
+/// Removes a proxied connection from `status` and from the revocable
+/// ones however its task ends (finished, revoked, or aborted by shutdown).
+struct ProxyGuard {
+    inner: Arc<Inner>,
+    id: u64,
+}
+
+impl Drop for ProxyGuard {
+    fn drop(&mut self) {
+        let mut idle = false;
+        self.inner.update(|s| {
+            s.proxies.remove(&self.id);
+            idle = s.proxies.is_empty();
+        });
+        self.inner
+            .proxy_cancels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+        if idle {
+            crate::memory::release_free_memory();
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn splice_tracked<R>(
     inner: &Arc<Inner>,
@@ -502,7 +562,14 @@ async fn splice_tracked<R>(
 ) where
     R: AsyncRead + AsyncWrite + Unpin,
 {
+    use futures::FutureExt;
     let counters = Arc::new(Counters::default());
+    let (cancel_tx, cancel_rx) = futures::channel::oneshot::channel::<()>();
+    inner
+        .proxy_cancels
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id, (peer, cancel_tx));
     inner.update(|s| {
         s.proxies.insert(
             id,
@@ -515,21 +582,39 @@ async fn splice_tracked<R>(
             },
         );
     });
+    let _guard = ProxyGuard {
+        inner: inner.clone(),
+        id,
+    };
+    // A peer whose authorization was revoked (or expired) loses its
+    // proxied connections at once, on both sides of us: the connection
+    // close we start does not always reach a stream that is idle.
+    if inner.policy().status(&peer, now()) != peerup_core::authorized_keys::Status::Authorized
+        && inner.policy().is_gating()
+        && inbound
+    {
+        tracing::warn!(%peer, service, "peer no longer authorized: not serving");
+        let _ = tcp.set_abort_on_close();
+        return;
+    }
     let mut splice = Splice::new(tcp, remote, counters);
-    let outcome = (&mut splice).await;
+    let mut cancelled = cancel_rx.fuse();
+    let (outcome, revoked) = futures::select_biased! {
+        _ = cancelled => (None, true),
+        outcome = (&mut splice).fuse() => (Some(outcome), false),
+    };
     let (tcp, remote) = splice.into_inner();
-    if outcome.reset {
+    if revoked || outcome.as_ref().is_some_and(|o| o.reset) {
         let _ = tcp.set_abort_on_close();
     }
     drop(remote);
     drop(tcp);
-    let mut idle = false;
-    inner.update(|s| {
-        s.proxies.remove(&id);
-        idle = s.proxies.is_empty();
-    });
-    if idle {
-        crate::memory::release_free_memory();
+    match outcome {
+        Some(o) => {
+            tracing::debug!(%peer, service, sent = o.sent, received = o.received, reset = o.reset, "proxied connection ended")
+        }
+        None => {
+            tracing::warn!(%peer, service, "proxied connection cut: the peer's authorization was revoked")
+        }
     }
-    tracing::debug!(%peer, service, sent = outcome.sent, received = outcome.received, reset = outcome.reset, "proxied connection ended");
 }

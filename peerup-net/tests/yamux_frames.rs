@@ -1,0 +1,173 @@
+//! A peer that sends maximal yamux frames, as js-libp2p's yamux (8.x)
+//! does: one data frame as large as the whole window it was granted.
+//! Unpatched rust-yamux 0.14.1 refuses any frame over 1 MiB and closes the
+//! connection; peerup's patched copy (patches/README.md) accepts frames up
+//! to the window it granted, and still refuses a header claiming more.
+//!
+//! The peer is written by hand over an in-memory pipe against a
+//! `yamux::Connection`, the muxer peerup's libp2p connections run on.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use futures::AsyncReadExt as _;
+use futures::future::poll_fn;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio_util::compat::TokioAsyncReadCompatExt;
+
+const DATA: u8 = 0;
+const WINDOW_UPDATE: u8 = 1;
+const PING: u8 = 2;
+const GO_AWAY: u8 = 3;
+const SYN: u16 = 1;
+const ACK: u16 = 2;
+const FIN: u16 = 4;
+const KIB: usize = 1024;
+const MIB: usize = 1024 * KIB;
+/// Upper bound for the whole exchange; only reached when something is
+/// broken.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A yamux header: version 0, type, flags, stream ID, length, big-endian.
+fn header(ty: u8, flags: u16, stream: u32, len: u32) -> [u8; 12] {
+    let mut h = [0u8; 12];
+    h[1] = ty;
+    h[2..4].copy_from_slice(&flags.to_be_bytes());
+    h[4..8].copy_from_slice(&stream.to_be_bytes());
+    h[8..12].copy_from_slice(&len.to_be_bytes());
+    h
+}
+
+async fn send_data(io: &mut DuplexStream, flags: u16, len: usize) -> std::io::Result<()> {
+    io.write_all(&header(DATA, flags, 1, u32::try_from(len).unwrap()))
+        .await?;
+    io.write_all(&vec![0x42; len]).await
+}
+
+/// Reads frames until at least one window update for stream 1 arrived;
+/// returns the credit it (they) granted, or `None` if the server closed.
+async fn next_credit(io: &mut DuplexStream) -> Option<usize> {
+    loop {
+        let mut h = [0u8; 12];
+        io.read_exact(&mut h).await.ok()?;
+        let stream = u32::from_be_bytes(h[4..8].try_into().unwrap());
+        let len = u32::from_be_bytes(h[8..12].try_into().unwrap()) as usize;
+        match h[1] {
+            WINDOW_UPDATE if stream == 1 && len > 0 => return Some(len),
+            DATA => {
+                let mut b = vec![0; len];
+                io.read_exact(&mut b).await.ok()?;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A yamux server that accepts streams and reads them to the end; returns
+/// the bytes read, or the connection's error.
+fn server(io: DuplexStream) -> tokio::task::JoinHandle<Result<usize, String>> {
+    let mut config = yamux::Config::default();
+    // As peerup's own config (peerup_net::runtime::yamux_config).
+    config.set_max_num_streams(2048);
+    let mut conn = yamux::Connection::new(io.compat(), config, yamux::Mode::Server);
+    tokio::spawn(async move {
+        let mut readers = Vec::new();
+        loop {
+            match poll_fn(|cx| conn.poll_next_inbound(cx)).await {
+                Some(Ok(mut s)) => readers.push(tokio::spawn(async move {
+                    let mut n = 0usize;
+                    let mut buf = vec![0u8; 64 * KIB];
+                    loop {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return n,
+                            Ok(k) => n += k,
+                        }
+                    }
+                })),
+                Some(Err(e)) => return Err(e.to_string()),
+                None => {
+                    let mut total = 0;
+                    for r in readers {
+                        total += r.await.unwrap();
+                    }
+                    return Ok(total);
+                }
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_as_large_as_the_granted_window_is_accepted() {
+    let (mut client, server_io) = tokio::io::duplex(64 * MIB);
+    let server = server(server_io);
+    tokio::time::timeout(LIMIT, async move {
+        // 1. The server measures the round trip with its first ping. Answer
+        //    it late, as a peer across a slow link would: the window then
+        //    doubles at every update (it grows when the sender used half of
+        //    it within two round trips), so it passes 1 MiB in a few steps.
+        let mut h = [0u8; 12];
+        client.read_exact(&mut h).await.unwrap();
+        assert_eq!((h[1], u16::from_be_bytes([h[2], h[3]])), (PING, SYN));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let nonce = u32::from_be_bytes(h[8..12].try_into().unwrap());
+        client
+            .write_all(&header(PING, ACK, 0, nonce))
+            .await
+            .unwrap();
+
+        // 2. Open stream 1 and spend every byte of credit, one frame at a
+        //    time (each at most 1 MiB), until the credit passes 1 MiB.
+        let mut credit = 256 * KIB;
+        let mut flags = SYN;
+        let mut sent = 0;
+        while credit <= MIB {
+            send_data(&mut client, flags, credit).await.unwrap();
+            flags = 0;
+            sent += credit;
+            credit = next_credit(&mut client).await.expect("server closed");
+        }
+
+        // 3. One data frame as large as the whole credit, as js-libp2p's
+        //    yamux sends it.
+        assert!(credit > MIB, "{credit}");
+        // (Unpatched, the server hangs up here and the writes fail.)
+        let _ = send_data(&mut client, 0, credit).await;
+        sent += credit;
+        let _ = client.write_all(&header(WINDOW_UPDATE, FIN, 1, 0)).await;
+        let _ = client.write_all(&header(GO_AWAY, 0, 0, 0)).await;
+        let result = server.await.unwrap();
+        assert_eq!(
+            result,
+            Ok(sent),
+            "the server must accept a frame as large as the credit it granted"
+        );
+    })
+    .await
+    .expect("the exchange did not finish");
+}
+
+#[tokio::test]
+async fn a_frame_larger_than_any_granted_window_is_refused_on_its_header() {
+    let (mut client, server_io) = tokio::io::duplex(MIB);
+    let server = server(server_io);
+    send_data(&mut client, SYN, KIB).await.unwrap();
+    // A header alone, claiming a body of 4 GiB: refused before any
+    // allocation, as before the patch.
+    client
+        .write_all(&header(DATA, 0, 1, u32::MAX))
+        .await
+        .unwrap();
+    let e = tokio::time::timeout(LIMIT, server)
+        .await
+        .expect("the server did not notice")
+        .unwrap();
+    assert_eq!(
+        e,
+        Err(format!(
+            "decode error: frame body is too large ({})",
+            u32::MAX
+        ))
+    );
+}
