@@ -23,9 +23,9 @@ if cargo tree --locked -p peerup-async-std -e normal --prefix none | grep -E '^t
 fi
 
 step "shell scripts parse"
-for f in relay/deploy/setup.sh scripts/*.sh tests/e2e/*.sh; do bash -n "$f"; done
+for f in relay/deploy/setup.sh scripts/*.sh tests/e2e/*.sh tests/hostile/*.sh; do bash -n "$f"; done
 if command -v shellcheck >/dev/null; then
-  shellcheck -S warning -x relay/deploy/setup.sh scripts/*.sh tests/e2e/*.sh
+  shellcheck -S warning -x relay/deploy/setup.sh scripts/*.sh tests/e2e/*.sh tests/hostile/*.sh
 fi
 
 step "cargo clippy (all targets, warnings are errors)"
@@ -47,6 +47,9 @@ skip() {
   echo "skipped: $*"
   if [[ "${PEERUP_TEST_ALL:-0}" == 1 ]]; then exit 1; fi
 }
+
+step "hostile load: a flooded relay and daemon under ulimit -n 1024 (tests/hostile, short form)"
+bash tests/hostile/run.sh --short
 
 step "end to end through real NAT, with real ssh (tests/e2e)"
 if [[ $EUID -eq 0 ]]; then

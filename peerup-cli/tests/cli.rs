@@ -348,7 +348,7 @@ fn the_whole_journey() {
     // An invite whose `peerup invite` goes away (killed, Ctrl-C) is
     // cancelled in the daemon: its code stops working and the next
     // invite can open.
-    let mut abandoned = sb.spawn("home", &["invite", "--non-interactive"]);
+    let abandoned = sb.spawn("home", &["invite", "--non-interactive"]);
     abandoned.wait_line("-");
     let o = sb.peerup("home", &["status", "--json"]);
     let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -477,6 +477,66 @@ mod tests {
         fs::remove_dir_all(&d).unwrap();
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn read_private_refuses_a_file_in_a_directory_others_can_write() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tmpdir("dirmode");
+        let p = d.join("config.yaml");
+        write_atomic(&p, b"version: 1\n").unwrap();
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).unwrap();
+        let e = read_private(&p).unwrap_err();
+        assert!(matches!(e, FsError::Ownership(_)), "{e}");
+        assert!(e.to_string().contains("chmod o-w"), "{e}");
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(read_private(&p).unwrap(), b"version: 1\n");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn files_beyond_the_size_limit_are_refused_unread() {
+        let d = tmpdir("big");
+        let p = d.join("authorized_keys");
+        let f = File::create(&p).unwrap();
+        f.set_len(MAX_FILE_LEN + 1).unwrap();
+        let e = read(&p).unwrap_err();
+        assert!(matches!(e, FsError::TooLarge { .. }), "{e}");
+        assert!(e.to_string().contains("larger than 4 MiB"), "{e}");
+        File::create(&p).unwrap().set_len(MAX_FILE_LEN).unwrap();
+        assert_eq!(read(&p).unwrap().len() as u64, MAX_FILE_LEN);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn the_identity_lock_keeps_a_second_node_out() {
+        let d = tmpdir("lock");
+        let key = d.join("identity.key");
+        assert!(create_new_atomic(&key, b"k1").unwrap());
+        // Created once: a second creation keeps the first file.
+        assert!(!create_new_atomic(&key, b"k2").unwrap());
+        assert_eq!(fs::read(&key).unwrap(), b"k1");
+        let held = lock_identity(&key).unwrap();
+        let e = lock_identity(&key).unwrap_err();
+        assert!(matches!(e, FsError::IdentityInUse { .. }), "{e}");
+        // The holder is named (this very process).
+        #[cfg(target_os = "linux")]
+        assert!(
+            e.to_string().contains(&format!("pid {}", std::process::id())),
+            "{e}"
+        );
+        assert!(lock_identity_as(&key, LockMode::Shared).is_err());
+        drop(held);
+        // Commands that only dial out share it; a daemon then waits.
+        let a = lock_identity_as(&key, LockMode::Shared).unwrap();
+        let b = lock_identity_as(&key, LockMode::Shared).unwrap();
+        assert!(lock_identity(&key).is_err());
+        drop((a, b));
+        lock_identity(&key).unwrap();
+        // No lock file is left behind.
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
     #[test]
     fn remove_is_idempotent() {
         let d = tmpdir("rm");

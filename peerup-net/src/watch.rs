@@ -158,3 +158,19 @@ fn dir_of(file: &Path) -> PathBuf {
 fn same_file_name(event: &Path, watched: &Path) -> bool {
     event.file_name().is_some() && event.file_name() == watched.file_name()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_follow_the_bytes() {
+        assert_eq!(Fingerprint::of(b"a"), Fingerprint::of(b"a"));
+        assert_ne!(Fingerprint::of(b"a"), Fingerprint::of(b"b"));
+        assert_ne!(Fingerprint::of(b""), Fingerprint::missing());
+        assert_eq!(
+            Fingerprint::of_file(Path::new("/nonexistent/peerup/authorized_keys")),
+            Fingerprint::missing()
+        );
+    }
+}

@@ -20,7 +20,7 @@ use peerup_core::naming::Name;
 use peerup_core::time::UnixTime;
 use peerup_core::wire::label::DnsLabel;
 use peerup_net::Event;
-use peerup_net::libp2p::{PeerId, StreamProtocol};
+use peerup_net::libp2p::StreamProtocol;
 use peerup_net::limits::ConnectionLimits;
 use peerup_net::node::Node;
 use peerup_net::node::invite::{InviteError, InviteOptions};
@@ -522,4 +522,26 @@ async fn a_change_made_while_starting_is_not_missed() {
     );
     node.shutdown().await;
     relay.shutdown().await;
+}
+
+/// Item 11: a change to a watched file is noticed by the platform's
+/// notification at once (the poll here is an hour away), through an
+/// atomic replace as peerup and editors write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_change_is_noticed_without_polling() {
+    let rt = rt();
+    let dir = temp_dir("watch");
+    let file = dir.join("authorized_keys");
+    peerup_net::fs::write_atomic(&file, b"# before\n").unwrap();
+    let mut watcher = peerup_net::watch::FileWatcher::new(
+        rt.clone(),
+        std::slice::from_ref(&file),
+        Duration::from_secs(3600),
+    );
+    let waiting = tokio::spawn(async move { watcher.changed().await });
+    peerup_net::fs::write_atomic(&file, b"# after\n").unwrap();
+    rt.timeout(LIMIT, waiting)
+        .await
+        .expect("the change was not noticed")
+        .unwrap();
 }

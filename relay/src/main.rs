@@ -71,6 +71,9 @@ enum Command {
         /// A label for the peer (its name).
         #[arg(long)]
         comment: Option<String>,
+        /// Until when: an RFC 3339 time, or a duration from now (72h).
+        #[arg(long)]
+        expires: Option<String>,
     },
     /// Remove a peer; a running relay disconnects it at once (this fails
     /// if the running relay did not apply the change).
@@ -130,7 +133,11 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&cli.config),
         Command::Info => info(&cli.config),
-        Command::Authorize { peer, comment } => authorize(&cli.config, &peer, comment.as_deref()),
+        Command::Authorize {
+            peer,
+            comment,
+            expires,
+        } => authorize(&cli.config, &peer, comment.as_deref(), expires.as_deref()),
         Command::Deauthorize { peer } => deauthorize(&cli.config, &peer),
         Command::ListPeers => list_peers(&cli.config),
         Command::Config(ConfigCommand::Validate) => validate(&cli.config),
@@ -193,6 +200,11 @@ fn serve(path: &Path) -> Result<()> {
         if drained.exit_for_restart {
             bail!("the config change was not confirmed in time and has been reverted; restart to run the previous config");
         }
+        // The relay holds its identity's lock: a socket left behind is stale.
+        let _ = std::fs::remove_file(&socket);
+        let control = bind_private(&socket)?;
+        let _socket_guard = RemoveOnDrop(socket.clone());
+        tokio::spawn(serve_control(control, relay.clone(), ak_path.clone()));
         banner(&relay);
         if config.health.enabled {
             match health::serve(rt.clone(), relay.clone(), config.health.listen_address).await {
@@ -203,10 +215,7 @@ fn serve(path: &Path) -> Result<()> {
         if relay.is_gating() {
             relay.watch_authorized_keys(rt.clone(), ak_path.clone(), Duration::from_secs(5));
         }
-        let _ = std::fs::remove_file(&socket);
-        let control = bind_private(&socket)?;
-        let _socket_guard = RemoveOnDrop(socket.clone());
-        tokio::spawn(serve_control(control, relay.clone(), ak_path.clone()));
+
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
         let watchdog = relay.clone();
         tokio::spawn(async move {
@@ -534,15 +543,31 @@ fn keys_path(path: &Path) -> Result<PathBuf> {
     Ok(config.authorized_keys_path(path))
 }
 
-fn authorize(path: &Path, peer: &str, comment: Option<&str>) -> Result<()> {
+fn authorize(path: &Path, peer: &str, comment: Option<&str>, expires: Option<&str>) -> Result<()> {
     let peer = parse_peer_id(peer).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut attrs = Attributes::new();
+    if let Some(text) = expires {
+        let at = match peerup_core::time::UnixTime::parse_rfc3339(text) {
+            Ok(t) => t,
+            Err(_) => {
+                let d = peerup_core::config::units::parse_duration(text).map_err(|_| {
+                    anyhow::anyhow!(
+                        "--expires `{text}` is neither an RFC 3339 time (2027-01-31T00:00:00Z) nor a duration (72h)"
+                    )
+                })?;
+                peerup_core::time::UnixTime::from_system_time(std::time::SystemTime::now())
+                    .saturating_add(d)
+            }
+        };
+        attrs = attrs.with_expires(at);
+    }
     let ak = keys_path(path)?;
     let mut doc = read_keys(&ak)?;
     if doc.contains(&peer) {
         println!("{peer} is already authorized");
         return Ok(());
     }
-    doc.add(peer, Attributes::new(), comment)
+    doc.add(peer, attrs, comment)
         .map_err(|e| anyhow::anyhow!("{}: {e}", ak.display()))?;
     fs::write_atomic(&ak, doc.render().as_bytes())?;
     println!("Authorized {peer} in {}", ak.display());

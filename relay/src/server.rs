@@ -452,11 +452,18 @@ impl Relay {
         }
         let mut addrs = Vec::new();
         let mut seen = HashSet::new();
+        // Binding errors come from `listen_on` above; the addresses follow
+        // at once, except for a listener with none to report (IPv6 on a
+        // host without IPv6 addresses): stop once the events dry up. Later
+        // addresses reach `listen_addrs` through the event loop.
         let deadline = rt.now() + Duration::from_secs(5);
+        let mut quiet_until = rt.now() + Duration::from_millis(200);
         while seen.len() < options.listen.len() {
             let ev = rt
                 .timeout(
-                    deadline.saturating_duration_since(rt.now()),
+                    deadline
+                        .min(quiet_until)
+                        .saturating_duration_since(rt.now()),
                     swarm.select_next_some(),
                 )
                 .await;
@@ -466,6 +473,7 @@ impl Relay {
                     listener_id,
                     address,
                 }) => {
+                    quiet_until = rt.now() + Duration::from_millis(200);
                     seen.insert(listener_id);
                     swarm.add_external_address(address.clone());
                     addrs.push(address);

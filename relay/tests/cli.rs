@@ -126,3 +126,70 @@ fn version_and_help() {
     assert!(text(&o).contains("Examples:"), "{}", text(&o));
     let _ = std::fs::remove_dir_all(d);
 }
+
+/// `authorize` and `deauthorize` ask a running relay to apply the change,
+/// and fail unless it did (a bad line elsewhere in the file no longer
+/// stops the reload; a bad line naming the peer itself denies it).
+#[test]
+fn a_running_relay_confirms_authorization_changes() {
+    use std::io::{BufRead, BufReader};
+    let d = dir("running");
+    write(
+        &d.join("relay-server.yaml"),
+        "version: 1\nnetwork:\n  listen_addresses: [\"/ip4/127.0.0.1/tcp/0\"]\nhealth:\n  enabled: false\n",
+        0o600,
+    );
+    // A bad line about another peer: it no longer stops a reload.
+    let other = "12D3KooWPjceQrSwdWXPyLLeABRXmuqt69Rg3sBYUXCUVwbj7QbA";
+    write(
+        &d.join("relay_authorized_keys"),
+        &format!("{PEER}  # laptop\n{other}  expires=next-week\n"),
+        0o600,
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_peerup-relay"))
+        .current_dir(&d)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // The banner's last line comes after the control socket is bound.
+    loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the relay did not start");
+        if line.starts_with("Limits:") {
+            break;
+        }
+    }
+    let o = relay(&d, &["deauthorize", PEER]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("the running relay applied it"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !std::fs::read_to_string(d.join("relay_authorized_keys"))
+            .unwrap()
+            .contains(PEER)
+    );
+    // A change the running relay does not make its own fails the command:
+    // an entry that expired before it was added is refused.
+    let o = relay(
+        &d,
+        &["authorize", PEER, "--expires", "2000-01-01T00:00:00Z"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("still refuses"), "{}", text(&o));
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(d);
+}

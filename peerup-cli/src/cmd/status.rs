@@ -100,6 +100,10 @@ pub(crate) fn document(node: &Node, ctx: &Ctx, uptime: Duration) -> Value {
         "peer_id": node.peer_id().to_string(),
         "version": crate::VERSION,
         "invite": invite,
+        "refused_connections": {
+            "per_ip": node.limit_stats().refused_per_ip.load(Ordering::Relaxed),
+            "limits": node.limit_stats().refused_count.load(Ordering::Relaxed),
+        },
         "config": ctx.path.display().to_string(),
         "uptime_seconds": uptime.as_secs(),
         "listen_addresses": s.listen_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),

@@ -26,8 +26,9 @@ pub(crate) struct Behaviour {
     pub gate: Gate,
     /// Circuit relay v2 client: reservations and circuits.
     pub relay: PairingFilter<relay::client::Behaviour>,
-    /// Hole punching over relayed connections.
-    pub dcutr: PairingFilter<dcutr::Behaviour>,
+    /// Hole punching over relayed connections (off when the node was
+    /// started without it).
+    pub dcutr: PairingFilter<Toggle<dcutr::Behaviour>>,
     /// Identify (`peerup/<version>`): addresses for DCUtR and the DHT.
     pub identify: PairingFilter<identify::Behaviour>,
     /// libp2p ping: liveness and RTT of every connection.
@@ -49,6 +50,7 @@ pub(crate) struct Parts {
     pub agent: String,
     pub kad_protocol: StreamProtocol,
     pub autonat: bool,
+    pub hole_punching: bool,
     pub limits: ConnectionLimits,
 }
 
@@ -75,7 +77,10 @@ impl Behaviour {
             limits: Limits::new(p.limits),
             gate: Gate::new(p.policy, p.gate.clone()),
             relay: PairingFilter::new(p.relay, g.clone()),
-            dcutr: PairingFilter::new(dcutr::Behaviour::new(peer_id), g.clone()),
+            dcutr: PairingFilter::new(
+                Toggle::from(p.hole_punching.then(|| dcutr::Behaviour::new(peer_id))),
+                g.clone(),
+            ),
             identify: PairingFilter::new(identify, g.clone()),
             ping: PairingFilter::new(
                 ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15))),

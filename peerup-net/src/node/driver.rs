@@ -495,7 +495,13 @@ impl Driver {
             } => {
                 let msg = error_chain(&error);
                 tracing::debug!(peer = ?peer_id, %send_back_addr, error = %msg, "incoming connection failed");
-                if let (Some(peer), libp2p::swarm::ListenError::Denied { .. }) = (peer_id, &error) {
+                if let libp2p::swarm::ListenError::Denied { cause } = &error
+                    && self.inner.limit_stats.record(cause)
+                {
+                    // A limit, not the gate: counted, not an event each.
+                } else if let (Some(peer), libp2p::swarm::ListenError::Denied { .. }) =
+                    (peer_id, &error)
+                {
                     self.inner.publish(Event::Denied { peer, reason: msg });
                 }
             }

@@ -50,6 +50,9 @@ use crate::watch::Fingerprint;
 /// The version in identify's agent string (`peerup/<version>`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// How long start waits for one more listen address after the last one.
+const LISTEN_QUIET: Duration = Duration::from_millis(200);
+
 /// Longest wait for a relay's identify before dialing a circuit through
 /// it (see `Node::wait_identified`).
 const IDENTIFY_WAIT: Duration = Duration::from_secs(3);
@@ -100,6 +103,9 @@ pub struct NodeOptions {
     pub idle_timeout: Duration,
     /// Limits on inbound connections (see [`crate::limits`]).
     pub limits: ConnectionLimits,
+    /// Whether to upgrade relayed connections to direct ones (DCUtR); on
+    /// by default. Off, every connection through a relay stays relayed.
+    pub hole_punching: bool,
     /// The fingerprint of the `authorized_keys` bytes behind
     /// `authorized_keys`, when they came from the file: a reload happens
     /// when the file's bytes differ from exactly these.
@@ -152,6 +158,7 @@ impl NodeOptions {
             transport: TransportOptions::default(),
             idle_timeout: Duration::from_secs(60),
             limits: ConnectionLimits::NODE,
+            hole_punching: true,
             authorized_keys_fingerprint: None,
             identity_lock: None,
         }
@@ -634,6 +641,8 @@ pub(crate) struct Inner {
     pub tasks: Mutex<BTreeMap<String, AbortHandle>>,
     /// Cancels the open invite, if any.
     pub invite_cancel: Mutex<Option<AbortHandle>>,
+    /// Inbound connections refused by a connection limit.
+    pub limit_stats: Arc<crate::limits::LimitStats>,
     /// Proxied connections by id: their peer, and what cuts them.
     pub proxy_cancels: Mutex<BTreeMap<u64, (PeerId, oneshot::Sender<()>)>>,
     /// Every running task, so shutdown can abort them; each removes
@@ -878,6 +887,7 @@ impl Node {
             agent: options.agent_version.clone(),
             kad_protocol: kad_protocol.clone(),
             autonat: !options.force_private,
+            hole_punching: options.hole_punching,
             limits: options.limits,
         });
         let control = behaviour.streams.control();
@@ -911,6 +921,7 @@ impl Node {
             tasks: Mutex::new(BTreeMap::new()),
             invite_cancel: Mutex::new(None),
             proxy_cancels: Mutex::new(BTreeMap::new()),
+            limit_stats: Arc::default(),
             all_tasks: Arc::new(Mutex::new(BTreeMap::new())),
             next_id: AtomicU64::new(1),
         });
@@ -1307,6 +1318,11 @@ impl Node {
         self.inner.options.services.get(name).cloned()
     }
 
+    /// Inbound connections refused by a connection limit so far.
+    pub fn limit_stats(&self) -> &crate::limits::LimitStats {
+        &self.inner.limit_stats
+    }
+
     /// Exposed service names.
     pub fn services(&self) -> BTreeSet<String> {
         self.inner
@@ -1337,14 +1353,22 @@ async fn wait_listening(
     use libp2p::swarm::SwarmEvent;
     let mut addrs = Vec::new();
     let mut listeners = std::collections::HashSet::new();
+    // A bind that fails does so in `listen_on`, before this. What is left
+    // to wait for is each listener's addresses, which come at once from
+    // the interface list, except for a listener with none to report (a
+    // wildcard IPv6 listener on a host without IPv6 addresses waited the
+    // full deadline here, 5 s at every start): stop once the events dry
+    // up; later addresses reach `status` through the event loop.
     let deadline = rt.now() + Duration::from_secs(5);
+    let mut quiet_until = rt.now() + LISTEN_QUIET;
     while listeners.len() < expected {
-        let mut timer = rt.sleep_until(deadline).fuse();
+        let mut timer = rt.sleep_until(deadline.min(quiet_until)).fuse();
         futures::select_biased! {
             ev = swarm.select_next_some() => match ev {
                 SwarmEvent::NewListenAddr { listener_id, address } => {
                     listeners.insert(listener_id);
                     addrs.push(address);
+                    quiet_until = rt.now() + LISTEN_QUIET;
                 }
                 SwarmEvent::ListenerClosed { addresses, reason: Err(e), .. } => {
                     return Err(StartError::Listen {
