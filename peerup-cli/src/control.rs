@@ -191,17 +191,21 @@ impl Client {
     }
 
     /// Reads until the end; returns the last `Ok` message or the error.
+    /// A daemon that closes without saying `Ok` (it was stopping) did not
+    /// do what was asked: that is an error too.
     pub(crate) async fn finish(mut self) -> Result<String> {
-        let mut last = String::new();
+        let mut last = None;
         while let Some(r) = self.next().await? {
             match r {
-                Reply::Ok { message } => last = message,
+                Reply::Ok { message } => last = Some(message),
                 Reply::Error { message } => return Err(anyhow!(message)),
                 Reply::Progress { message } => eprintln!("{message}"),
                 _ => {}
             }
         }
-        Ok(last)
+        last.ok_or_else(|| {
+            anyhow!("the daemon closed the connection without confirming (is it stopping?)")
+        })
     }
 }
 

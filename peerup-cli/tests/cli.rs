@@ -322,15 +322,20 @@ fn the_whole_journey() {
     cmd.env("RUST_LOG", "info,libp2p=warn,yamux=error,libp2p_kad=error")
         .env("NOTIFY_SOCKET", &notify_path);
     let mut daemon = Proc::spawn(cmd);
+    // Pairing, the invite going through the running daemon, even when it
+    // starts while the daemon is still starting: the daemon holds the
+    // identity (logged with its connection limits) before its control
+    // socket exists, and the invite waits for the socket rather than run
+    // a second node with the same key.
+    daemon.wait_line("connection limits");
+    let mut invite = sb.spawn("home", &["invite", "--name", "home", "--non-interactive"]);
     let mut buf = [0u8; 256];
     let n = notify.recv(&mut buf).unwrap();
     assert_eq!(String::from_utf8_lossy(&buf[..n]).trim(), "READY=1");
     daemon.wait_line("Service:  echo");
     daemon.wait_line("relay reservation accepted");
-
-    // Pairing, the invite going through the running daemon.
-    let mut invite = sb.spawn("home", &["invite", "--name", "home", "--non-interactive"]);
     let code = invite.wait_line("-");
+    daemon.wait_line("invite open");
     let o = sb.peerup("laptop", &["join", code.trim(), "--name", "laptop"]);
     assert!(o.status.success(), "{}", out(&o));
     assert!(out(&o).contains("Joined home"), "{}", out(&o));

@@ -133,6 +133,15 @@ pub enum AttributeError {
         /// The rejected value.
         value: String,
     },
+    /// A key that reads like `expires` misspelled. Unknown keys are kept,
+    /// but this one would silently authorize the peer forever.
+    #[error(
+        "attribute {key:?} looks like a misspelled `expires` (it would never expire); write expires=<RFC 3339 time>"
+    )]
+    LooksLikeExpires {
+        /// The rejected key.
+        key: String,
+    },
 }
 
 /// Why one line of an `authorized_keys` file is invalid. Every variant
@@ -460,6 +469,22 @@ impl Attributes {
     }
 }
 
+/// Edit distance between two short ASCII keys.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<u8> = b.bytes().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 fn validate_key(key: &str, value: &str) -> Result<(), AttributeError> {
     if key.is_empty() {
         return Err(AttributeError::EmptyKey {
@@ -471,6 +496,14 @@ fn validate_key(key: &str, value: &str) -> Result<(), AttributeError> {
         .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
     {
         return Err(AttributeError::InvalidKey {
+            key: key.to_owned(),
+        });
+    }
+    if key != EXPIRES
+        && key.len() <= 16
+        && (key.starts_with("expir") || distance(key, EXPIRES) <= 2)
+    {
+        return Err(AttributeError::LooksLikeExpires {
             key: key.to_owned(),
         });
     }
@@ -1208,6 +1241,30 @@ mod tests {
     }
 
     // ---- parsing -------------------------------------------------------
+
+    /// `expire=` (a typo) used to be kept as an unknown attribute, leaving
+    /// the peer authorized forever.
+    #[test]
+    fn a_misspelled_expires_invalidates_the_line() {
+        for key in [
+            "expire",
+            "expiry",
+            "expries",
+            "exipres",
+            "expiration",
+            "Expires",
+        ] {
+            let doc = Document::parse(&format!("{A}  {key}=2000-01-01T00:00:00Z\n"));
+            assert!(!doc.is_authorized(&a(), UnixTime::from_secs(0)), "{key}");
+            assert_eq!(doc.errors().count(), 1, "{key}");
+        }
+        // Other unknown keys are kept.
+        let doc = Document::parse(&format!("{A}  owner=me  x=1\n"));
+        assert!(doc.is_authorized(&a(), UnixTime::from_secs(0)));
+        assert_eq!(distance("expires", "expires"), 0);
+        assert_eq!(distance("expire", "expires"), 1);
+        assert_eq!(distance("", "abc"), 3);
+    }
 
     /// A 2 MB token took over 100 s to decode as base58 (quadratic); it is
     /// now refused on its length, and quoted shortened.

@@ -192,6 +192,10 @@ impl Connection {
 pub struct Change {
     /// Connected peers that are no longer allowed: disconnect them.
     pub revoked: Vec<PeerId>,
+    /// Every peer authorized before and not any more, connected or not
+    /// (one admitted the moment before the reload may not be in the
+    /// caller's list of connections yet): disconnect these too.
+    pub removed: Vec<PeerId>,
     /// Warnings about the new state.
     pub warnings: Vec<Warning>,
 }
@@ -423,8 +427,72 @@ impl Policy {
                     .map(|c| c.peer),
             );
         }
+        let removed = if gating {
+            before
+                .into_iter()
+                .filter(|p| self.status(p, now) != Status::Authorized)
+                .collect()
+        } else {
+            Vec::new()
+        };
         Change {
             revoked: revoked.into_iter().collect(),
+            removed,
+            warnings: self.warnings(),
+        }
+    }
+
+    /// Applies only what `keys` takes away: peers it does not authorize
+    /// lose their authorization, earlier `expires=` take effect, and
+    /// nobody is added. For a file that cannot be trusted to add anyone
+    /// (it failed its permission or ownership check) but whose removals
+    /// are always safe to honour.
+    pub fn reload_removals(
+        &mut self,
+        keys: &Document,
+        connected: impl IntoIterator<Item = Connection>,
+        now: UnixTime,
+    ) -> Change {
+        let (new, _) = Policy::new(self.gating, keys);
+        let before = self.authorized(now);
+        let mut removed = Vec::new();
+        let peers: Vec<PeerId> = self.keys.keys().copied().collect();
+        for peer in peers {
+            match (new.status(&peer, now), new.keys.get(&peer)) {
+                (Status::Authorized, Some(expiry)) => {
+                    let old = self.keys.get(&peer).copied().flatten();
+                    let earlier = match (old, *expiry) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    self.keys.insert(peer, earlier);
+                }
+                _ => {
+                    self.keys.remove(&peer);
+                    removed.push(peer);
+                }
+            }
+        }
+        let connected: Vec<Connection> = connected.into_iter().collect();
+        let mut revoked: BTreeSet<PeerId> = self
+            .revalidate(connected.iter().copied(), now)
+            .revoked
+            .into_iter()
+            .collect();
+        revoked.extend(
+            connected
+                .iter()
+                .filter(|c| {
+                    before.contains(&c.peer) && self.status(&c.peer, now) != Status::Authorized
+                })
+                .map(|c| c.peer),
+        );
+        Change {
+            revoked: revoked.into_iter().collect(),
+            removed: before
+                .into_iter()
+                .filter(|p| self.status(p, now) != Status::Authorized)
+                .collect(),
             warnings: self.warnings(),
         }
     }
@@ -485,6 +553,7 @@ impl Policy {
             .collect();
         Change {
             revoked,
+            removed: Vec::new(),
             warnings: Vec::new(),
         }
     }
@@ -814,6 +883,33 @@ mod tests {
             t(0),
         );
         assert_eq!(change.revoked, vec![stranger()]);
+    }
+
+    #[test]
+    fn removals_apply_from_an_untrusted_file_and_nothing_else() {
+        let mut pol = policy(&format!("{A}\n{B}  expires=2030-01-01T00:00:00Z\n"));
+        // The new file drops A, adds the stranger, and brings B's expiry
+        // forward: only the removal and the earlier expiry apply.
+        let s = stranger();
+        let new = doc(&format!("{s}\n{B}  expires=2029-01-01T00:00:00Z\n"));
+        let change = pol.reload_removals(&new, [Connection::inbound(p(A))], t(0));
+        assert_eq!(change.revoked, vec![p(A)]);
+        assert_eq!(change.removed, vec![p(A)]);
+        assert_eq!(pol.status(&s, t(0)), Status::NotListed);
+        let at = UnixTime::parse_rfc3339("2029-01-01T00:00:00Z").unwrap();
+        assert_eq!(pol.next_expiry(t(0)), Some(at));
+        // A later expiry in the untrusted file does not extend it.
+        let later = doc(&format!("{B}  expires=2031-01-01T00:00:00Z\n"));
+        pol.reload_removals(&later, [], t(0));
+        assert_eq!(pol.next_expiry(t(0)), Some(at));
+    }
+
+    #[test]
+    fn a_removed_peer_not_yet_seen_connected_is_reported() {
+        let mut pol = policy(&format!("{A}\n{B}\n"));
+        let change = pol.reload(&doc(&format!("{B}\n")), [], t(0));
+        assert!(change.revoked.is_empty());
+        assert_eq!(change.removed, vec![p(A)]);
     }
 
     #[test]

@@ -300,6 +300,15 @@ pub fn lock_identity_as(key: &Path, mode: LockMode) -> Result<IdentityLock, FsEr
                     holder: lock_holder(&f),
                 });
             }
+            Err(fs::TryLockError::Error(e)) if lock_unsupported(&e) => {
+                // NFS without lockd, some FUSE mounts: no locking to be
+                // had. Running unlocked beats not running at all.
+                tracing::warn!(path = %key.display(), error = %e, "this file system cannot lock the identity key: nothing stops a second node with the same identity");
+                return Ok(IdentityLock {
+                    _file: f,
+                    path: key.to_owned(),
+                });
+            }
             Err(fs::TryLockError::Error(e)) => return Err(FsError::io(key, e)),
         }
         if same_file(&f, key) {
@@ -313,6 +322,16 @@ pub fn lock_identity_as(key: &Path, mode: LockMode) -> Result<IdentityLock, FsEr
         key,
         io::Error::other("the key file keeps being replaced while it is locked"),
     ))
+}
+
+/// Whether a lock error means "this file system does not lock" (ENOLCK,
+/// EOPNOTSUPP, ENOSYS) rather than a failure worth stopping for.
+fn lock_unsupported(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Unsupported
+        || matches!(
+            e.raw_os_error(),
+            Some(code) if code == libc::ENOLCK || code == libc::EOPNOTSUPP || code == libc::ENOSYS
+        )
 }
 
 #[cfg(unix)]
@@ -366,6 +385,35 @@ fn lock_holder(f: &File) -> Option<String> {
     }
 }
 
+/// An exclusive lock on a file's directory, held while the file is read,
+/// changed and written back: `peerup auth add|remove` and a pairing saved
+/// by the daemon would otherwise each write the file they read, and one
+/// undo the other (a removed peer put back).
+#[derive(Debug)]
+pub struct EditLock {
+    _dir: Option<File>,
+}
+
+/// Takes the edit lock for `file` (waiting for another editor, whose
+/// edits take moments).
+///
+/// # Errors
+/// [`FsError::Io`] naming the directory.
+pub fn lock_for_edit(file: &Path) -> Result<EditLock, FsError> {
+    let dir = parent(file);
+    let f = match File::open(dir) {
+        Ok(f) => f,
+        // A directory not made yet has no other editor either.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(EditLock { _dir: None }),
+        Err(e) => return Err(FsError::io(dir, e)),
+    };
+    match f.lock() {
+        Ok(()) => Ok(EditLock { _dir: Some(f) }),
+        Err(e) if lock_unsupported(&e) => Ok(EditLock { _dir: None }),
+        Err(e) => Err(FsError::io(dir, e)),
+    }
+}
+
 /// Creates `path` with `contents` atomically, mode 0600, only if it does
 /// not exist: the file appears whole or not at all, and of two processes
 /// creating it at once, exactly one succeeds (a hard link of a complete
@@ -391,7 +439,20 @@ pub fn create_new_atomic(path: &Path, contents: &[u8]) -> Result<bool, FsError> 
         let created = match fs::hard_link(&tmp, path) {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
-            Err(e) => return Err(e),
+            Err(_) => {
+                // A file system without hard links (vfat, some FUSE):
+                // create the name exclusively and write it in place.
+                let _ = fs::remove_file(&tmp);
+                let mut f = match opts.open(path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+                    Err(e) => return Err(e),
+                };
+                f.write_all(contents)?;
+                f.sync_all()?;
+                sync_dir(parent(path))?;
+                return Ok(true);
+            }
         };
         fs::remove_file(&tmp)?;
         sync_dir(parent(path))?;
@@ -521,7 +582,8 @@ mod tests {
         // The holder is named (this very process).
         #[cfg(target_os = "linux")]
         assert!(
-            e.to_string().contains(&format!("pid {}", std::process::id())),
+            e.to_string()
+                .contains(&format!("pid {}", std::process::id())),
             "{e}"
         );
         assert!(lock_identity_as(&key, LockMode::Shared).is_err());

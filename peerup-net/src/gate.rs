@@ -35,11 +35,18 @@ pub struct NotAuthorized {
     pub reason: DenyReason,
 }
 
+/// Connections let in only to pair, at most, at once: a stranger holds no
+/// more than that many of the established-connection places.
+pub const MAX_PAIRING_CONNECTIONS: usize = 64;
+
+/// Connections one peer may hold let in only to pair: pairing takes one.
+pub const MAX_PAIRING_CONNECTIONS_PER_PEER: usize = 2;
+
 /// State the gate shares with the node.
 #[derive(Default)]
 pub struct GateShared {
-    /// Inbound connections let in only to pair.
-    pub pairing_only: Mutex<HashSet<ConnectionId>>,
+    /// Inbound connections let in only to pair, and their peers.
+    pub pairing_only: Mutex<HashMap<ConnectionId, PeerId>>,
     /// Peers the open invite refuses (too many failed attempts): not let
     /// in to pair again until the invite ends.
     pub pairing_blocked: Mutex<HashSet<PeerId>>,
@@ -51,7 +58,17 @@ impl GateShared {
         self.pairing_only
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains(&connection)
+            .contains_key(&connection)
+    }
+
+    /// The connections let in only to pair.
+    pub fn pairing_connections(&self) -> Vec<ConnectionId> {
+        self.pairing_only
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect()
     }
 }
 
@@ -59,12 +76,25 @@ impl GateShared {
 pub struct Gate {
     policy: Arc<RwLock<Policy>>,
     shared: Arc<GateShared>,
+    /// Refuse connections we dial to peers that are not authorized (the
+    /// relay has no reason to dial strangers; its DHT could be led to).
+    outbound_gated: bool,
 }
 
 impl Gate {
-    /// A gate deciding with `policy`.
+    /// A gate deciding with `policy`; connections we dial are allowed.
     pub fn new(policy: Arc<RwLock<Policy>>, shared: Arc<GateShared>) -> Self {
-        Gate { policy, shared }
+        Gate {
+            policy,
+            shared,
+            outbound_gated: false,
+        }
+    }
+
+    /// Also refuses connections dialed to peers that are not authorized.
+    pub fn with_outbound_gated(mut self) -> Self {
+        self.outbound_gated = true;
+        self
     }
 }
 
@@ -84,38 +114,52 @@ impl NetworkBehaviour for Gate {
         remote_addr: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
         let path = inbound_path(local_addr, remote_addr);
-        let decision = self
-            .policy
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .decide_connection(&peer, Direction::Inbound, path, now());
+        // The policy stays read-locked until a pairing-only connection is
+        // recorded: closing the window takes the write lock, so a
+        // connection is either recorded before the window closes (and
+        // closed with it) or decided after (and refused).
+        let policy = self.policy.read().unwrap_or_else(|e| e.into_inner());
+        let decision = policy.decide_connection(&peer, Direction::Inbound, path, now());
         match decision {
             Decision::Allow => Ok(dummy::ConnectionHandler),
             Decision::AllowUngated => {
                 tracing::warn!(%peer, "connection gating is disabled: accepting an unauthenticated peer");
                 Ok(dummy::ConnectionHandler)
             }
-            Decision::AllowPairingOnly
+            Decision::AllowPairingOnly => {
+                let deny = |why: &str| {
+                    tracing::warn!(%peer, %remote_addr, "DENIED inbound connection: {why}");
+                    Err(ConnectionDenied::new(NotAuthorized {
+                        peer,
+                        reason: DenyReason::NotListed,
+                    }))
+                };
                 if self
                     .shared
                     .pairing_blocked
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .contains(&peer) =>
-            {
-                tracing::warn!(%peer, %remote_addr, "DENIED inbound connection: refused by the open invite after too many failed attempts");
-                Err(ConnectionDenied::new(NotAuthorized {
-                    peer,
-                    reason: DenyReason::NotListed,
-                }))
-            }
-            Decision::AllowPairingOnly => {
-                tracing::info!(%peer, "accepting a connection for pairing only");
-                self.shared
+                    .contains(&peer)
+                {
+                    return deny("refused by the open invite after too many failed attempts");
+                }
+                let mut pairing = self
+                    .shared
                     .pairing_only
                     .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(connection);
+                    .unwrap_or_else(|e| e.into_inner());
+                if pairing.len() >= MAX_PAIRING_CONNECTIONS {
+                    return deny("too many connections let in to pair");
+                }
+                if pairing.values().filter(|p| **p == peer).count()
+                    >= MAX_PAIRING_CONNECTIONS_PER_PEER
+                {
+                    return deny("too many connections from this peer let in to pair");
+                }
+                tracing::info!(%peer, "accepting a connection for pairing only");
+                pairing.insert(connection, peer);
+                drop(pairing);
+                drop(policy);
                 Ok(dummy::ConnectionHandler)
             }
             Decision::Deny(reason) => {
@@ -128,22 +172,46 @@ impl NetworkBehaviour for Gate {
     fn handle_established_outbound_connection(
         &mut self,
         _: ConnectionId,
-        _: PeerId,
-        _: &Multiaddr,
+        peer: PeerId,
+        addr: &Multiaddr,
         _: Endpoint,
         _: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(dummy::ConnectionHandler)
+        if !self.outbound_gated {
+            return Ok(dummy::ConnectionHandler);
+        }
+        let policy = self.policy.read().unwrap_or_else(|e| e.into_inner());
+        // Decided as if the peer had dialed us: listed, valid, unexpired.
+        match policy.decide_connection(
+            &peer,
+            Direction::Inbound,
+            crate::streams::path_of(addr),
+            now(),
+        ) {
+            Decision::Allow | Decision::AllowUngated => Ok(dummy::ConnectionHandler),
+            Decision::AllowPairingOnly | Decision::Deny(_) => {
+                tracing::debug!(%peer, %addr, "not keeping a connection dialed to a peer that is not authorized");
+                Err(ConnectionDenied::new(NotAuthorized {
+                    peer,
+                    reason: DenyReason::NotListed,
+                }))
+            }
+        }
     }
 
     fn on_swarm_event(&mut self, event: FromSwarm<'_>) {
-        if let FromSwarm::ConnectionClosed(ConnectionClosed { connection_id, .. }) = event {
-            self.shared
-                .pairing_only
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&connection_id);
-        }
+        // A connection another behaviour denied after the gate let it in
+        // ends with a listen failure, not a close.
+        let connection = match event {
+            FromSwarm::ConnectionClosed(ConnectionClosed { connection_id, .. }) => connection_id,
+            FromSwarm::ListenFailure(f) => f.connection_id,
+            _ => return,
+        };
+        self.shared
+            .pairing_only
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&connection);
     }
 
     fn on_connection_handler_event(
@@ -299,6 +367,12 @@ impl<B: NetworkBehaviour> NetworkBehaviour for PairingFilter<B> {
                 self.inner.on_swarm_event(FromSwarm::ConnectionClosed(e));
             }
             FromSwarm::AddressChange(e) if self.hidden.contains(&e.connection_id) => {}
+            FromSwarm::ListenFailure(e) => {
+                // The inner behaviour saw the pending connection; the
+                // failure is its to hear about too.
+                self.hidden.remove(&e.connection_id);
+                self.inner.on_swarm_event(FromSwarm::ListenFailure(e));
+            }
             other => self.inner.on_swarm_event(other),
         }
     }

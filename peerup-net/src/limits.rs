@@ -1,17 +1,21 @@
 //! Connection limits for nodes and relays facing the internet.
 //!
 //! Three layers, cheapest first:
-//! 1. **per IP, before the handshake**: an inbound TCP or QUIC connection
-//!    from an address that already has [`ConnectionLimits::max_pending_per_ip`]
-//!    connections in their handshake is closed at once, before any
-//!    cryptography ([`NetworkBehaviour::handle_pending_inbound_connection`]
-//!    runs when the socket is accepted). Relayed connections are exempt:
-//!    they all arrive from the relay's address, and the relay bounds them.
-//! 2. **pending in total**: libp2p's `connection_limits` refuses a new
-//!    inbound connection while [`ConnectionLimits::max_pending`] are in
-//!    their handshake; the handshake itself has a short deadline
+//! 1. **per address, before the handshake**: a direct inbound connection
+//!    from an address (an IPv6 /64) that already has
+//!    [`ConnectionLimits::max_pending_per_ip`] connections in their
+//!    handshake is closed at once, before any cryptography
+//!    ([`NetworkBehaviour::handle_pending_inbound_connection`] runs when
+//!    the socket is accepted).
+//! 2. **pending in total**: at most [`ConnectionLimits::max_pending`]
+//!    direct connections in their handshake, per transport (a QUIC
+//!    Initial's source address can be forged, so a spoofed QUIC flood
+//!    cannot take TCP's places); the handshake itself has a short deadline
 //!    (`TransportOptions::inbound_upgrade_timeout`), so a connection that
-//!    never finishes gives its place back within seconds.
+//!    never finishes gives its place back within seconds. Relayed
+//!    connections count in neither: they all come from the relay's
+//!    address, the relay bounds them per peer, and a stranger filling a
+//!    shared count would refuse the circuits of authorized peers.
 //! 3. **established**: at most [`ConnectionLimits::max_established_incoming`]
 //!    inbound connections and [`ConnectionLimits::max_established_per_peer`]
 //!    per peer. Unauthorized peers never count long: the gate closes them
@@ -163,7 +167,7 @@ pub struct TooManyFromIp {
 #[derive(libp2p::swarm::NetworkBehaviour)]
 #[behaviour(prelude = "libp2p::swarm::derive_prelude", to_swarm = "Infallible")]
 pub struct Limits {
-    per_ip: Toggle<PendingPerIp>,
+    pending: Toggle<PendingLimits>,
     counts: Toggle<connection_limits::Behaviour>,
 }
 
@@ -172,70 +176,123 @@ impl Limits {
     pub fn new(limits: ConnectionLimits) -> Self {
         if !limits.enabled {
             return Limits {
-                per_ip: None.into(),
+                pending: None.into(),
                 counts: None.into(),
             };
         }
+        // No total pending limit here: libp2p's counts relayed circuits
+        // too, and a stranger filling it would refuse the circuits of
+        // authorized peers. `PendingLimits` bounds direct connections only.
         let counts = connection_limits::ConnectionLimits::default()
-            .with_max_pending_incoming(Some(limits.max_pending))
             .with_max_established_incoming(Some(limits.max_established_incoming))
             .with_max_established_per_peer(Some(limits.max_established_per_peer));
         Limits {
-            per_ip: Some(PendingPerIp::new(limits.max_pending_per_ip)).into(),
+            pending: Some(PendingLimits::new(
+                limits.max_pending,
+                limits.max_pending_per_ip,
+            ))
+            .into(),
             counts: Some(connection_limits::Behaviour::new(counts)).into(),
         }
     }
 }
 
-/// The IP address of a direct (not relayed) connection.
-fn direct_ip(local: &Multiaddr, remote: &Multiaddr) -> Option<IpAddr> {
+/// How a direct inbound connection arrived: TCP needs a completed
+/// three-way handshake from its source address; a QUIC Initial can carry
+/// a forged one, so QUIC connections have budgets of their own and a
+/// spoofed flood cannot take TCP's places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Tcp,
+    Quic,
+}
+
+/// The address a connection counts against: the IPv4 address, or the
+/// IPv6 /64 (one host commonly holds a whole /64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Source(Kind, IpAddr);
+
+/// The source of a direct (not relayed) connection.
+fn direct_source(local: &Multiaddr, remote: &Multiaddr) -> Option<Source> {
     if path_of(local) == peerup_core::wire::pingpong::Path::Relayed
         || path_of(remote) == peerup_core::wire::pingpong::Path::Relayed
     {
         return None;
     }
+    let kind = if remote
+        .iter()
+        .any(|p| matches!(p, Protocol::QuicV1 | Protocol::Quic))
+    {
+        Kind::Quic
+    } else {
+        Kind::Tcp
+    };
     remote.iter().find_map(|p| match p {
-        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        Protocol::Ip4(ip) => Some(Source(kind, IpAddr::V4(ip))),
+        Protocol::Ip6(ip) => {
+            let prefix = u128::from(ip) & !((1u128 << 64) - 1);
+            Some(Source(kind, IpAddr::V6(prefix.into())))
+        }
         _ => None,
     })
 }
 
-/// Inbound connections in their handshake, per IP address.
-pub struct PendingPerIp {
-    limit: u32,
-    pending: HashMap<ConnectionId, IpAddr>,
-    per_ip: HashMap<IpAddr, u32>,
+/// Direct inbound connections in their handshake: at most `per_ip` from
+/// one address (an IPv6 /64) and `total` in all, per transport. Relayed
+/// connections are not counted: they all come from the relay's address,
+/// the relay bounds them per peer, and only authorized peers hold
+/// reservations on it.
+pub struct PendingLimits {
+    total: u32,
+    per_ip: u32,
+    pending: HashMap<ConnectionId, Source>,
+    per_source: HashMap<Source, u32>,
+    per_kind: HashMap<Kind, u32>,
 }
 
-impl PendingPerIp {
-    /// At most `limit` connections in their handshake per IP address.
-    pub fn new(limit: u32) -> Self {
-        PendingPerIp {
-            limit: limit.max(1),
+impl PendingLimits {
+    /// At most `per_ip` connections in their handshake per IP address,
+    /// and `total` in all, per transport.
+    pub fn new(total: u32, per_ip: u32) -> Self {
+        PendingLimits {
+            total: total.max(1),
+            per_ip: per_ip.max(1),
             pending: HashMap::new(),
-            per_ip: HashMap::new(),
+            per_source: HashMap::new(),
+            per_kind: HashMap::new(),
         }
     }
 
     fn release(&mut self, connection: ConnectionId) {
-        if let Some(ip) = self.pending.remove(&connection)
-            && let Some(n) = self.per_ip.get_mut(&ip)
-        {
+        let Some(source) = self.pending.remove(&connection) else {
+            return;
+        };
+        if let Some(n) = self.per_source.get_mut(&source) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                self.per_ip.remove(&ip);
+                self.per_source.remove(&source);
             }
+        }
+        if let Some(n) = self.per_kind.get_mut(&source.0) {
+            *n = n.saturating_sub(1);
         }
     }
 
-    /// Connections in their handshake from `ip` now.
+    /// Direct connections in their handshake from `ip` (its /64 for
+    /// IPv6) over TCP now.
     pub fn pending_from(&self, ip: &IpAddr) -> u32 {
-        self.per_ip.get(ip).copied().unwrap_or(0)
+        let key = match ip {
+            IpAddr::V4(_) => *ip,
+            IpAddr::V6(v6) => IpAddr::V6((u128::from(*v6) & !((1u128 << 64) - 1)).into()),
+        };
+        self.per_source
+            .get(&Source(Kind::Tcp, key))
+            .copied()
+            .unwrap_or(0)
     }
 }
 
-impl NetworkBehaviour for PendingPerIp {
+impl NetworkBehaviour for PendingLimits {
     type ConnectionHandler = dummy::ConnectionHandler;
     type ToSwarm = Infallible;
 
@@ -245,19 +302,28 @@ impl NetworkBehaviour for PendingPerIp {
         local_addr: &Multiaddr,
         remote_addr: &Multiaddr,
     ) -> Result<(), ConnectionDenied> {
-        let Some(ip) = direct_ip(local_addr, remote_addr) else {
+        let Some(source) = direct_source(local_addr, remote_addr) else {
             return Ok(());
         };
-        let n = self.per_ip.entry(ip).or_insert(0);
-        if *n >= self.limit {
-            tracing::debug!(%ip, limit = self.limit, "refusing a connection: too many in their handshake from this address");
+        let from_source = self.per_source.get(&source).copied().unwrap_or(0);
+        if from_source >= self.per_ip {
+            tracing::debug!(ip = %source.1, limit = self.per_ip, "refusing a connection: too many in their handshake from this address");
             return Err(ConnectionDenied::new(TooManyFromIp {
-                ip,
-                limit: self.limit,
+                ip: source.1,
+                limit: self.per_ip,
             }));
         }
-        *n += 1;
-        self.pending.insert(connection, ip);
+        let of_kind = self.per_kind.get(&source.0).copied().unwrap_or(0);
+        if of_kind >= self.total {
+            tracing::debug!(
+                limit = self.total,
+                "refusing a connection: too many in their handshake"
+            );
+            return Err(ConnectionDenied::new(TooManyPending { limit: self.total }));
+        }
+        *self.per_source.entry(source).or_insert(0) += 1;
+        *self.per_kind.entry(source.0).or_insert(0) += 1;
+        self.pending.insert(connection, source);
         Ok(())
     }
 
@@ -307,6 +373,15 @@ impl NetworkBehaviour for PendingPerIp {
     }
 }
 
+/// Why a connection was refused before its handshake: too many in their
+/// handshake in all.
+#[derive(Debug, thiserror::Error)]
+#[error("too many connections in their handshake (limit {limit})")]
+pub struct TooManyPending {
+    /// The limit.
+    pub limit: u32,
+}
+
 /// Shared counters, cheap to clone.
 pub type SharedLimitStats = Arc<LimitStats>;
 
@@ -332,7 +407,7 @@ mod tests {
 
     #[test]
     fn only_direct_connections_count_per_ip() {
-        let mut b = PendingPerIp::new(2);
+        let mut b = PendingLimits::new(64, 2);
         let local: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().unwrap();
         let remote: Multiaddr = "/ip4/127.0.0.2/tcp/9".parse().unwrap();
         let relayed: Multiaddr = "/ip4/127.0.0.2/tcp/9/p2p/12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL/p2p-circuit".parse().unwrap();
@@ -366,6 +441,49 @@ mod tests {
         assert_eq!(b.pending_from(&ip), 1);
         assert!(
             b.handle_pending_inbound_connection(c, &local, &remote)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_quic_apart_from_tcp() {
+        let mut b = PendingLimits::new(3, 2);
+        let local: Multiaddr = "/ip6/::1/tcp/1".parse().unwrap();
+        let id = ConnectionId::new_unchecked;
+        let v6 = |last: u16| -> Multiaddr {
+            format!("/ip6/2001:db8:0:1::{last:x}/tcp/9")
+                .parse()
+                .unwrap()
+        };
+        assert!(
+            b.handle_pending_inbound_connection(id(1), &local, &v6(1))
+                .is_ok()
+        );
+        assert!(
+            b.handle_pending_inbound_connection(id(2), &local, &v6(2))
+                .is_ok()
+        );
+        // A third address of the same /64 is the same source.
+        assert!(
+            b.handle_pending_inbound_connection(id(3), &local, &v6(3))
+                .is_err()
+        );
+        let other: Multiaddr = "/ip6/2001:db8:0:2::1/tcp/9".parse().unwrap();
+        assert!(
+            b.handle_pending_inbound_connection(id(4), &local, &other)
+                .is_ok()
+        );
+        // The total (3) is reached for TCP...
+        let more: Multiaddr = "/ip4/192.0.2.1/tcp/9".parse().unwrap();
+        assert!(
+            b.handle_pending_inbound_connection(id(5), &local, &more)
+                .is_err()
+        );
+        // ...but QUIC, whose source addresses can be forged, counts apart.
+        let quic: Multiaddr = "/ip4/192.0.2.1/udp/9/quic-v1".parse().unwrap();
+        let qlocal: Multiaddr = "/ip4/127.0.0.1/udp/1/quic-v1".parse().unwrap();
+        assert!(
+            b.handle_pending_inbound_connection(id(6), &qlocal, &quic)
                 .is_ok()
         );
     }

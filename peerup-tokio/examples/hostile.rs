@@ -210,8 +210,21 @@ async fn run(a: Args) -> Result<()> {
     ))
     .await?;
     let (mut base, base_failed) = pings(&client, a.home, 20).await;
+    let payload: Vec<u8> = (0..a.bytes as u64)
+        .map(|i| (i.wrapping_mul(0x9e37_79b9) >> 13) as u8)
+        .collect();
+    let want = Sha256::digest(&payload);
+    // The payload once before the flood, for comparison.
+    let mut quiet = client.open_service(a.home, &a.service).await?;
+    let t = Instant::now();
+    let (n, digest) = echo(&mut quiet, &payload).await?;
+    let quiet_secs = t.elapsed().as_secs_f64();
+    if n != a.bytes || digest != want {
+        return Err("the payload came back damaged before any flood".into());
+    }
     let mut stream = client.open_service(a.home, &a.service).await?;
-    let relayed = stream.path() == WirePath::Relayed;
+    let relayed = stream.path() == WirePath::Relayed && quiet.path() == WirePath::Relayed;
+    drop(quiet);
 
     let stop = Instant::now() + Duration::from_secs(a.seconds);
     let started = Instant::now();
@@ -242,35 +255,10 @@ async fn run(a: Args) -> Result<()> {
     ));
 
     // Meanwhile: the payload through the relayed stream, and pings.
-    let payload: Vec<u8> = (0..a.bytes as u64)
-        .map(|i| (i.wrapping_mul(0x9e37_79b9) >> 13) as u8)
-        .collect();
-    let want = Sha256::digest(&payload);
     let moved = async {
-        let (mut r, mut w) = tokio::io::split(&mut stream);
-        let writer = async {
-            for chunk in payload.chunks(256 << 10) {
-                w.write_all(chunk).await?;
-            }
-            w.shutdown().await
-        };
-        let reader = async {
-            let mut h = Sha256::new();
-            let mut n = 0usize;
-            let mut buf = vec![0u8; 256 << 10];
-            loop {
-                let k = r.read(&mut buf).await?;
-                if k == 0 {
-                    break;
-                }
-                h.update(&buf[..k]);
-                n += k;
-            }
-            Ok::<_, std::io::Error>((n, h.finalize()))
-        };
-        let (w, r) = tokio::join!(writer, reader);
-        w?;
-        r
+        let t = Instant::now();
+        let r = echo(&mut stream, &payload).await;
+        (r, t.elapsed().as_secs_f64())
     };
     let during = async {
         let mut rtts = Vec::new();
@@ -290,10 +278,10 @@ async fn run(a: Args) -> Result<()> {
         tokio::time::timeout(Duration::from_secs(a.seconds + 30), moved),
         during
     );
-    let transfer_secs = started.elapsed().as_secs_f64();
-    let (moved_ok, moved_bytes) = match moved {
-        Ok(Ok((n, digest))) => (n == a.bytes && digest == want, n),
-        _ => (false, 0),
+    let flood_secs = started.elapsed().as_secs_f64();
+    let (moved_ok, moved_bytes, transfer_secs) = match moved {
+        Ok((Ok((n, digest)), secs)) => (n == a.bytes && digest == want, n, secs),
+        _ => (false, 0, 0.0),
     };
     let raw = raw.await?;
     let strangers = strangers.await?;
@@ -305,6 +293,8 @@ async fn run(a: Args) -> Result<()> {
         "bytes_back": moved_bytes,
         "checksum_intact": moved_ok,
         "transfer_seconds": transfer_secs,
+        "transfer_seconds_before_the_flood": quiet_secs,
+        "flood_seconds": flood_secs,
         "ping_ms": {
             "before_p50": quantile(&mut base, 0.5),
             "before_failed": base_failed,
@@ -326,6 +316,38 @@ async fn run(a: Args) -> Result<()> {
         return Err("the authorized client's transfer failed or was not relayed".into());
     }
     Ok(())
+}
+
+/// Sends `payload` through `stream` to the echo service and reads it back;
+/// returns the bytes back and their SHA-256.
+async fn echo(
+    stream: &mut peerup_tokio::ServiceStream,
+    payload: &[u8],
+) -> std::io::Result<(usize, sha2::digest::Output<Sha256>)> {
+    let (mut r, mut w) = tokio::io::split(stream);
+    let writer = async {
+        for chunk in payload.chunks(256 << 10) {
+            w.write_all(chunk).await?;
+        }
+        w.shutdown().await
+    };
+    let reader = async {
+        let mut h = Sha256::new();
+        let mut n = 0usize;
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            let k = r.read(&mut buf).await?;
+            if k == 0 {
+                break;
+            }
+            h.update(&buf[..k]);
+            n += k;
+        }
+        Ok::<_, std::io::Error>((n, h.finalize()))
+    };
+    let (w, r) = tokio::join!(writer, reader);
+    w?;
+    r
 }
 
 /// `n` TCP connections that never say a byte, half to each target, from

@@ -202,9 +202,19 @@ fn serve(path: &Path) -> Result<()> {
         }
         // The relay holds its identity's lock: a socket left behind is stale.
         let _ = std::fs::remove_file(&socket);
-        let control = bind_private(&socket)?;
-        let _socket_guard = RemoveOnDrop(socket.clone());
-        tokio::spawn(serve_control(control, relay.clone(), ak_path.clone()));
+        // Without its control socket (a read-only config directory) the
+        // relay still runs; `authorize`/`deauthorize` then say they
+        // cannot confirm.
+        let _socket_guard = match bind_private(&socket) {
+            Ok(control) => {
+                tokio::spawn(serve_control(control, relay.clone(), ak_path.clone()));
+                Some(RemoveOnDrop(socket.clone()))
+            }
+            Err(e) => {
+                tracing::warn!("{e:#}; `peerup-relay authorize` and `deauthorize` cannot confirm changes with this relay");
+                None
+            }
+        };
         banner(&relay);
         if config.health.enabled {
             match health::serve(rt.clone(), relay.clone(), config.health.listen_address).await {
@@ -360,9 +370,11 @@ async fn serve_control(listener: tokio::net::UnixListener, relay: Relay, ak_path
 
 async fn apply(relay: &Relay, ak_path: &Path, req: ControlRequest) -> ControlReply {
     if !relay.is_gating() {
+        // A removal does not keep anyone out of an open relay.
         return ControlReply {
-            ok: true,
-            message: "gating is off: every peer may use this relay".to_owned(),
+            ok: req.expect_denied.is_none(),
+            message: "connection gating is off: every peer may use this relay, listed or not"
+                .to_owned(),
         };
     }
     let revoked = match relay.reload_authorized_keys_file(ak_path).await {
@@ -419,6 +431,18 @@ fn tell_running_relay(config: &Path, peer: peerup_core::PeerId, authorized: bool
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
             ) =>
         {
+            // A relay holds its key locked while it runs.
+            let running = std::fs::read_to_string(config)
+                .ok()
+                .and_then(|text| RelayConfig::parse(config, &text).ok())
+                .and_then(|(c, _)| fs::lock_identity(&c.key_file_path(config)).err())
+                .filter(|e| matches!(e, fs::FsError::IdentityInUse { .. }));
+            if let Some(e) = running {
+                bail!(
+                    "the file was changed, but the running relay cannot be asked to confirm it ({e}; its control socket {} is missing): it applies the file within seconds, check its log",
+                    socket.display()
+                );
+            }
             println!(
                 "No relay is running for {}; it applies the file when it starts.",
                 config.display()
@@ -562,6 +586,7 @@ fn authorize(path: &Path, peer: &str, comment: Option<&str>, expires: Option<&st
         attrs = attrs.with_expires(at);
     }
     let ak = keys_path(path)?;
+    let edit = fs::lock_for_edit(&ak)?;
     let mut doc = read_keys(&ak)?;
     if doc.contains(&peer) {
         println!("{peer} is already authorized");
@@ -570,6 +595,7 @@ fn authorize(path: &Path, peer: &str, comment: Option<&str>, expires: Option<&st
     doc.add(peer, attrs, comment)
         .map_err(|e| anyhow::anyhow!("{}: {e}", ak.display()))?;
     fs::write_atomic(&ak, doc.render().as_bytes())?;
+    drop(edit);
     println!("Authorized {peer} in {}", ak.display());
     tell_running_relay(path, peer, true)
 }
@@ -577,10 +603,12 @@ fn authorize(path: &Path, peer: &str, comment: Option<&str>, expires: Option<&st
 fn deauthorize(path: &Path, peer: &str) -> Result<()> {
     let peer = parse_peer_id(peer).map_err(|e| anyhow::anyhow!("{e}"))?;
     let ak = keys_path(path)?;
+    let edit = fs::lock_for_edit(&ak)?;
     let mut doc = read_keys(&ak)?;
     doc.remove(&peer)
         .map_err(|e| anyhow::anyhow!("{}: {e}", ak.display()))?;
     fs::write_atomic(&ak, doc.render().as_bytes())?;
+    drop(edit);
     println!("Removed {peer} from {}", ak.display());
     tell_running_relay(path, peer, false)
 }

@@ -292,7 +292,8 @@ struct Behaviour {
 }
 
 enum Command {
-    Reload(Document, oneshot::Sender<Vec<PeerId>>),
+    /// Apply the document; `true` for its removals only.
+    Reload(Document, bool, oneshot::Sender<Vec<PeerId>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -429,7 +430,7 @@ impl Relay {
         tracing::info!(?connection_limits, "connection limits");
         let behaviour = Behaviour {
             limits: ConnLimits::new(connection_limits),
-            gate: Gate::new(policy.clone(), Arc::new(GateShared::default())),
+            gate: Gate::new(policy.clone(), Arc::new(GateShared::default())).with_outbound_gated(),
             relay: relay_behaviour,
             identify: identify::Behaviour::new(
                 identify::Config::new("/peerup/1.0.0".to_owned(), options.keypair.public())
@@ -515,6 +516,7 @@ impl Relay {
             ip_of: HashMap::new(),
             reservations_by_ip: BTreeMap::new(),
             reserved: HashSet::new(),
+            expiring: HashSet::new(),
             max_per_ip: options.limits.max_reservations_per_ip,
         };
         rt.spawn(Box::pin(driver.run(rx)));
@@ -604,7 +606,23 @@ impl Relay {
         if self
             .commands
             .clone()
-            .send(Command::Reload(doc, tx))
+            .send(Command::Reload(doc, false, tx))
+            .await
+            .is_err()
+        {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Applies only what `doc` takes away (see
+    /// `Policy::reload_removals`); returns the peers disconnected.
+    async fn reload_removals(&self, doc: Document) -> Vec<PeerId> {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .commands
+            .clone()
+            .send(Command::Reload(doc, true, tx))
             .await
             .is_err()
         {
@@ -624,7 +642,24 @@ impl Relay {
         &self,
         path: &Path,
     ) -> Result<Vec<PeerId>, StartError> {
-        let bytes = peerup_net::fs::read_private(path)?;
+        let bytes = match peerup_net::fs::read_private(path) {
+            Ok(bytes) => bytes,
+            Err(e @ (peerup_net::fs::FsError::Mode(_) | peerup_net::fs::FsError::Ownership(_))) => {
+                // Not trusted to add anyone; its removals still apply.
+                if let Ok(bytes) = peerup_net::fs::read(path) {
+                    let doc = read_authorized_keys(path, &bytes)?;
+                    let revoked = self.reload_removals(doc).await;
+                    if !revoked.is_empty() {
+                        tracing::warn!(
+                            ?revoked,
+                            "relay_authorized_keys failed its permission check: only its removals were applied"
+                        );
+                    }
+                }
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let doc = read_authorized_keys(path, &bytes)?;
         let revoked = self.reload_authorized_keys(doc).await;
         *self
@@ -659,15 +694,26 @@ impl Relay {
         let relay = self.clone();
         let mut watcher = FileWatcher::new(rt.clone(), std::slice::from_ref(&path), interval);
         rt.spawn(Box::pin(async move {
+            // Tried again at every poll until it works; said once.
+            let mut last_error = None;
             loop {
                 watcher.changed().await;
                 if relay.commands.is_closed() {
                     return;
                 }
                 match relay.reload_authorized_keys_if_changed(&path).await {
-                    Ok(Some(revoked)) => tracing::info!(path = %path.display(), ?revoked, "relay_authorized_keys reloaded"),
+                    Ok(Some(revoked)) => {
+                        last_error = None;
+                        tracing::info!(path = %path.display(), ?revoked, "relay_authorized_keys reloaded")
+                    }
                     Ok(None) => {}
-                    Err(e) => tracing::error!(error = %e, "relay_authorized_keys not reloaded; keeping the old list"),
+                    Err(e) => {
+                        let text = e.to_string();
+                        if last_error.as_ref() != Some(&text) {
+                            tracing::error!(error = %text, "relay_authorized_keys not reloaded, keeping the old list (the removals of a file that can be read still apply)");
+                        }
+                        last_error = Some(text);
+                    }
                 }
             }
         }));
@@ -710,6 +756,9 @@ struct Driver {
     reservations_by_ip: BTreeMap<IpAddr, BTreeSet<PeerId>>,
     /// Peers whose reservation is counted in the stats.
     reserved: HashSet<PeerId>,
+    /// Peers cut because their authorization expired, until their last
+    /// connection is closed.
+    expiring: HashSet<PeerId>,
     max_per_ip: usize,
 }
 
@@ -723,7 +772,23 @@ fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
 
 impl Driver {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut revalidated = now();
         loop {
+            // Checked here too, not only when the timer's branch wins the
+            // select: a swarm that always has an event ready (a flood)
+            // would otherwise starve it, and an expired peer keep its
+            // reservation.
+            let wall = now();
+            let due = self
+                .policy
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .next_expiry(revalidated)
+                .is_some_and(|at| at <= wall);
+            if due {
+                self.revalidate();
+            }
+            revalidated = wall;
             // The next `expires=` among the authorized peers: a peer is cut
             // at that instant, not at some later check. Re-armed at least
             // every minute, so a step of the wall clock is noticed.
@@ -736,8 +801,8 @@ impl Driver {
             let mut expiry = futures::FutureExt::fuse(self.rt.sleep(wait));
             futures::select_biased! {
                 cmd = commands.next() => match cmd {
-                    Some(Command::Reload(doc, reply)) => {
-                        let revoked = self.reload(&doc);
+                    Some(Command::Reload(doc, removals_only, reply)) => {
+                        let revoked = self.reload(&doc, removals_only);
                         let _ = reply.send(revoked);
                     }
                     Some(Command::Shutdown(reply)) => {
@@ -768,33 +833,45 @@ impl Driver {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .revalidate(connected, now());
-        for p in &change.revoked {
+        // A peer being cut stays "connected" until its close is through;
+        // it is cut (and counted) once.
+        let fresh: Vec<PeerId> = change
+            .revoked
+            .into_iter()
+            .filter(|p| self.expiring.insert(*p))
+            .collect();
+        for p in &fresh {
             tracing::warn!(peer = %p, "authorization expired: disconnecting (its reservation and circuits end)");
             self.relay.stats.expired.fetch_add(1, Ordering::Relaxed);
             let _ = self.swarm.disconnect_peer_id(*p);
         }
-        if !change.revoked.is_empty() {
-            self.relay.publish(RelayEvent::Expired {
-                peers: change.revoked,
-            });
+        if !fresh.is_empty() {
+            self.relay.publish(RelayEvent::Expired { peers: fresh });
         }
     }
 
-    fn reload(&mut self, doc: &Document) -> Vec<PeerId> {
+    fn reload(&mut self, doc: &Document, removals_only: bool) -> Vec<PeerId> {
         let connected: Vec<Connection> = self
             .swarm
             .connected_peers()
             .map(|p| Connection::inbound(*p))
             .collect();
-        let change = self
-            .policy
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .reload(doc, connected, now());
+        let mut policy = self.policy.write().unwrap_or_else(|e| e.into_inner());
+        let change = if removals_only {
+            policy.reload_removals(doc, connected, now())
+        } else {
+            policy.reload(doc, connected, now())
+        };
+        drop(policy);
         for w in &change.warnings {
             tracing::warn!("{}", warning_text(w));
         }
-        for p in &change.revoked {
+        for p in change.revoked.iter().chain(
+            change
+                .removed
+                .iter()
+                .filter(|p| !change.revoked.contains(p)),
+        ) {
             tracing::warn!(peer = %p, "no longer authorized: disconnecting");
             let _ = self.swarm.disconnect_peer_id(*p);
         }
@@ -837,6 +914,7 @@ impl Driver {
                 ..
             } => {
                 stats.connected_peers.fetch_sub(1, Ordering::Relaxed);
+                self.expiring.remove(&peer_id);
                 // A reservation lives on its connection.
                 self.release(&peer_id);
                 self.ip_of.remove(&peer_id);

@@ -146,14 +146,16 @@ fn a_running_relay_confirms_authorization_changes() {
         &format!("{PEER}  # laptop\n{other}  expires=next-week\n"),
         0o600,
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_peerup-relay"))
-        .current_dir(&d)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_peerup-relay"))
+            .current_dir(&d)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -189,7 +191,97 @@ fn a_running_relay_confirms_authorization_changes() {
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("still refuses"), "{}", text(&o));
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     let _ = std::fs::remove_dir_all(d);
+}
+
+/// Out of descriptors, an accept loop fails at once, every time: the
+/// health endpoint backs off (10 ms, 20 ms, 40 ms...) instead of spinning
+/// (one request kept a relay at 94% CPU).
+#[test]
+fn accept_errors_back_off() {
+    use std::io::{BufRead, BufReader};
+    let d = dir("emfile");
+    write(
+        &d.join("relay-server.yaml"),
+        "version: 1\nnetwork:\n  listen_addresses: [\"/ip4/127.0.0.1/tcp/0\"]\nhealth:\n  listen_address: \"127.0.0.1:0\"\n",
+        0o600,
+    );
+    write(
+        &d.join("relay_authorized_keys"),
+        &format!("{PEER}\n"),
+        0o600,
+    );
+    let start = |limit: Option<usize>| {
+        let mut c = Command::new("bash");
+        let exe = env!("CARGO_BIN_EXE_peerup-relay");
+        let script = match limit {
+            Some(n) => format!("ulimit -n {n} && exec '{exe}'"),
+            None => format!("exec '{exe}'"),
+        };
+        c.args(["-c", &script])
+            .current_dir(&d)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        // The health endpoint is announced last, once it listens.
+        let port: u16 = loop {
+            let line = rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("the relay did not start");
+            if let Some(rest) = line.strip_prefix("Health:    http://127.0.0.1:") {
+                break rest.split('/').next().unwrap().parse().unwrap();
+            }
+        };
+        (KillOnDrop(child), rx, port)
+    };
+    // How many descriptors a relay holds once started.
+    let (child, _rx, _) = start(None);
+    let held = std::fs::read_dir(format!("/proc/{}/fd", child.0.id()))
+        .map(|r| r.count())
+        .unwrap_or(20);
+    drop(child);
+    // Again with two descriptors to spare; silent clients use them up.
+    let (child, rx, port) = start(Some(held + 2));
+    let clients: Vec<_> = (0..16)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    let mut waits = Vec::new();
+    while waits.len() < 3 {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no back-off logged; saw {waits:?}"));
+        if line.contains("health endpoint: accept failed")
+            && let Some(w) = line.split("retry_in=").nth(1)
+        {
+            waits.push(w.split_whitespace().next().unwrap_or("").to_owned());
+        }
+    }
+    assert_eq!(waits, ["10ms", "20ms", "40ms"], "{waits:?}");
+    drop(clients);
+    drop(child);
+    let _ = std::fs::remove_dir_all(d);
+}
+
+/// A child process killed when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

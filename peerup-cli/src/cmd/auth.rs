@@ -109,6 +109,7 @@ pub(crate) async fn run(global: &Global, cmd: AuthCommand) -> Result<ExitCode> {
             if let Some(e) = expires {
                 attrs = attrs.with_expires(expiry(&e)?);
             }
+            let _edit = peerup_net::fs::lock_for_edit(&path).map_err(|e| anyhow!("{e}"))?;
             let mut doc = read(&ctx)?;
             if doc.contains(&peer) {
                 bail!(
@@ -119,6 +120,7 @@ pub(crate) async fn run(global: &Global, cmd: AuthCommand) -> Result<ExitCode> {
             doc.add(peer, attrs, comment.as_deref())
                 .map_err(|e| anyhow!("{}: {e}", path.display()))?;
             context::write(&path, &doc.render())?;
+            drop(_edit);
             println!("Authorized {peer} in {}", path.display());
             notify(&ctx, peer, true).await?;
         }
@@ -153,10 +155,12 @@ pub(crate) async fn run(global: &Global, cmd: AuthCommand) -> Result<ExitCode> {
         }
         AuthCommand::Remove { peer } => {
             let peer = super::resolve(&ctx, &peer)?;
+            let edit = peerup_net::fs::lock_for_edit(&path).map_err(|e| anyhow!("{e}"))?;
             let mut doc = read(&ctx)?;
             doc.remove(&peer)
                 .map_err(|e| anyhow!("{}: {e}", path.display()))?;
             context::write(&path, &doc.render())?;
+            drop(edit);
             println!("Removed {peer} from {}", path.display());
             notify(&ctx, peer, false).await?;
         }

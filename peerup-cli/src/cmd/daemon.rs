@@ -118,12 +118,25 @@ pub(crate) async fn run(global: &Global) -> Result<ExitCode> {
     let mut events = node.events();
     // authorized_keys and the config, watched by inotify (and polled every
     // few seconds); reloaded when their bytes differ from the ones loaded.
+    // The watcher runs in a task of its own: a `changed()` future dropped
+    // by the select below whenever another branch wins would lose its
+    // notification and restart its poll.
     let mut watcher = peerup_net::watch::FileWatcher::new(
         node.runtime(),
         &[ctx.path.clone(), ctx.authorized_keys()],
         Duration::from_secs(5),
     );
+    let (changed_tx, mut changed) = mpsc::channel::<()>(1);
+    tokio::spawn(async move {
+        loop {
+            watcher.changed().await;
+            if changed_tx.send(()).await.is_err() {
+                return;
+            }
+        }
+    });
     let mut config_loaded = Fingerprint::of(ctx.text.as_bytes());
+    let mut reload_error: Option<String> = None;
     let mut watchdog = tokio::time::interval(Duration::from_secs(30));
     let mut signals = Signals::new()?;
     let code = loop {
@@ -146,11 +159,21 @@ pub(crate) async fn run(global: &Global) -> Result<ExitCode> {
                     config_loaded = r.config_loaded.unwrap_or(config_loaded);
                 }
             },
-            () = watcher.changed() => {
+            Some(()) = changed.recv() => {
                 match node.reload_authorized_keys_if_changed() {
-                    Ok(Some(change)) => tracing::info!("authorized_keys changed on disk: reloaded{}", revoked_text(&change)),
+                    Ok(Some(change)) => {
+                        reload_error = None;
+                        tracing::info!("authorized_keys changed on disk: reloaded{}", revoked_text(&change))
+                    }
                     Ok(None) => {}
-                    Err(e) => tracing::error!("authorized_keys changed on disk but could not be read, keeping the old list: {e}"),
+                    Err(e) => {
+                        // Tried again at every poll until it works; said once.
+                        let text = e.to_string();
+                        if reload_error.as_ref() != Some(&text) {
+                            tracing::error!("authorized_keys changed on disk but was not loaded, keeping the old list (the removals of a file that can be read still apply): {text}");
+                        }
+                        reload_error = Some(text);
+                    }
                 }
                 if Fingerprint::of_file(&ctx.path) != config_loaded {
                     match ctx.reload() {
@@ -644,6 +667,11 @@ async fn handle(
             expect_authorized,
         } => {
             let message = ask(main, Main::Reload).await?;
+            if expect_denied.is_some() && !ctx.config.security.enable_connection_gating {
+                bail!(
+                    "authorized_keys reloaded, but connection gating is disabled (security.enable_connection_gating: false): every peer can still connect"
+                );
+            }
             for (text, want) in [(expect_denied, false), (expect_authorized, true)] {
                 let Some(text) = text else { continue };
                 let peer = super::peer_arg(&text)?;

@@ -82,9 +82,10 @@ pub const DEFAULT_JOIN_DEADLINE: Duration = Duration::from_secs(30);
 pub const DEFAULT_HELLO_DEADLINE: Duration = Duration::from_secs(5);
 /// Default number of failed attempts, from all peers together, that burns
 /// an invite: a guard on resources, not on guessing (see
-/// `docs/SECURITY.md`: 100 guesses at a 64-bit token succeed with
-/// probability 100 / 2^64, about 5e-18).
-pub const DEFAULT_MAX_FAILED_ATTEMPTS: u32 = 100;
+/// `docs/SECURITY.md`: 10,000 guesses at a 64-bit token succeed with
+/// probability 10,000 / 2^64, about 5e-16), and far more than a stranger
+/// can make cheaply (3,334 identities, each with its own handshake).
+pub const DEFAULT_MAX_FAILED_ATTEMPTS: u32 = 10_000;
 /// Default number of strikes (failed attempts, silent or late streams, a
 /// second stream while one is open) after which one peer is refused for
 /// the rest of the invite: a stranger cannot burn the code for the real
@@ -184,9 +185,13 @@ pub enum Failure {
     /// The invite was cancelled.
     #[error("invite cancelled")]
     Cancelled,
-    /// The peer opened a second stream while its first was still running.
-    #[error("a second invite stream from the same peer")]
-    SecondStream,
+    /// The peer opened a newer stream, which took this one's place.
+    #[error("replaced by a newer invite stream from the same peer")]
+    Replaced,
+    /// Every slot was taken; this stream, which had not said anything
+    /// yet, gave its place to a newer one.
+    #[error("gave its place to a newer stream before saying anything")]
+    Evicted,
 }
 
 impl Failure {
@@ -518,16 +523,49 @@ impl Inviter {
             self.out.push_back(InviterOutput::Reset { stream });
             return;
         }
-        // One session per peer: a second stream while the first runs is
-        // how one identity would squat the slots meant for the joiner.
-        if self.sessions.values().any(|s| s.peer == peer) {
-            self.out.push_back(InviterOutput::Reset { stream });
-            self.strike(peer, Failure::SecondStream);
-            return;
+        // One session per peer: a newer stream replaces one that has not
+        // reached the pairing yet (a joiner retrying after a dead first
+        // attempt is not held back, and one identity holds one slot).
+        if let Some((&old, session)) = self.sessions.iter().find(|(_, s)| s.peer == peer) {
+            if matches!(
+                session.phase,
+                InviterPhase::Saving { .. } | InviterPhase::Replied
+            ) {
+                self.out.push_back(InviterOutput::Reset { stream });
+                return;
+            }
+            self.sessions.remove(&old);
+            self.out.push_back(InviterOutput::Reset { stream: old });
+            self.out
+                .push_back(InviterOutput::Event(InviterEvent::AttemptFailed {
+                    peer,
+                    reason: Failure::Replaced,
+                    counted: false,
+                    attempts_left: self.attempts_left(),
+                }));
         }
         if self.sessions.len() >= self.config.max_concurrent {
-            self.out.push_back(InviterOutput::Reset { stream });
-            return;
+            // Every slot taken: the oldest stream that has not said
+            // anything gives its place (an honest joiner speaks at once;
+            // squatting then takes a stream per slot per round trip, not
+            // one per deadline). A strike for its peer.
+            let silent = self
+                .sessions
+                .iter()
+                .filter(|(_, s)| matches!(s.phase, InviterPhase::Hello))
+                .min_by_key(|(id, s)| (s.hello_deadline, **id))
+                .map(|(id, s)| (*id, s.peer));
+            match silent {
+                Some((victim, who)) => {
+                    self.sessions.remove(&victim);
+                    self.out.push_back(InviterOutput::Reset { stream: victim });
+                    self.strike(who, Failure::Evicted);
+                }
+                None => {
+                    self.out.push_back(InviterOutput::Reset { stream });
+                    return;
+                }
+            }
         }
         let deadline = now + self.config.stream_deadline;
         let session = InviterSession {
@@ -765,8 +803,9 @@ impl Inviter {
         self.record_failure(session.peer, reason);
     }
 
-    /// A strike against `peer` that is not a session's failure (a second
-    /// stream); reported like one, never counted against the invite.
+    /// A strike against `peer` that is not a session's failure (a stream
+    /// evicted while silent); reported like one, never counted against
+    /// the invite.
     fn strike(&mut self, peer: PeerId, reason: Failure) {
         self.out
             .push_back(InviterOutput::Event(InviterEvent::AttemptFailed {
@@ -1323,7 +1362,7 @@ mod tests {
             );
         }
         assert!(inv.is_blocked(&stranger));
-        assert_eq!(inv.failed_attempts(), DEFAULT_MAX_FAILED_ATTEMPTS.min(3));
+        assert_eq!(inv.failed_attempts(), 3);
         assert_eq!(inv.state(), InviteState::Open);
         // Its next stream is reset unread, and counts for nothing.
         inv.handle_stream(Instant::ZERO, 10, stranger, random(10));
@@ -1359,28 +1398,34 @@ mod tests {
     }
 
     #[test]
-    fn a_second_stream_from_one_peer_is_reset_and_struck() {
+    fn a_newer_stream_from_one_peer_replaces_the_older() {
         let mut inv = inviter(config());
-        let squatter = peer(9);
-        inv.handle_stream(Instant::ZERO, 1, squatter, random(1));
-        inv.handle_stream(Instant::ZERO, 2, squatter, random(2));
+        let joiner_peer = peer(9);
+        inv.handle_stream(Instant::ZERO, 1, joiner_peer, random(1));
+        inv.handle_stream(Instant::ZERO, 2, joiner_peer, random(2));
         let out = drain(&mut inv);
-        assert_eq!(out[0], InviterOutput::Reset { stream: 2 });
+        assert_eq!(out[0], InviterOutput::Reset { stream: 1 });
         assert!(matches!(
             out[1],
             InviterOutput::Event(InviterEvent::AttemptFailed {
-                reason: Failure::SecondStream,
+                reason: Failure::Replaced,
                 counted: false,
                 ..
             })
         ));
-        assert_eq!(inv.sessions_of(&squatter), 1);
-        assert_eq!(inv.strikes(&squatter), 1);
-        assert_eq!(inv.failed_attempts(), 0);
+        assert_eq!(inv.sessions_of(&joiner_peer), 1);
+        // No strike: a joiner retrying after a dead attempt is not held
+        // back, and the newer stream pairs.
+        assert_eq!(inv.strikes(&joiner_peer), 0);
+        let out = session(&mut inv, Instant::ZERO, 3, joiner_peer, TOKEN);
+        assert!(
+            matches!(out.last(), Some(InviterOutput::Authorize { stream: 3, .. })),
+            "{out:?}"
+        );
     }
 
     #[test]
-    fn silent_streams_give_their_slots_back_at_the_hello_deadline() {
+    fn silent_streams_give_their_slots_to_a_new_joiner() {
         // Every slot squatted by a silent stream from its own identity.
         let mut inv = inviter(config().with_max_concurrent(4));
         for stream in 1..=4 {
@@ -1392,10 +1437,16 @@ mod tests {
             );
         }
         assert_eq!(inv.active_sessions(), 4);
-        // The joiner arriving now is turned away...
-        inv.handle_stream(Instant::ZERO, 5, peer(3), random(5));
-        assert_eq!(drain(&mut inv), vec![InviterOutput::Reset { stream: 5 }]);
-        // ...but only until the hello deadline, not the stream deadline.
+        // The joiner arriving now takes the oldest silent one's place...
+        let out = session(&mut inv, Instant::ZERO, 5, peer(3), TOKEN);
+        assert_eq!(out[0], InviterOutput::Reset { stream: 1 });
+        assert!(
+            matches!(out.last(), Some(InviterOutput::Authorize { stream: 5, .. })),
+            "{out:?}"
+        );
+        assert_eq!(inv.strikes(&peer(11)), 1, "the evicted squatter");
+        assert_eq!(inv.failed_attempts(), 0);
+        // ...and the others still leave at the hello deadline.
         let hello = Instant::ZERO + DEFAULT_HELLO_DEADLINE;
         assert_eq!(inv.poll_timeout(), Some(hello));
         inv.handle_timeout(hello);
@@ -1403,16 +1454,23 @@ mod tests {
             .into_iter()
             .filter(|o| matches!(o, InviterOutput::Reset { .. }))
             .count();
-        assert_eq!(resets, 4);
-        assert_eq!(inv.active_sessions(), 0);
-        // A time-out is a strike for its peer, not a failed attempt.
-        assert_eq!(inv.strikes(&peer(11)), 1);
-        assert_eq!(inv.failed_attempts(), 0);
-        let out = session(&mut inv, hello, 6, peer(3), TOKEN);
-        assert!(
-            matches!(out.as_slice(), [InviterOutput::Authorize { stream: 6, .. }]),
-            "{out:?}"
-        );
+        assert_eq!(resets, 3);
+        assert_eq!(inv.strikes(&peer(12)), 1);
+    }
+
+    #[test]
+    fn a_stream_that_spoke_is_never_evicted() {
+        let mut inv = inviter(config().with_max_concurrent(1));
+        inv.handle_stream(Instant::ZERO, 1, peer(3), random(1));
+        let mut j = joiner(TOKEN, 1);
+        let Some(JoinerOutput::Send(hello)) = j.poll_output() else {
+            panic!("no hello");
+        };
+        inv.handle_data(Instant::ZERO, 1, &hello);
+        drain(&mut inv);
+        inv.handle_stream(Instant::ZERO, 2, peer(9), random(2));
+        assert_eq!(drain(&mut inv), vec![InviterOutput::Reset { stream: 2 }]);
+        assert_eq!(inv.sessions_of(&peer(3)), 1);
     }
 
     #[test]

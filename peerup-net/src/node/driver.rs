@@ -214,12 +214,15 @@ impl Driver {
             .publish(Event::ReservationLost { relay: peer, error });
     }
 
-    fn next_deadline(&self) -> Instant {
-        let base = self
-            .relays
+    fn next_deadline_without_expiry(&self) -> Instant {
+        self.relays
             .iter()
             .filter_map(|r| r.retry_at)
-            .fold(self.next_check, Instant::min);
+            .fold(self.next_check, Instant::min)
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let base = self.next_deadline_without_expiry();
         match self.expiry_deadline() {
             Some(at) => base.min(at),
             None => base,
@@ -263,7 +266,24 @@ impl Driver {
     /// Runs until shutdown.
     pub(crate) async fn run(mut self) {
         self.start();
+        let mut revalidated = super::now();
         loop {
+            // Timers are checked here too, not only when their branch wins
+            // the select: a swarm that always has an event ready (a flood)
+            // would otherwise starve them, and an expired peer stay in.
+            let wall = super::now();
+            if self
+                .inner
+                .policy()
+                .next_expiry(revalidated)
+                .is_some_and(|at| at <= wall)
+            {
+                self.inner.revalidate_policy();
+            }
+            revalidated = wall;
+            if self.inner.rt.now() >= self.next_deadline_without_expiry() {
+                self.on_timer();
+            }
             let deadline = self.next_deadline();
             let mut timer = self.inner.rt.sleep_until(deadline).fuse();
             futures::select_biased! {

@@ -701,11 +701,13 @@ async fn run_inviter(
     for (_, s) in sessions {
         s.reader.abort();
     }
-    drop(incoming);
     // Close the pairing window: drop peers let in only to pair that did
     // not pair, by every connection, and every connection let in only to
     // pair (it carries the invite protocol alone; a peer that paired
-    // reconnects with all of them).
+    // reconnects with all of them). All of this before the invite
+    // protocol is released (`incoming` dropped, last): a new invite can
+    // only start once this one's state is gone, so none of it is the new
+    // one's.
     let connections = inner.connections();
     let change = inner
         .policy
@@ -713,15 +715,7 @@ async fn run_inviter(
         .unwrap_or_else(|e| e.into_inner())
         .close_pairing(connections, now());
     inner.apply_change(change);
-    let pairing: Vec<_> = inner
-        .gate
-        .pairing_only
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .copied()
-        .collect();
-    for connection in pairing {
+    for connection in inner.gate.pairing_connections() {
         inner.command(super::driver::Command::CloseConnection { connection });
     }
     inner
@@ -735,13 +729,14 @@ async fn run_inviter(
         .invite_cancel
         .lock()
         .unwrap_or_else(|e| e.into_inner()) = None;
-    tracing::info!("invite closed");
-    let _ = result.send(outcome.unwrap_or(Err(InviteError::Stopped)));
     inner
         .tasks
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .remove("invite");
+        .remove(INVITE_TASK);
+    tracing::info!("invite closed");
+    drop(incoming);
+    let _ = result.send(outcome.unwrap_or(Err(InviteError::Stopped)));
 }
 
 /// Saves a pairing: `peer` into authorized_keys (comment: its name, else
@@ -757,6 +752,10 @@ pub(crate) fn save_pairing(
     let today = now();
     let comment = name.map_or_else(|| format!("{verb}-{}", today.date()), |n| n.to_string());
     // authorized_keys: the file is the source of truth.
+    let _edit = match &inner.options.authorized_keys_path {
+        Some(path) => Some(fs::lock_for_edit(path).map_err(|e| e.to_string())?),
+        None => None,
+    };
     let doc = match &inner.options.authorized_keys_path {
         Some(path) => {
             let (mut doc, mut loaded) = match fs::read_private(path) {
@@ -769,6 +768,7 @@ pub(crate) fn save_pairing(
                 }
                 Err(e) => return Err(e.to_string()),
             };
+            renew_entry(&mut doc, peer);
             if !doc.contains(&peer) {
                 doc.add(peer, Attributes::new(), Some(&comment))
                     .map_err(|e| e.to_string())?;
@@ -784,6 +784,7 @@ pub(crate) fn save_pairing(
         }
         None => {
             let mut doc = inner.authorized_keys_doc();
+            renew_entry(&mut doc, peer);
             if !doc.contains(&peer) {
                 doc.add(peer, Attributes::new(), Some(&comment))
                     .map_err(|e| e.to_string())?;
@@ -829,6 +830,16 @@ pub(crate) fn save_pairing(
         .unwrap_or_else(|e| e.into_inner())
         .insert(chosen.clone(), peer);
     Ok(Some(chosen))
+}
+
+/// A pairing is fresh consent: a peer whose entry expired (or sits on an
+/// invalid line) is taken out, to be added anew; an authorized entry,
+/// with its attributes, is kept.
+fn renew_entry(doc: &mut Document, peer: PeerId) {
+    let authorized = doc.status(&peer, now()) == peerup_core::authorized_keys::Status::Authorized;
+    if !authorized && doc.lines().iter().any(|l| l.peer() == Some(peer)) {
+        let _ = doc.remove(&peer);
+    }
 }
 
 /// `name` if free or already this peer's, else the first free `name-N`.

@@ -335,13 +335,13 @@ impl NodeOptions {
 /// old list, and the removed peer, in force).
 ///
 /// # Errors
-/// [`StartError::AuthorizedKeys`] for a file that is not UTF-8 text.
+/// None today; the `Result` leaves room for a check that refuses a file.
 pub fn read_authorized_keys(path: &FsPath, bytes: &[u8]) -> Result<Document, StartError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| StartError::AuthorizedKeys {
-        path: path.to_owned(),
-        message: "not UTF-8 text".into(),
-    })?;
-    let doc = Document::parse(text);
+    // Bytes that are not UTF-8 (a Latin-1 comment) become U+FFFD: a line
+    // holding one in its peer ID or attributes is invalid and denies its
+    // peer; the rest of the file applies.
+    let text = String::from_utf8_lossy(bytes);
+    let doc = Document::parse(&text);
     for e in doc.errors() {
         tracing::error!(path = %path.display(), "{e}; the peer it names (if any) is denied until the line is fixed (`peerup auth validate`)");
     }
@@ -371,6 +371,10 @@ pub fn parse_authorized_keys(path: &FsPath, bytes: &[u8]) -> Result<Document, St
 /// [`StartError`] for a key that cannot be read, has loose permissions, or
 /// is not an Ed25519 key file.
 pub fn load_or_create_identity(path: &FsPath) -> Result<Keypair, StartError> {
+    load_or_create_identity_once(path, true)
+}
+
+fn load_or_create_identity_once(path: &FsPath, may_retry: bool) -> Result<Keypair, StartError> {
     match fs::read_private(path) {
         Ok(bytes) => peerup_core::identity::decode(&bytes).map_err(|e| StartError::Identity {
             path: path.to_owned(),
@@ -389,9 +393,14 @@ pub fn load_or_create_identity(path: &FsPath) -> Result<Keypair, StartError> {
             if fs::create_new_atomic(path, bytes.as_slice())? {
                 tracing::info!(path = %path.display(), peer = %keypair.public().to_peer_id(), "created identity key");
                 Ok(keypair)
-            } else {
+            } else if may_retry {
                 // Another process created it first: use that one.
-                load_or_create_identity(path)
+                load_or_create_identity_once(path, false)
+            } else {
+                Err(StartError::Identity {
+                    path: path.to_owned(),
+                    message: "the name exists but the file cannot be read (a symbolic link to a missing file?)".into(),
+                })
             }
         }
         Err(e) => Err(e.into()),
@@ -717,7 +726,7 @@ impl Inner {
                         } else {
                             Direction::Inbound
                         },
-                        pairing_only: pairing.contains(&c.id),
+                        pairing_only: pairing.contains_key(&c.id),
                     })
                 })
                 .collect()
@@ -733,6 +742,16 @@ impl Inner {
     fn apply_change(&self, change: Change) {
         for peer in &change.revoked {
             tracing::warn!(%peer, "authorization revoked: disconnecting");
+            self.command(Command::Disconnect { peer: *peer });
+            self.cut_proxies(peer);
+        }
+        // Removed peers not (yet) in our list of connections: a
+        // connection admitted the moment before goes too.
+        for peer in change
+            .removed
+            .iter()
+            .filter(|p| !change.revoked.contains(p))
+        {
             self.command(Command::Disconnect { peer: *peer });
             self.cut_proxies(peer);
         }
@@ -1250,7 +1269,27 @@ impl Node {
         let Some(path) = self.inner.options.authorized_keys_path.clone() else {
             return Ok(Change::default());
         };
-        let bytes = fs::read_private(&path)?;
+        let bytes = match fs::read_private(&path) {
+            Ok(bytes) => bytes,
+            Err(e @ (FsError::Mode(_) | FsError::Ownership(_))) => {
+                // Not trusted to add anyone, but a removal is always safe
+                // to honour: a peer taken out stays out.
+                if let Ok(bytes) = fs::read(&path) {
+                    let doc = read_authorized_keys(&path, &bytes)?;
+                    let connections = self.inner.connections();
+                    let change = self
+                        .inner
+                        .policy_mut()
+                        .reload_removals(&doc, connections, now());
+                    if !change.removed.is_empty() {
+                        tracing::warn!(removed = ?change.removed, "authorized_keys failed its permission check: only its removals were applied");
+                    }
+                    self.inner.apply_change(change);
+                }
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let doc = read_authorized_keys(&path, &bytes)?;
         let change = self.reload_authorized_keys(&doc);
         self.inner.set_ak_fingerprint(Fingerprint::of(&bytes));
