@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target of fuzz/ for a while and fails on any crash.
 #
-#   scripts/fuzz.sh                 every target, 25 s each (CI)
+#   scripts/fuzz.sh                 every target, 25 s each (CI runs 10 s each, from scripts/test.sh)
 #   scripts/fuzz.sh 600             every target, 10 minutes each
 #   scripts/fuzz.sh 60 names confirm
 #

@@ -1,10 +1,36 @@
 #!/usr/bin/env bash
 # The full peerup test suite: the one command README.md gives and CI runs.
-# Exits non-zero on the first failure.
+# Exits non-zero on the first failure, and prints how long each step took.
+#
+# Everything runs from one build: `cargo test` builds the binaries
+# (target/debug/peerup, peerup-relay) and examples (examples/hostile) in
+# the dev profile (optimized: see Cargo.toml), and the demo, the hostile
+# load and the end-to-end tests run those, instead of building the
+# release profile a second time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+STEPS=()
+T_STEP=$(date +%s)
+T_START=$T_STEP
+CURRENT=""
+step() {
+  local now
+  now=$(date +%s)
+  if [[ -n "$CURRENT" ]]; then STEPS+=("$((now - T_STEP))s  $CURRENT"); fi
+  T_STEP=$now
+  CURRENT="$*"
+  printf '\n==> %s\n' "$*"
+}
+report() {
+  local now
+  now=$(date +%s)
+  if [[ -n "$CURRENT" ]]; then STEPS+=("$((now - T_STEP))s  $CURRENT"); fi
+  printf '\n==> time per step\n'
+  printf '  %s\n' "${STEPS[@]}"
+  printf '  %ss  in all\n' "$((now - T_START))"
+}
+trap report EXIT
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -38,7 +64,10 @@ step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps
 
 step "peerup demo (the README's first command)"
-cargo run --release --locked -p peerup-cli -- demo
+cargo run --locked -p peerup-cli -- demo
+
+step "hostile load: a flooded relay and daemon under ulimit -n 1024 (tests/hostile, short form)"
+HOSTILE_BIN_DIR="$PWD/target/debug" bash tests/hostile/run.sh --short
 
 # The last two need what not every machine has: root (network namespaces,
 # iptables) and the nightly toolchain. Without it they say so and are
@@ -48,19 +77,16 @@ skip() {
   if [[ "${PEERUP_TEST_ALL:-0}" == 1 ]]; then exit 1; fi
 }
 
-step "hostile load: a flooded relay and daemon under ulimit -n 1024 (tests/hostile, short form)"
-bash tests/hostile/run.sh --short
-
 step "end to end through real NAT, with real ssh (tests/e2e)"
 if [[ $EUID -eq 0 ]]; then
-  bash tests/e2e/run.sh
+  E2E_BIN_DIR="$PWD/target/debug" bash tests/e2e/run.sh
 else
   skip "needs root for network namespaces: sudo bash tests/e2e/run.sh"
 fi
 
-step "fuzz every parser and state machine, ${FUZZ_SECONDS:-20} s each (scripts/fuzz.sh)"
+step "fuzz every parser and state machine, ${FUZZ_SECONDS:-10} s each (scripts/fuzz.sh)"
 if cargo +nightly --version >/dev/null 2>&1; then
-  bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+  bash scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
 else
   skip "needs the nightly toolchain (rustup toolchain install nightly)"
 fi

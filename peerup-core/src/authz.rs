@@ -410,31 +410,31 @@ impl Policy {
     ) -> Change {
         let before = self.authorized(now);
         self.load(keys);
-        let gating = self.gating;
+        self.change_since(&before, connected, now)
+    }
+
+    /// After a change of the keys: the `connected` peers to drop (those
+    /// revalidation refuses, and, with gating on, every connection to a
+    /// peer in `before` that is no longer authorized), and every peer of
+    /// `before` no longer authorized.
+    fn change_since(
+        &self,
+        before: &BTreeSet<PeerId>,
+        connected: impl IntoIterator<Item = Connection>,
+        now: UnixTime,
+    ) -> Change {
         let connected: Vec<Connection> = connected.into_iter().collect();
         let mut revoked: BTreeSet<PeerId> = self
             .revalidate(connected.iter().copied(), now)
             .revoked
             .into_iter()
             .collect();
-        if gating {
-            revoked.extend(
-                connected
-                    .iter()
-                    .filter(|c| {
-                        before.contains(&c.peer) && self.status(&c.peer, now) != Status::Authorized
-                    })
-                    .map(|c| c.peer),
-            );
+        let mut removed = Vec::new();
+        if self.gating {
+            let gone = |p: &PeerId| before.contains(p) && self.status(p, now) != Status::Authorized;
+            revoked.extend(connected.iter().filter(|c| gone(&c.peer)).map(|c| c.peer));
+            removed = before.iter().filter(|p| gone(p)).copied().collect();
         }
-        let removed = if gating {
-            before
-                .into_iter()
-                .filter(|p| self.status(p, now) != Status::Authorized)
-                .collect()
-        } else {
-            Vec::new()
-        };
         Change {
             revoked: revoked.into_iter().collect(),
             removed,
@@ -455,7 +455,6 @@ impl Policy {
     ) -> Change {
         let (new, _) = Policy::new(self.gating, keys);
         let before = self.authorized(now);
-        let mut removed = Vec::new();
         let peers: Vec<PeerId> = self.keys.keys().copied().collect();
         for peer in peers {
             match (new.status(&peer, now), new.keys.get(&peer)) {
@@ -469,32 +468,10 @@ impl Policy {
                 }
                 _ => {
                     self.keys.remove(&peer);
-                    removed.push(peer);
                 }
             }
         }
-        let connected: Vec<Connection> = connected.into_iter().collect();
-        let mut revoked: BTreeSet<PeerId> = self
-            .revalidate(connected.iter().copied(), now)
-            .revoked
-            .into_iter()
-            .collect();
-        revoked.extend(
-            connected
-                .iter()
-                .filter(|c| {
-                    before.contains(&c.peer) && self.status(&c.peer, now) != Status::Authorized
-                })
-                .map(|c| c.peer),
-        );
-        Change {
-            revoked: revoked.into_iter().collect(),
-            removed: before
-                .into_iter()
-                .filter(|p| self.status(p, now) != Status::Authorized)
-                .collect(),
-            warnings: self.warnings(),
-        }
+        self.change_since(&before, connected, now)
     }
 
     /// Which `connected` peers are no longer allowed at `now`: a listed

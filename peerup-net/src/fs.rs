@@ -97,6 +97,21 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Creates `path` (which must not exist), mode 0600, writes `contents`
+/// and fsyncs it.
+fn write_new(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(contents)?;
+    f.sync_all()
+}
+
 fn parent(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -112,17 +127,7 @@ fn parent(path: &Path) -> &Path {
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), FsError> {
     let tmp = temp_path(path);
     let result = (|| {
-        let mut opts = OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        drop(f);
+        write_new(&tmp, contents)?;
         fs::rename(&tmp, path)?;
         sync_dir(parent(path))
     })();
@@ -425,17 +430,7 @@ pub fn lock_for_edit(file: &Path) -> Result<EditLock, FsError> {
 pub fn create_new_atomic(path: &Path, contents: &[u8]) -> Result<bool, FsError> {
     let tmp = temp_path(path);
     let result = (|| {
-        let mut opts = OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        drop(f);
+        write_new(&tmp, contents)?;
         let created = match fs::hard_link(&tmp, path) {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
@@ -443,15 +438,11 @@ pub fn create_new_atomic(path: &Path, contents: &[u8]) -> Result<bool, FsError> 
                 // A file system without hard links (vfat, some FUSE):
                 // create the name exclusively and write it in place.
                 let _ = fs::remove_file(&tmp);
-                let mut f = match opts.open(path) {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
-                    Err(e) => return Err(e),
+                return match write_new(path, contents) {
+                    Ok(()) => sync_dir(parent(path)).map(|()| true),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                    Err(e) => Err(e),
                 };
-                f.write_all(contents)?;
-                f.sync_all()?;
-                sync_dir(parent(path))?;
-                return Ok(true);
             }
         };
         fs::remove_file(&tmp)?;
