@@ -150,7 +150,7 @@ pub fn metrics(relay: &Relay) -> String {
 const MAX_CLIENTS: usize = 32;
 
 /// Serves `/healthz` and `/metrics` on `addr`; returns the bound address.
-/// At most [`MAX_CLIENTS`] requests at once, each with 5 s to finish; an
+/// At most 32 requests at once, each with 5 s to finish; an
 /// accept error (out of descriptors) backs off instead of spinning.
 ///
 /// # Errors
