@@ -26,15 +26,26 @@
 //! ## Map
 //! | module | what | spec |
 //! |---|---|---|
-//! | [`identity`] | identity key file codec, peer ID, the 0600 rule | WIRE.md §1, §8 |
+//! | [`identity`] | identity key file codec, peer ID, the 0600 and ownership rules | WIRE.md §1, §8 |
 //! | [`authorized_keys`] | the `authorized_keys` document: parse, render, edit | WIRE.md §7 |
-//! | [`config`] | `peerup.yaml`, `relay-server.yaml`, units, search order, archive names | WIRE.md §9-§11 |
-//! | [`invite`] | invite code v1 | WIRE.md §5 |
+//! | [`authz`] | the authorization policy: who may connect, open which stream, pair; expiry | WIRE.md §7 |
+//! | [`config`] | `peerup.yaml`, `relay-server.yaml`, units, search order, archive names, comment-keeping edits, commit-confirmed apply | WIRE.md §9-§11 |
+//! | [`invite`] | invite code v1 and the invite handshake machines (inviter, joiner) | WIRE.md §5, §6 |
 //! | [`wire`] | protocol IDs, DNS labels, sealed frames, ping-pong | WIRE.md §2, §3, §6 |
+//! | [`proxy`] | the proxy's half-close bookkeeping | - |
 //! | [`relay_addr`] | the flexible `peerup relay add` input | seed README, `peerup relay` |
 //! | [`naming`] | friendly names and target resolution | WIRE.md §9 `names` |
-//! | [`time`] | wall-clock instants as values | - |
-//! | [`fuzzing`] | the targets of `fuzz/`: one function per parser and machine, asserting its property | - |
+//! | [`qr`] | QR codes of invite codes, as terminal text | - |
+//! | [`time`] | wall-clock and virtual instants as values, back-off | - |
+//!
+//! With the `internal-test-exports` feature (the fuzz crate and this
+//! crate's integration tests turn it on; no product build does):
+//!
+//! | module | what |
+//! |---|---|
+//! | `fuzzing` | the targets of `fuzz/`, one function per parser and machine asserting its property, split by subject |
+//! | `sim` | the invite handshake over a simulated link, in virtual time |
+//! | `models` | the reference models that proptests and fuzz targets check machines against (one copy each) |
 
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -42,13 +53,17 @@
 pub mod authorized_keys;
 pub mod authz;
 pub mod config;
+#[cfg(any(test, feature = "internal-test-exports"))]
 pub mod fuzzing;
 pub mod identity;
 pub mod invite;
+#[cfg(any(test, feature = "internal-test-exports"))]
+pub mod models;
 pub mod naming;
 pub mod proxy;
 pub mod qr;
 pub mod relay_addr;
+#[cfg(any(test, feature = "internal-test-exports"))]
 pub mod sim;
 pub mod time;
 pub mod wire;

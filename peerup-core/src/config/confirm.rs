@@ -458,12 +458,13 @@ impl Confirm {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+
     use std::path::Path;
 
     use proptest::prelude::*;
 
     use super::*;
+    use crate::models::Disk;
 
     const CFG: &str = "/etc/peerup/config.yaml";
 
@@ -471,69 +472,8 @@ mod tests {
         ArchivePaths::new(Path::new(CFG)).unwrap()
     }
 
-    /// An in-memory directory that carries out actions the way the adapter
-    /// must: atomically, stopping at the first failure.
-    #[derive(Debug, Clone, Default)]
-    struct Disk {
-        files: BTreeMap<PathBuf, Vec<u8>>,
-    }
-
-    impl Disk {
-        fn on_disk(&self) -> OnDisk {
-            let p = paths();
-            let marker = match self.files.get(&p.pending) {
-                None => MarkerState::Absent,
-                Some(b) => match PendingMarker::decode(std::str::from_utf8(b).unwrap_or("")) {
-                    Ok(m) => MarkerState::Present(m),
-                    Err(e) => MarkerState::Damaged(e.to_string()),
-                },
-            };
-            OnDisk {
-                marker,
-                backup_exists: self.files.contains_key(&p.pre_confirmed),
-            }
-        }
-
-        fn config(&self) -> &[u8] {
-            &self.files[Path::new(CFG)]
-        }
-
-        /// Runs outputs; returns (events, exit requested). Stops after
-        /// `limit` actions (a crash).
-        fn run(&mut self, m: &mut Confirm, limit: usize) -> (Vec<Event>, bool, bool) {
-            let (mut events, mut exit, mut done) = (vec![], false, 0);
-            while let Some(o) = m.poll_output() {
-                match o {
-                    Output::Event(e) => events.push(e),
-                    Output::Action(a) => {
-                        if done == limit {
-                            return (events, exit, true);
-                        }
-                        done += 1;
-                        match a {
-                            Action::WriteAtomic { path, contents } => {
-                                self.files.insert(path, contents);
-                            }
-                            Action::Rename { from, to } => {
-                                let v = self.files.remove(&from).expect("rename of a missing file");
-                                self.files.insert(to, v);
-                            }
-                            Action::Remove { path } => {
-                                self.files.remove(&path);
-                            }
-                            Action::ExitForRestart => exit = true,
-                        }
-                    }
-                }
-            }
-            (events, exit, false)
-        }
-    }
-
     fn disk_with(config: &[u8]) -> Disk {
-        let mut d = Disk::default();
-        d.files.insert(PathBuf::from(CFG), config.to_vec());
-        d
+        Disk::new(CFG, config)
     }
 
     fn t(s: i64) -> UnixTime {
@@ -541,9 +481,7 @@ mod tests {
     }
 
     fn start(d: &mut Disk, now: UnixTime) -> (Confirm, Vec<Event>, bool) {
-        let mut m = Confirm::start(PathBuf::from(CFG), paths(), now, &d.on_disk(), d.config());
-        let (ev, exit, _) = d.run(&mut m, usize::MAX);
-        (m, ev, exit)
+        d.start(now)
     }
 
     fn apply(d: &mut Disk, now: UnixTime, new: &[u8], secs: u64) -> Result<(), ConfirmError> {

@@ -229,6 +229,8 @@ mod tests {
     use HalfCloseOutput::*;
     use proptest::prelude::*;
 
+    use crate::models::{HalfCloseModel, HalfCloseOp};
+
     fn drain(h: &mut HalfClose) -> Vec<HalfCloseOutput> {
         std::iter::from_fn(|| h.poll_output()).collect()
     }
@@ -297,101 +299,31 @@ mod tests {
         );
     }
 
-    #[derive(Debug, Clone, Copy)]
-    enum Op {
-        Copied(Direction, u16),
-        Eof(Direction),
-        ShutdownDone(Direction),
-        Error(Side),
-    }
-
-    fn op() -> impl Strategy<Value = Op> {
+    fn op() -> impl Strategy<Value = HalfCloseOp> {
         let dir = prop_oneof![Just(LocalToRemote), Just(RemoteToLocal)];
         let side = prop_oneof![Just(Side::Local), Just(Side::Remote)];
         prop_oneof![
-            (dir.clone(), any::<u16>()).prop_map(|(d, n)| Op::Copied(d, n)),
-            dir.clone().prop_map(Op::Eof),
-            dir.prop_map(Op::ShutdownDone),
-            side.prop_map(Op::Error),
+            (dir.clone(), any::<u16>()).prop_map(|(d, n)| HalfCloseOp::Copied(d, u64::from(n))),
+            dir.clone().prop_map(HalfCloseOp::Eof),
+            dir.prop_map(HalfCloseOp::ShutdownDone),
+            side.prop_map(HalfCloseOp::Error),
         ]
     }
 
-    /// The naive reference: per direction (eof seen, shut down), a reset
-    /// flag, and what each call should produce.
-    #[derive(Default)]
-    struct Model {
-        eof: [bool; 2],
-        shut: [bool; 2],
-        reset: bool,
-        closed: bool,
-        bytes: [u64; 2],
-    }
-
-    impl Model {
-        fn apply(&mut self, op: Op) -> (bool, Vec<HalfCloseOutput>) {
-            if self.reset {
-                return (true, vec![]);
-            }
-            match op {
-                Op::Copied(d, n) => {
-                    if self.eof[d.index()] {
-                        return (false, vec![]);
-                    }
-                    self.bytes[d.index()] += u64::from(n);
-                    (true, vec![])
-                }
-                Op::Eof(d) => {
-                    if self.eof[d.index()] {
-                        return (false, vec![]);
-                    }
-                    self.eof[d.index()] = true;
-                    (true, vec![ShutdownWrite(d.destination())])
-                }
-                Op::ShutdownDone(d) => {
-                    if !self.eof[d.index()] || self.shut[d.index()] {
-                        return (false, vec![]);
-                    }
-                    self.shut[d.index()] = true;
-                    if self.shut == [true, true] {
-                        self.closed = true;
-                        return (true, vec![Close]);
-                    }
-                    (true, vec![])
-                }
-                Op::Error(_) => {
-                    if self.closed {
-                        return (true, vec![]);
-                    }
-                    self.reset = true;
-                    (true, vec![Reset])
-                }
-            }
-        }
-    }
-
     proptest! {
+        /// The machine against the naive model of `crate::models`.
         #[test]
         fn agrees_with_the_model(ops in proptest::collection::vec(op(), 0..64)) {
             let mut h = HalfClose::new();
-            let mut m = Model::default();
+            let mut m = HalfCloseModel::default();
             for op in ops {
-                let ok = match op {
-                    Op::Copied(d, n) => h.handle_copied(d, u64::from(n)).is_ok(),
-                    Op::Eof(d) => h.handle_eof(d).is_ok(),
-                    Op::ShutdownDone(d) => h.handle_shutdown_done(d).is_ok(),
-                    Op::Error(s) => { h.handle_error(s); true }
-                };
+                let ok = op.apply_to(&mut h);
                 let (model_ok, model_out) = m.apply(op);
                 prop_assert_eq!(ok, model_ok, "{:?}", op);
                 // A reset drops outputs not yet carried out.
                 let out = drain(&mut h);
                 prop_assert_eq!(out, model_out, "{:?}", op);
-                prop_assert_eq!(h.is_finished(), m.reset || m.closed);
-                prop_assert_eq!(h.is_reset(), m.reset);
-                for d in Direction::ALL {
-                    prop_assert_eq!(h.bytes(d), m.bytes[d.index()]);
-                    prop_assert_eq!(h.is_open(d), !m.reset && !m.eof[d.index()]);
-                }
+                m.assert_matches(&h);
             }
         }
 
@@ -401,12 +333,7 @@ mod tests {
             let mut h = HalfClose::new();
             let mut finals = Vec::new();
             for op in ops {
-                match op {
-                    Op::Copied(d, n) => { let _ = h.handle_copied(d, u64::from(n)); }
-                    Op::Eof(d) => { let _ = h.handle_eof(d); }
-                    Op::ShutdownDone(d) => { let _ = h.handle_shutdown_done(d); }
-                    Op::Error(s) => h.handle_error(s),
-                }
+                op.apply_to(&mut h);
                 finals.extend(drain(&mut h).into_iter().filter(|o| matches!(o, Close | Reset)));
             }
             prop_assert!(finals.len() <= 1, "{:?}", finals);
