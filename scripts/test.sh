@@ -48,6 +48,12 @@ if cargo tree --locked -p peerup-async-std -e normal --prefix none | grep -E '^t
   exit 1
 fi
 
+step "peerup-relay's library has no tokio inside (the binary's dependencies are feature cli)"
+if cargo tree --locked -p peerup-relay --no-default-features -e normal --prefix none | grep -E '^(tokio|clap) ' | sort -u | grep .; then
+  echo "peerup-relay without its cli feature pulls tokio or clap into its normal dependency tree" >&2
+  exit 1
+fi
+
 step "shell scripts parse"
 for f in relay/deploy/setup.sh scripts/*.sh tests/e2e/*.sh tests/hostile/*.sh; do bash -n "$f"; done
 if command -v shellcheck >/dev/null; then

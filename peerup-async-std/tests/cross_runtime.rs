@@ -4,8 +4,7 @@
 //! async-std, and every call into a tokio node is made on a tokio thread
 //! (tokio timers need their runtime's context).
 
-#[path = "../../peerup-tokio/tests/common/mod.rs"]
-mod common;
+use peerup_test_kit as common;
 mod support;
 
 use std::sync::atomic::Ordering;

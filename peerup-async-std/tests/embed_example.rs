@@ -2,8 +2,7 @@
 //! on tokio: the example reaches the tokio node's service, and the tokio
 //! node reaches the example's own `echo`.
 
-#[path = "../../peerup-tokio/tests/common/mod.rs"]
-mod common;
+use peerup_test_kit as common;
 #[path = "../examples/embed.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod embed;

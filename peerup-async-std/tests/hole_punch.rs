@@ -6,8 +6,7 @@
 //! the listen port, which DCUtR needs across real NATs, is shown by the
 //! transport's own unit test (`reuse_dial_leaves_from_the_listen_port`).
 
-#[path = "../../peerup-tokio/tests/common/mod.rs"]
-mod common;
+use peerup_test_kit as common;
 mod support;
 
 use std::sync::Arc;

@@ -1,8 +1,7 @@
 //! The shared integration scenarios (written once against `Runtime`, in
-//! `peerup-tokio/tests/common/`) under async-std: every one of them.
+//! `test-kit/`, the `peerup-test-kit` crate) under async-std: every one of them.
 
-#[path = "../../peerup-tokio/tests/common/mod.rs"]
-mod common;
+use peerup_test_kit as common;
 mod support;
 
 use support::rt;
@@ -56,7 +55,7 @@ const RUN: &[&str] = &[
 /// A scenario added to the shared file fails this until it runs here too.
 #[test]
 fn every_shared_scenario_runs_under_async_std() {
-    let shared: Vec<&str> = include_str!("../../peerup-tokio/tests/common/scenarios.rs")
+    let shared: Vec<&str> = include_str!("../../test-kit/src/scenarios.rs")
         .lines()
         .filter_map(|l| l.strip_prefix("pub async fn "))
         .filter_map(|rest| rest.split('(').next())

@@ -2,8 +2,7 @@
 //! async-io timers and sockets as always, and no async-std executor
 //! involved. Two of the shared scenarios, unchanged.
 
-#[path = "../../peerup-tokio/tests/common/mod.rs"]
-mod common;
+use peerup_test_kit as common;
 
 use std::sync::Arc;
 

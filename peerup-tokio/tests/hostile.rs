@@ -4,7 +4,7 @@
 //! Real nodes and a relay on 127.0.0.1; every wait is on an event, bounded
 //! by a limit that only fires when something is broken.
 
-mod common;
+use peerup_test_kit as common;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -1,6 +1,6 @@
 //! The relay server, on 127.0.0.1, with real peerup nodes as clients.
 
-mod common;
+use peerup_test_kit as common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The shared integration scenarios under tokio.
 
-mod common;
+use peerup_test_kit as common;
 
 use std::sync::Arc;
 

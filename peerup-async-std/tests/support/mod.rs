@@ -1,5 +1,5 @@
 //! Helpers of this crate's integration tests (the shared scenarios' own
-//! helpers are in `peerup-tokio/tests/common/`).
+//! helpers are in `test-kit/`, the `peerup-test-kit` crate).
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 

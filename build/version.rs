@@ -1,4 +1,6 @@
-//! Records the git commit and build date for `peerup version`.
+//! The build script of the `peerup` and `peerup-relay` binaries (one file,
+//! named by both packages' `build` key): records the git commit and the
+//! build date for `peerup version` and `peerup-relay version`.
 
 use std::process::Command;
 

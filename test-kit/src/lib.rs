@@ -1,10 +1,12 @@
+//! # peerup-test-kit
+//!
 //! Scenarios written once against `peerup-net`'s `Runtime` and run under
-//! every adapter (this file is included by each adapter's tests), over real
+//! every adapter (peerup-tokio's and peerup-async-std's tests), over real
 //! sockets on 127.0.0.1 with an in-process relay. No sleeps are used for
 //! synchronisation: every step awaits the event it needs, bounded by a
 //! generous timeout that only fires when something is broken.
 
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 pub mod scenarios;
 
@@ -27,6 +29,7 @@ use sha2::{Digest, Sha256};
 /// Upper bound for any single wait; only reached when a test is broken.
 pub const LIMIT: Duration = Duration::from_secs(60);
 
+/// An `authorized_keys` document listing `peers` (comment `test`).
 pub fn doc(peers: &[PeerId]) -> Document {
     let mut d = Document::new();
     for p in peers {
@@ -35,10 +38,13 @@ pub fn doc(peers: &[PeerId]) -> Document {
     d
 }
 
+/// A fresh Ed25519 identity.
 pub fn key() -> Keypair {
     generate_identity().unwrap()
 }
 
+/// Listen addresses on 127.0.0.1 with a port from the OS: TCP, and QUIC
+/// when `quic`.
 pub fn loopback(quic: bool) -> Vec<Multiaddr> {
     let mut v = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
     if quic {
@@ -47,6 +53,8 @@ pub fn loopback(quic: bool) -> Vec<Multiaddr> {
     v
 }
 
+/// An in-process relay on 127.0.0.1 authorizing `authorized` (QUIC too
+/// under tokio).
 pub async fn start_relay(rt: &Arc<dyn Runtime>, authorized: &[PeerId]) -> Relay {
     let mut o = RelayOptions::new(key());
     o.listen = loopback(false);
@@ -121,8 +129,11 @@ pub async fn start_reserved(rt: &Arc<dyn Runtime>, options: NodeOptions) -> Node
 /// deterministic stream while reading, then, after the client's EOF, the
 /// SHA-256 of what it received, then closes.
 pub struct Service {
+    /// Where it listens.
     pub addr: SocketAddr,
+    /// Bytes received, over all connections.
     pub bytes: Arc<AtomicU64>,
+    /// Connections accepted.
     pub connections: Arc<AtomicU64>,
     /// The byte count after every read (for awaiting progress).
     pub progress: futures::channel::mpsc::Receiver<u64>,
@@ -146,6 +157,7 @@ impl Service {
     }
 }
 
+/// `len` deterministic pseudo-random bytes from `seed` (xorshift).
 pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     (0..len)
@@ -158,6 +170,8 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Starts a [`Service`] on 127.0.0.1 answering `reply_len` bytes per
+/// connection.
 pub async fn start_service(rt: &Arc<dyn Runtime>, reply_len: usize) -> Service {
     let mut listener = rt.tcp_listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -252,6 +266,7 @@ where
     (all, digest)
 }
 
+/// The SHA-256 of `data`.
 pub fn sha(data: &[u8]) -> Vec<u8> {
     Sha256::digest(data).to_vec()
 }
