@@ -118,11 +118,6 @@ pub(crate) enum Command {
         after_help = "Examples:\n  peerup demo\n  peerup demo --keep      then curl / nc the printed ports"
     )]
     Demo(cmd::demo::DemoArgs),
-    /// Measure throughput, latency and memory on this machine against raw TCP, a forwarder and ssh -L.
-    #[command(
-        after_help = "Examples:\n  peerup bench\n  peerup bench --seconds 3 --connections 200 --skip-capacity\n\nRun the release build (cargo build --release -p peerup-cli -p peerup-relay); see docs/PERFORMANCE.md."
-    )]
-    Bench(cmd::bench::BenchArgs),
     /// Print shell completions.
     #[command(
         after_help = "Examples:\n  peerup completions bash > /etc/bash_completion.d/peerup\n  peerup completions zsh > ~/.zfunc/_peerup"

@@ -4,7 +4,7 @@
 //! kernel once more than 128 KiB is free there. A proxy that decrypts
 //! and copies frames of tens of KiB crosses that line constantly: memory
 //! goes back to the kernel and is faulted in and zeroed again moments
-//! later. Measured with `peerup bench`, that churn costs about 15% of the
+//! later. Measured with `peerup-bench`, that churn costs about 15% of the
 //! CPU per byte on the direct path (page faults and zeroing). So a peerup
 //! process asks malloc to keep up to [`TRIM_THRESHOLD`] of free memory
 //! while it works ([`tune_for_throughput`]), and hands it back in one go

@@ -4,7 +4,7 @@
 //! libp2p-tls fixes its cipher suites with ChaCha20-Poly1305 first. On a
 //! CPU with AES instructions, AES-128-GCM costs a fraction of ChaCha20's
 //! cycles per byte (this project's machines: 4.4 against 2.8 GB/s in
-//! `openssl speed`), and `peerup bench` measured +35-40% throughput for a
+//! `openssl speed`), and `peerup-bench` measured +35-40% throughput for a
 //! proxied connection between two peerup peers, direct and relayed. This is
 //! the same handshake with the same certificates (libp2p-tls's
 //! [`certificate`] module makes and checks them) and the same rules:

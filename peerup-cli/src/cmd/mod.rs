@@ -1,7 +1,6 @@
 //! The commands.
 
 pub(crate) mod auth;
-pub(crate) mod bench;
 pub(crate) mod config;
 pub(crate) mod daemon;
 pub(crate) mod demo;
@@ -46,7 +45,6 @@ pub(crate) fn run(global: &Global, command: Command) -> Result<ExitCode> {
             Command::Config(a) => config::run(global, a).await,
             Command::Status(a) => status::run(global, a).await,
             Command::Demo(a) => demo::run(global, a).await,
-            Command::Bench(a) => bench::run(global, a).await,
             Command::Version | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
         }
     })

@@ -1,5 +1,10 @@
-//! `peerup bench`: how fast peerup is on this machine, against what a user
+//! `peerup-bench`: how fast peerup is on this machine, against what a user
 //! would use instead, measured in the same run.
+//!
+//! A tool of its own, not a `peerup` subcommand: it starts sshd and
+//! thousands of in-process nodes, which the product binary has no business
+//! doing. It runs the `peerup` and `peerup-relay` binaries found next to it
+//! (`cargo build --release -p peerup-cli -p peerup-relay -p peerup-bench`).
 //!
 //! Everything runs on 127.0.0.1 with the real binaries: a `peerup-relay`
 //! process, a `peerup daemon` ("home", exposing sink, echo and greeter
@@ -16,17 +21,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use clap::Args;
+use clap::Parser;
 use peerup_core::PeerId;
 use peerup_core::authorized_keys::{Attributes, Document};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::Global;
 
-#[derive(Args, Debug)]
-pub(crate) struct BenchArgs {
+#[derive(Parser, Debug)]
+#[command(
+    name = "peerup-bench",
+    version,
+    about = "Measure peerup's throughput, latency and memory on this machine against raw TCP, a forwarder and ssh -L, in one run.",
+    after_help = "Examples:\n  peerup-bench\n  peerup-bench --seconds 3 --connections 200 --skip-capacity\n  peerup-bench --only tcp,relayed --json bench.json\n\nBuild the release binaries first (cargo build --release -p peerup-cli -p peerup-relay -p peerup-bench): it runs the peerup and peerup-relay next to it. See docs/PERFORMANCE.md."
+)]
+struct BenchArgs {
     /// Seconds per throughput measurement.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
@@ -493,7 +503,7 @@ async fn start_path(
     tag: &str,
     want_direct: bool,
 ) -> Result<Path3> {
-    let exe = std::env::current_exe()?;
+    let exe = sibling("peerup")?;
     let home_dir = net.dir.join("home");
     let laptop_dir = net.dir.join("laptop");
     write_private(
@@ -525,7 +535,7 @@ async fn start_path(
         "home daemon",
     )?;
     // Up, and reachable through the relay.
-    wait_daemon_reserved(&home_dir.join("peerup.sock")).await?;
+    wait_daemon_reserved(&exe, &home_cfg).await?;
     let ports = [free_port()?, free_port()?, free_port()?];
     let laptop_cfg = laptop_dir.join("config.yaml");
     // `peerup proxy` once per service, as a user would.
@@ -704,7 +714,24 @@ impl Results {
     }
 }
 
-pub(crate) async fn run(_global: &Global, args: BenchArgs) -> Result<ExitCode> {
+/// The version and commit of this build (the script is the binaries' own:
+/// `build/version.rs`).
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+const COMMIT: &str = env!("PEERUP_GIT_COMMIT");
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = BenchArgs::parse();
+    match run(args).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("peerup-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: BenchArgs) -> Result<ExitCode> {
     let root = std::env::temp_dir().join(format!("peerup-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     peerup_net::fs::ensure_private_dir(&root).map_err(|e| anyhow!("{e}"))?;
@@ -730,9 +757,9 @@ async fn bench(root: &Path, args: &BenchArgs) -> Result<ExitCode> {
         json: BTreeMap::new(),
     };
     println!(
-        "peerup bench {} (commit {}) on {} CPUs",
-        crate::VERSION,
-        crate::COMMIT,
+        "peerup-bench {} (commit {}) on {} CPUs",
+        VERSION,
+        COMMIT,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let sink_addr = sink().await?;
@@ -936,13 +963,22 @@ async fn bench(root: &Path, args: &BenchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Waits until the daemon behind `sock` answers and holds a reservation.
-async fn wait_daemon_reserved(sock: &Path) -> Result<()> {
+/// Waits until the daemon of `config` answers `peerup status --json` and
+/// holds a reservation.
+async fn wait_daemon_reserved(peerup: &Path, config: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(Some(mut c)) =
-            crate::control::connect(sock, &crate::control::Request::Status).await
-            && let Ok(Some(crate::control::Reply::Status { status })) = c.next().await
+        let out = tokio::process::Command::new(peerup)
+            .arg("--config")
+            .arg(config)
+            .args(["status", "--json"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .await
+            .with_context(|| format!("running {} status", peerup.display()))?;
+        if out.status.success()
+            && let Ok(status) = serde_json::from_slice::<Value>(&out.stdout)
             && status["relays"]
                 .as_array()
                 .is_some_and(|r| r.iter().any(|x| x["reserved"] == true))
@@ -991,7 +1027,7 @@ async fn capacity(
     clients: &[peerup_net::libp2p::identity::Keypair],
     r: &mut Results,
 ) -> Result<()> {
-    let exe = std::env::current_exe()?;
+    let exe = sibling("peerup")?;
     let home_dir = net.dir.join("home");
     let echo_addr = echo().await?;
     write_private(
@@ -1014,7 +1050,7 @@ async fn capacity(
         &net.dir.join("home-capacity.log"),
         "home daemon",
     )?;
-    wait_daemon_reserved(&home_dir.join("peerup.sock")).await?;
+    wait_daemon_reserved(&exe, &home_cfg).await?;
     let relay: peerup_core::relay_addr::RelayAddr =
         net.relay_addr.parse().map_err(|e| anyhow!("{e}"))?;
     let rt: Arc<dyn peerup_net::Runtime> = Arc::new(peerup_tokio::TokioRuntime::current());
@@ -1292,7 +1328,7 @@ fn report(r: &Results, args: &BenchArgs) -> Result<()> {
             format!("{e} errors, {rss:.1} MiB{in_flight}"),
         );
     }
-    let doc = json!({ "results": r.json, "targets": targets, "version": crate::VERSION, "commit": crate::COMMIT });
+    let doc = json!({ "results": r.json, "targets": targets, "version": VERSION, "commit": COMMIT });
     println!("\n```json\n{}\n```", serde_json::to_string_pretty(&doc)?);
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&doc)?)
