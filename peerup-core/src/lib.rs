@@ -32,6 +32,7 @@
 //! | [`invite`] | invite code v1 | WIRE.md §5 |
 //! | [`wire`] | protocol IDs, DNS labels, sealed frames, ping-pong | WIRE.md §2, §3, §6 |
 //! | [`relay_addr`] | the flexible `peerup relay add` input | seed README, `peerup relay` |
+//! | [`reservation`] | relay reservations: dial, identify, listen, retry with backoff | ARCHITECTURE.md, relay reservations |
 //! | [`naming`] | friendly names and target resolution | WIRE.md §9 `names` |
 //! | [`time`] | wall-clock instants as values | - |
 //! | [`fuzzing`] | the targets of `fuzz/`: one function per parser and machine, asserting its property | - |
@@ -49,6 +50,7 @@ pub mod naming;
 pub mod proxy;
 pub mod qr;
 pub mod relay_addr;
+pub mod reservation;
 pub mod sim;
 pub mod time;
 pub mod wire;
