@@ -34,6 +34,7 @@
 //! | [`wire`] | protocol IDs, DNS labels, sealed frames, ping-pong | WIRE.md §2, §3, §6 |
 //! | [`proxy`] | the proxy's half-close bookkeeping | - |
 //! | [`relay_addr`] | the flexible `peerup relay add` input | seed README, `peerup relay` |
+//! | [`reservation`] | relay reservations: dial, identify, listen, retry with backoff | ARCHITECTURE.md, relay reservations |
 //! | [`naming`] | friendly names and target resolution | WIRE.md §9 `names` |
 //! | [`qr`] | QR codes of invite codes, as terminal text | - |
 //! | [`time`] | wall-clock and virtual instants as values, back-off | - |
@@ -63,6 +64,7 @@ pub mod naming;
 pub mod proxy;
 pub mod qr;
 pub mod relay_addr;
+pub mod reservation;
 #[cfg(any(test, feature = "internal-test-exports"))]
 pub mod sim;
 pub mod time;

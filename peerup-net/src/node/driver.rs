@@ -1,9 +1,10 @@
 //! The node's event loop: the one task that owns the `Swarm`.
 //!
 //! It applies commands from [`super::Node`] handles, keeps a reservation
-//! on every relay (re-made with backoff when a relay connection drops,
-//! checked every `reservation_interval`), feeds identify into the DHT,
-//! records connections, paths and RTTs for `status`, and publishes events.
+//! on every relay (the core's `reservation::Reservations` decides when to
+//! dial, listen and retry; this loop feeds it the swarm's events and
+//! carries out its outputs), feeds identify into the DHT, records
+//! connections, paths and RTTs for `status`, and publishes events.
 
 use std::collections::HashMap;
 use std::num::NonZeroU8;
@@ -18,17 +19,14 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, ping, relay};
-use peerup_core::relay_addr::RelayAddr;
+use peerup_core::reservation::{Output as Reservation, Reservations};
+use peerup_core::time::Instant as CoreInstant;
 use peerup_core::wire::pingpong::Path;
 
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::{ConnInfo, Event, Inner};
 use crate::streams::inbound_path;
 
-/// Longest wait between attempts to re-reserve on a relay.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// First wait after a reservation is lost.
-const MIN_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest sleep of the expiry timer.
 const EXPIRY_RECHECK: Duration = Duration::from_secs(60);
 
@@ -64,31 +62,18 @@ pub(crate) enum Command {
     },
 }
 
-struct Relay {
-    addr: RelayAddr,
-    /// Every configured address of this relay (`addr`'s first), tried in
-    /// the config's order: a relay is often listed at its TCP and QUIC
-    /// addresses.
-    dial_addrs: Vec<Multiaddr>,
-    listener: Option<ListenerId>,
-    /// When to try again, if not listening.
-    retry_at: Option<Instant>,
-    backoff: Duration,
-    /// Waiting for identify from the relay before listening on it, so
-    /// DCUtR knows our observed address.
-    awaiting_identify: bool,
-}
-
 pub(crate) struct Driver {
     pub swarm: Swarm<Behaviour>,
     pub inner: Arc<Inner>,
     pub commands: mpsc::Receiver<Command>,
-    relays: Vec<Relay>,
+    /// The relays' reservations, on the core's clock: `origin` is its
+    /// zero.
+    reservations: Reservations<ListenerId>,
+    origin: Instant,
     dials: HashMap<ConnectionId, (PeerId, oneshot::Sender<Result<(), String>>)>,
     finds: HashMap<kad::QueryId, (PeerId, oneshot::Sender<Vec<Multiaddr>>)>,
     /// Callers waiting for a dial someone else started.
     waiting: HashMap<PeerId, Vec<oneshot::Sender<Result<(), String>>>>,
-    next_check: Instant,
 }
 
 impl Driver {
@@ -103,39 +88,24 @@ impl Driver {
         } else {
             Vec::new()
         };
-        // One entry, so one reservation, per relay peer. A relay listed at
-        // several addresses (its TCP and QUIC ones, as `peerup-relay`
-        // prints them) must not be reserved on once per address: the relay
-        // client keeps one reservation per connection, so a second circuit
-        // listener replaces the first, whose listener then closes; each
-        // entry would re-reserve every second, closing the other, forever.
-        let mut relays: Vec<Relay> = Vec::new();
-        for addr in &reserved {
-            match relays
-                .iter_mut()
-                .find(|r| r.addr.peer_id() == addr.peer_id())
-            {
-                Some(r) => r.dial_addrs.push(addr.multiaddr().clone()),
-                None => relays.push(Relay {
-                    addr: addr.clone(),
-                    dial_addrs: vec![addr.multiaddr().clone()],
-                    listener: None,
-                    retry_at: None,
-                    backoff: MIN_BACKOFF,
-                    awaiting_identify: false,
-                }),
-            }
-        }
-        let next_check = inner.rt.now() + inner.options.reservation_interval;
+        // One entry, so one reservation, per relay peer (see the core
+        // module for why).
+        let origin = inner.rt.now();
+        let reservations = Reservations::new(
+            inner.peer_id,
+            &reserved,
+            inner.options.reservation_interval,
+            CoreInstant::ZERO,
+        );
         Driver {
             swarm,
             inner,
             commands,
-            relays,
+            reservations,
+            origin,
             dials: HashMap::new(),
             finds: HashMap::new(),
             waiting: HashMap::new(),
-            next_check,
         }
     }
 
@@ -149,83 +119,87 @@ impl Driver {
                     .add_address(&peer, addr.clone());
             }
         }
-        for i in 0..self.relays.len() {
-            self.connect_relay(i);
-        }
+        self.reservations.handle_start();
+        self.drain_reservations();
     }
 
-    fn connect_relay(&mut self, i: usize) {
-        let relay = &mut self.relays[i];
-        let peer = relay.addr.peer_id();
-        relay.retry_at = None;
-        if self.swarm.is_connected(&peer) {
-            self.listen_on_relay(i);
-            return;
-        }
-        relay.awaiting_identify = true;
-        // One address at a time, in the config's order: the first that
-        // works carries the reservation, so which transport the relay
-        // connection uses (and so which observed address DCUtR offers) is
-        // the one configured first, as `Node::connect` picks it, not the
-        // winner of a race.
-        let opts = DialOpts::peer_id(peer)
-            .addresses(relay.dial_addrs.clone())
-            .override_dial_concurrency_factor(NonZeroU8::MIN)
-            .condition(PeerCondition::DisconnectedAndNotDialing)
-            .build();
-        if let Err(e) = self.swarm.dial(opts) {
-            tracing::debug!(relay = %peer, error = %e, "dialing relay");
-            self.relay_failed(i, e.to_string());
-        }
+    /// Now on the reservation machine's clock.
+    fn core_now(&self) -> CoreInstant {
+        CoreInstant::from_duration(self.inner.rt.now().saturating_duration_since(self.origin))
     }
 
-    fn listen_on_relay(&mut self, i: usize) {
-        let relay = &mut self.relays[i];
-        relay.awaiting_identify = false;
-        if relay.listener.is_some() {
-            return;
-        }
-        let circuit = relay.addr.multiaddr().clone().with(Protocol::P2pCircuit);
-        match self.swarm.listen_on(circuit) {
-            Ok(id) => relay.listener = Some(id),
-            Err(e) => {
-                let msg = e.to_string();
-                self.relay_failed(i, msg);
+    /// Carries out the reservation machine's outputs, reporting a dial or
+    /// listen that fails at once before taking the next output.
+    fn drain_reservations(&mut self) {
+        while let Some(out) = self.reservations.poll_output() {
+            match out {
+                Reservation::Dial { relay, addrs } => {
+                    // One address at a time, in the config's order: the
+                    // first that works carries the reservation, so which
+                    // transport the relay connection uses (and so which
+                    // observed address DCUtR offers) is the one configured
+                    // first, as `Node::connect` picks it, not the winner of
+                    // a race.
+                    let opts = DialOpts::peer_id(relay)
+                        .addresses(addrs)
+                        .override_dial_concurrency_factor(NonZeroU8::MIN)
+                        .condition(PeerCondition::DisconnectedAndNotDialing)
+                        .build();
+                    if let Err(e) = self.swarm.dial(opts) {
+                        tracing::debug!(relay = %relay, error = %e, "dialing relay");
+                        let now = self.core_now();
+                        self.reservations
+                            .handle_dial_failed(now, &relay, e.to_string());
+                    }
+                }
+                Reservation::Bootstrap { relay, addr } => {
+                    // The relay is a bootstrap node of the DHT.
+                    self.swarm.behaviour_mut().kad.add_address(&relay, addr);
+                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                }
+                Reservation::Listen { relay, addr } => match self.swarm.listen_on(addr) {
+                    Ok(id) => self.reservations.handle_listening(&relay, id),
+                    Err(e) => {
+                        let now = self.core_now();
+                        self.reservations
+                            .handle_listen_failed(now, &relay, e.to_string());
+                    }
+                },
+                Reservation::Lost {
+                    relay,
+                    error,
+                    retry_in,
+                } => {
+                    tracing::warn!(relay = %relay, %error, ?retry_in, "no reservation on relay");
+                    self.inner.update(|s| {
+                        let r = s.relays.entry(relay).or_default();
+                        r.reserved = false;
+                        r.last_error = Some(error.clone());
+                    });
+                    self.inner.publish(Event::ReservationLost { relay, error });
+                }
+                Reservation::Reserved { relay, addr } => {
+                    self.inner.update(|s| {
+                        let r = s.relays.entry(relay).or_default();
+                        r.reserved = true;
+                        r.last_error = None;
+                        r.circuit_addr = Some(addr.clone());
+                    });
+                }
             }
         }
     }
 
-    fn relay_failed(&mut self, i: usize, error: String) {
-        let now = self.inner.rt.now();
-        let relay = &mut self.relays[i];
-        relay.listener = None;
-        relay.awaiting_identify = false;
-        relay.retry_at = Some(now + relay.backoff);
-        let wait = relay.backoff;
-        relay.backoff = (relay.backoff * 2).min(MAX_BACKOFF);
-        let peer = relay.addr.peer_id();
-        tracing::warn!(relay = %peer, %error, retry_in = ?wait, "no reservation on relay");
-        self.inner.update(|s| {
-            let r = s.relays.entry(peer).or_default();
-            r.reserved = false;
-            r.last_error = Some(error.clone());
-        });
-        self.inner
-            .publish(Event::ReservationLost { relay: peer, error });
+    fn next_deadline_without_expiry(&self) -> Option<Instant> {
+        self.reservations
+            .poll_timeout()
+            .map(|t| self.origin + t.as_duration())
     }
 
-    fn next_deadline_without_expiry(&self) -> Instant {
-        self.relays
-            .iter()
-            .filter_map(|r| r.retry_at)
-            .fold(self.next_check, Instant::min)
-    }
-
-    fn next_deadline(&self) -> Instant {
-        let base = self.next_deadline_without_expiry();
-        match self.expiry_deadline() {
-            Some(at) => base.min(at),
-            None => base,
+    fn next_deadline(&self) -> Option<Instant> {
+        match (self.next_deadline_without_expiry(), self.expiry_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -242,25 +216,14 @@ impl Driver {
     }
 
     fn on_timer(&mut self) {
-        let now = self.inner.rt.now();
+        let now = self.core_now();
         // Cheap, and the only way an `expires=` takes effect mid-connection.
         self.inner.revalidate_policy();
-        for i in 0..self.relays.len() {
-            if self.relays[i].retry_at.is_some_and(|t| t <= now) {
-                self.connect_relay(i);
-            }
-        }
-        if now >= self.next_check {
-            self.next_check = now + self.inner.options.reservation_interval;
-            // The relay client renews reservations by itself; this catches
-            // any relay without a live listener.
-            for i in 0..self.relays.len() {
-                let r = &self.relays[i];
-                if r.listener.is_none() && r.retry_at.is_none() && !r.awaiting_identify {
-                    self.connect_relay(i);
-                }
-            }
-        }
+        // Due retries, then the periodic check (the relay client renews
+        // reservations by itself; this catches any relay without a live
+        // listener).
+        self.reservations.handle_timeout(now);
+        self.drain_reservations();
     }
 
     /// Runs until shutdown.
@@ -281,11 +244,17 @@ impl Driver {
                 self.inner.revalidate_policy();
             }
             revalidated = wall;
-            if self.inner.rt.now() >= self.next_deadline_without_expiry() {
+            if self
+                .next_deadline_without_expiry()
+                .is_some_and(|at| self.inner.rt.now() >= at)
+            {
                 self.on_timer();
             }
-            let deadline = self.next_deadline();
-            let mut timer = self.inner.rt.sleep_until(deadline).fuse();
+            let mut timer = match self.next_deadline() {
+                Some(deadline) => self.inner.rt.sleep_until(deadline),
+                None => futures::future::pending().boxed(),
+            }
+            .fuse();
             futures::select_biased! {
                 cmd = self.commands.next() => match cmd {
                     Some(Command::Shutdown { reply }) => {
@@ -379,10 +348,6 @@ impl Driver {
         }
     }
 
-    fn relay_index(&self, peer: &PeerId) -> Option<usize> {
-        self.relays.iter().position(|r| r.addr.peer_id() == *peer)
-    }
-
     fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::NewListenAddr {
@@ -390,21 +355,10 @@ impl Driver {
                 listener_id,
             } => {
                 tracing::info!(%address, "listening");
-                if let Some(i) = self
-                    .relays
-                    .iter()
-                    .position(|r| r.listener == Some(listener_id))
-                {
-                    let relay = &mut self.relays[i];
-                    relay.backoff = MIN_BACKOFF;
-                    let peer = relay.addr.peer_id();
-                    self.inner.update(|s| {
-                        let r = s.relays.entry(peer).or_default();
-                        r.reserved = true;
-                        r.last_error = None;
-                        r.circuit_addr = Some(address.clone());
-                    });
-                }
+                // A relay's circuit address: the reservation is made.
+                self.reservations
+                    .handle_listen_addr(&listener_id, address.clone());
+                self.drain_reservations();
                 self.inner.update(|s| s.listen_addrs.push(address.clone()));
                 self.inner.publish(Event::Listening { addr: address });
             }
@@ -417,17 +371,14 @@ impl Driver {
                 reason,
                 ..
             } => {
-                if let Some(i) = self
-                    .relays
-                    .iter()
-                    .position(|r| r.listener == Some(listener_id))
-                {
-                    let error = match reason {
-                        Ok(()) => "relay connection closed".to_owned(),
-                        Err(e) => error_chain(&e),
-                    };
-                    self.relay_failed(i, error);
-                }
+                let error = match reason {
+                    Ok(()) => "relay connection closed".to_owned(),
+                    Err(e) => error_chain(&e),
+                };
+                let now = self.core_now();
+                self.reservations
+                    .handle_listener_closed(now, &listener_id, error);
+                self.drain_reservations();
             }
             SwarmEvent::ListenerError { error, .. } => {
                 tracing::warn!(error = %error_chain(&error), "listener error");
@@ -440,6 +391,7 @@ impl Driver {
                 ..
             } => {
                 self.on_established(peer_id, connection_id, &endpoint, num_established.get());
+                self.reservations.handle_connected(&peer_id);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -462,21 +414,11 @@ impl Driver {
                     peer: peer_id,
                     remaining: num_established as usize,
                 });
-                if num_established == 0
-                    && let Some(i) = self.relay_index(&peer_id)
-                    && self.relays[i].awaiting_identify
-                {
-                    // Closed before identify: the relay's gate turned us away.
-                    let cause = cause.unwrap_or_else(|| "connection closed".into());
-                    self.relay_failed(
-                        i,
-                        format!(
-                            "the relay closed the connection right after the handshake ({cause}); \
-                             is this peer ({}) in the relay's relay_authorized_keys?",
-                            self.inner.peer_id
-                        ),
-                    );
-                }
+                // A relay closing before identify: its gate turned us away.
+                let now = self.core_now();
+                self.reservations
+                    .handle_connection_closed(now, &peer_id, num_established, cause);
+                self.drain_reservations();
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
@@ -499,12 +441,10 @@ impl Driver {
                         let _ = reply.send(Err(msg.clone()));
                     }
                 }
-                if let Some(peer) = peer_id
-                    && let Some(i) = self.relay_index(&peer)
-                    && !self.swarm.is_connected(&peer)
-                    && self.relays[i].awaiting_identify
-                {
-                    self.relay_failed(i, msg);
+                if let Some(peer) = peer_id {
+                    let now = self.core_now();
+                    self.reservations.handle_dial_failed(now, &peer, msg);
+                    self.drain_reservations();
                 }
             }
             SwarmEvent::IncomingConnectionError {
@@ -612,17 +552,9 @@ impl Driver {
                         p.agent = Some(info.agent_version.clone());
                     }
                 });
-                if let Some(i) = self.relay_index(&peer_id)
-                    && self.relays[i].awaiting_identify
-                {
-                    // The relay is a bootstrap node of the DHT.
-                    self.swarm
-                        .behaviour_mut()
-                        .kad
-                        .add_address(&peer_id, self.relays[i].addr.multiaddr().clone());
-                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
-                    self.listen_on_relay(i);
-                }
+                // A relay we dialed: listen on its circuit now.
+                self.reservations.handle_identified(&peer_id);
+                self.drain_reservations();
             }
             BehaviourEvent::Relay(relay::client::Event::ReservationReqAccepted {
                 relay_peer_id,
