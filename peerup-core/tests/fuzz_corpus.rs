@@ -113,4 +113,5 @@ replay!(
     pingpong,
     half_close,
     confirm,
+    reservation,
 );

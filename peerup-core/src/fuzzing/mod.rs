@@ -19,6 +19,7 @@
 //! | [`names`] | a script of name operations | [`Name::new`] against its rule; [`Names`] against a `BTreeMap` model |
 //! | [`pingpong()`] | a stream of lines; RTT samples | line framing bounds; responder and classifier agree; [`Stats`] against a model |
 //! | [`half_close`] | copy-loop events | [`HalfClose`] against the naive model of its proptest |
+//! | [`reservation()`] | relay config and swarm events, time steps | [`crate::reservation::Reservations`] against the model of its proptest (`models::reservation`) |
 //! | [`confirm`] | applies, confirms, restarts, time, crashes, damaged markers | the commit-confirmed promises of the `model` proptest, on an in-memory disk |
 //!
 //! Every function is deterministic (no clock, no OS randomness), so a
@@ -35,6 +36,7 @@ mod config;
 mod handshake;
 mod invite_code;
 mod names;
+mod reservation;
 mod streams;
 
 pub use authorized_keys::authorized_keys;
@@ -42,6 +44,7 @@ pub use config::{config_node, config_relay, confirm};
 pub use handshake::invite_handshake;
 pub use invite_code::{invite_code, sealed_frame};
 pub use names::{names, relay_addr};
+pub use reservation::reservation;
 pub use streams::{half_close, pingpong};
 
 // ---------------------------------------------------------------------------
@@ -151,7 +154,7 @@ fn pick_name(input: &mut Input<'_>) -> Option<Name> {
 pub type Target = fn(&[u8]);
 
 /// Every target, by the name of its cargo-fuzz binary and corpus folder.
-pub const TARGETS: [(&str, Target); 11] = [
+pub const TARGETS: [(&str, Target); 12] = [
     ("invite_code", invite_code),
     ("sealed_frame", sealed_frame),
     ("invite_handshake", invite_handshake),
@@ -163,6 +166,7 @@ pub const TARGETS: [(&str, Target); 11] = [
     ("pingpong", pingpong),
     ("half_close", half_close),
     ("confirm", confirm),
+    ("reservation", reservation),
 ];
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | [`HalfCloseModel`] | [`crate::proxy::half_close::HalfClose`] | its proptest, `fuzzing::half_close` |
 //! | [`Disk`] | [`crate::config::confirm::Confirm`] | its tests and `model` proptest, `fuzzing::confirm` |
+//! | [`reservation::Sim`] | [`crate::reservation::Reservations`] | `tests/reservation_sim.rs`, `fuzzing::reservation` |
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -253,3 +254,5 @@ impl Disk {
         )
     }
 }
+
+pub mod reservation;
