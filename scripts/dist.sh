@@ -22,7 +22,7 @@ done
 cargo build --locked --profile dist -p peerup-cli -p peerup-relay
 mkdir -p "$out"
 for bin in peerup peerup-relay; do
-  src="target/dist/$bin"
+  src="${CARGO_TARGET_DIR:-target}/dist/$bin"
   tmp="$out/.$bin.tmp"
   cp "$src" "$tmp"
   objcopy --only-keep-debug "$tmp" "$out/$bin.debug"

@@ -25,7 +25,6 @@
 //! And at the end, once the network behaves: every relay gets reserved and
 //! then nothing more is emitted, check after check.
 
-
 // Test support: a panic is how a broken invariant is reported.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
@@ -481,4 +480,3 @@ pub fn run(config: &[RelayAddr], ops: &[Op]) {
         assert!(out.is_empty(), "output once held: {out:?}");
     }
 }
-
