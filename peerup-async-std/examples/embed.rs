@@ -52,12 +52,9 @@ use std::process::ExitCode;
 
 use futures::StreamExt;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
-use peerup_async_std::core::authorized_keys::{Attributes, Document};
-use peerup_async_std::core::authz::ServiceRule;
-use peerup_async_std::core::relay_addr::RelayAddr;
-use peerup_async_std::core::wire::label::DnsLabel;
-use peerup_async_std::libp2p::{Multiaddr, PeerId};
-use peerup_async_std::{Node, NodeOptions};
+use peerup_async_std::{
+    Attributes, Document, Multiaddr, Node, NodeOptions, PeerId, RelayAddr, ServiceRule,
+};
 
 /// Errors, boxed: this is a program.
 pub type BoxError = Box<dyn Error + Send + Sync>;
@@ -168,13 +165,13 @@ pub async fn start(args: &Args) -> Result<Embedded, BoxError> {
         .with_relays(args.relays.clone())
         .with_authorized_keys(authorized, None)
         .with_service(
-            DnsLabel::new(ECHO)?,
+            ECHO,
             echo.to_string(),
             ServiceRule {
                 enabled: true,
                 allowed_peers: None,
             },
-        );
+        )?;
     let node = Node::start(options).await?;
     Ok(Embedded { node, echo })
 }

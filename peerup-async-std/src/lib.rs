@@ -9,22 +9,31 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use futures::io::{AsyncReadExt, AsyncWriteExt};
-//! use peerup_async_std::{Node, NodeOptions};
+//! use peerup_async_std::{Attributes, Document, Node, NodeOptions, PeerId, ServiceRule};
 //!
-//! let keypair = peerup_async_std::generate_identity()?;
-//! let node = Node::start(NodeOptions::new(keypair)).await?;
+//! let home: PeerId = "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA".parse()?;
+//! let mut authorized = Document::new();
+//! authorized.add(home, Attributes::new(), Some("home"))?;
+//! let options = NodeOptions::new(peerup_async_std::generate_identity()?)
+//!     .with_authorized_keys(authorized, None)
+//!     // Any service name: a `DnsLabel`, a `&str` or a `String`.
+//!     .with_service("echo", "127.0.0.1:7000", ServiceRule { enabled: true, allowed_peers: None })?;
+//! let node = Node::start(options).await?;
 //! println!("peer id: {}", node.peer_id());
-//! # let home: peerup_async_std::libp2p::PeerId = todo!();
+//!
 //! let mut ssh = node.open_service(home, "ssh").await?;
 //! ssh.write_all(b"SSH-2.0-demo\r\n").await?;
 //! ssh.close().await?; // half-close: the service can still answer
 //! let mut reply = Vec::new();
 //! ssh.read_to_end(&mut reply).await?;
+//! node.shutdown().await;
 //! # Ok(()) }
 //! ```
 //!
-//! `examples/embed.rs` is a complete program: it exposes a service of its
-//! own and reaches a service of another peer.
+//! Everything an embedder names is exported here, at the crate root;
+//! [`net`] and [`core`] are the layers below, for what this crate does not
+//! wrap. `examples/embed.rs` is a complete program: it exposes a service
+//! of its own and reaches a service of another peer.
 //!
 //! ## What differs from tokio
 //!
@@ -62,17 +71,29 @@ mod node;
 mod runtime;
 pub mod tcp;
 
+pub use libp2p::identity::Keypair;
+pub use libp2p::{Multiaddr, PeerId, StreamProtocol};
 pub use node::Node;
 pub use peerup_core as core;
+pub use peerup_core::authorized_keys::{Attributes, Document};
+pub use peerup_core::authz::{Change, ServiceRule};
+pub use peerup_core::invite::InviteCode;
+pub use peerup_core::naming::{Name, Names, ResolveError};
+pub use peerup_core::relay_addr::RelayAddr;
+pub use peerup_core::wire::label::{DnsLabel, LabelError};
+pub use peerup_core::wire::pingpong::Path;
+pub use peerup_net::limits::{ConnectionLimits, LimitStats};
 pub use peerup_net::node::ServiceStream;
 pub use peerup_net::node::invite::{
-    Invite, InviteError, InviteOptions, InviteProgress, JoinError, Paired,
+    Invite, InviteError, InviteOptions, InviteProgress, InviteStatus, JoinError, Paired,
 };
 pub use peerup_net::node::service::{Forwarder, OpenServiceError};
 pub use peerup_net::node::{
-    ConnectError, Event, NodeOptions, PingReply, StartError, Status, generate_identity,
-    load_or_create_identity,
+    ConnectError, Event, IntoServiceName, InvalidServiceName, NodeOptions, PingError, PingReply,
+    StartError, Status, generate_identity, load_or_create_identity,
 };
+pub use peerup_net::runtime::{Runtime, TransportOptions};
+pub use peerup_net::streams::OpenError;
 pub use peerup_net::{self as net, libp2p};
 pub use runtime::AsyncStdRuntime;
 pub use tcp::TcpStream as AsyncStdTcp;

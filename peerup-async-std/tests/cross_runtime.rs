@@ -30,7 +30,8 @@ async fn relayed_64mib_from_async_std_to_tokio() {
             let svc = start_service(&trt, LEN).await;
             let o = node_options(&trt, hk, &relay, &[laptop_id])
                 .with_listen(vec![])
-                .with_service(label("data"), svc.addr.to_string(), open());
+                .with_service(label("data"), svc.addr.to_string(), open())
+                .unwrap();
             let home = start_reserved(&trt, o).await;
             (relay, home, svc)
         })
@@ -74,7 +75,8 @@ async fn relayed_from_tokio_to_async_std() {
         &art,
         node_options(&art, hk, &relay, &[laptop_id])
             .with_listen(vec![])
-            .with_service(label("data"), svc.addr.to_string(), open()),
+            .with_service(label("data"), svc.addr.to_string(), open())
+            .unwrap(),
     )
     .await;
     let laptop_opts = node_options(&trt, lk, &relay, &[home_id]).with_listen(vec![]);
@@ -114,7 +116,8 @@ async fn direct_tcp_both_ways() {
         NodeOptions::new(hk)
             .with_listen(loopback(false))
             .with_authorized_keys(doc(&[laptop_id]), None)
-            .with_service(label("data"), svc.addr.to_string(), open()),
+            .with_service(label("data"), svc.addr.to_string(), open())
+            .unwrap(),
     )
     .await
     .unwrap();
@@ -155,7 +158,8 @@ async fn direct_tcp_both_ways() {
                 NodeOptions::new(hk)
                     .with_listen(loopback(true))
                     .with_authorized_keys(doc(&[laptop_id]), None)
-                    .with_service(label("data"), svc.addr.to_string(), open()),
+                    .with_service(label("data"), svc.addr.to_string(), open())
+                    .unwrap(),
             )
             .await
             .unwrap();

@@ -9,7 +9,7 @@ mod embed;
 mod support;
 
 use futures::io::{AsyncReadExt, AsyncWriteExt};
-use peerup_net::node::load_or_create_identity;
+use peerup_async_std::load_or_create_identity;
 use support::{Tokio, label, open, rt};
 
 use common::*;
@@ -33,11 +33,9 @@ async fn embed_example_against_a_tokio_node() {
         .run(async move {
             let relay = start_relay(&trt, &[home_id, embed_id]).await;
             let svc = start_service(&trt, 0).await;
-            let o = node_options(&trt, hk, &relay, &[embed_id]).with_service(
-                label("data"),
-                svc.addr.to_string(),
-                open(),
-            );
+            let o = node_options(&trt, hk, &relay, &[embed_id])
+                .with_service(label("data"), svc.addr.to_string(), open())
+                .unwrap();
             let home = start_reserved(&trt, o).await;
             (relay, home)
         })

@@ -8,9 +8,7 @@
 //! peer ID; with a peer and a service, it also opens that service, pings the
 //! peer, and forwards 127.0.0.1:18080 to it until Ctrl-C.
 
-use peerup_tokio::core::authz::ServiceRule;
-use peerup_tokio::core::wire::label::DnsLabel;
-use peerup_tokio::{Node, NodeOptions};
+use peerup_tokio::{Node, NodeOptions, ServiceRule};
 use tokio::io::AsyncWriteExt;
 
 #[tokio::main]
@@ -24,13 +22,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         NodeOptions::new(keypair)
             .with_relays(vec![relay.parse()?])
             .with_service(
-                DnsLabel::new("api")?,
+                "api",
                 "127.0.0.1:8080",
                 ServiceRule {
                     enabled: true,
                     allowed_peers: None,
                 },
-            ),
+            )?,
     )
     .await?;
     println!(

@@ -1,32 +1,68 @@
 //! # peerup-tokio
 //!
-//! peerup on tokio: [`TokioRuntime`] implements `peerup-net`'s runtime trait
-//! with tokio tasks, timers and sockets and libp2p's tokio TCP, QUIC and DNS
-//! transports; [`Node`] is the tokio-native API over `peerup-net`'s node.
+//! peerup embedded in tokio applications. [`Node`] is the API: start a
+//! node from [`NodeOptions`], expose local TCP services to the peers in
+//! its `authorized_keys`, and reach other peers' services as streams
+//! ([`Node::open_service`]) or local TCP ports ([`Node::forward`]),
+//! directly, through a relay, or hole-punched. [`TokioRuntime`] implements
+//! `peerup-net`'s runtime trait with tokio tasks, timers and sockets and
+//! libp2p's tokio TCP, QUIC and DNS transports.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use peerup_tokio::{Node, NodeOptions};
-//! let keypair = peerup_tokio::generate_identity()?;
-//! let node = Node::start(NodeOptions::new(keypair)).await?;
+//! use peerup_tokio::{Attributes, Document, Node, NodeOptions, PeerId, ServiceRule};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! let home: PeerId = "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA".parse()?;
+//! let mut authorized = Document::new();
+//! authorized.add(home, Attributes::new(), Some("home"))?;
+//! let options = NodeOptions::new(peerup_tokio::load_or_create_identity("app.key".as_ref())?)
+//!     .with_relays(vec!["/ip4/203.0.113.7/tcp/7777/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA".parse()?])
+//!     .with_authorized_keys(authorized, None)
+//!     // Any service name: a `DnsLabel`, a `&str` or a `String`.
+//!     .with_service("api", "127.0.0.1:8080", ServiceRule { enabled: true, allowed_peers: None })?;
+//! let node = Node::start(options).await?;
 //! println!("peer id: {}", node.peer_id());
+//!
+//! let mut ssh = node.open_service(home, "ssh").await?;
+//! ssh.write_all(b"SSH-2.0-demo\r\n").await?;
+//! ssh.shutdown().await?; // half-close: the service can still answer
+//! let mut reply = Vec::new();
+//! ssh.read_to_end(&mut reply).await?;
+//! node.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! Everything an embedder names is exported here, at the crate root;
+//! [`net`] and [`core`] are the layers below, for what this crate does not
+//! wrap. `examples/embed.rs` is a complete program.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod node;
 mod runtime;
 
+pub use libp2p::identity::Keypair;
+pub use libp2p::{Multiaddr, PeerId, StreamProtocol};
 pub use node::{Node, ServiceStream};
 pub use peerup_core as core;
+pub use peerup_core::authorized_keys::{Attributes, Document};
+pub use peerup_core::authz::{Change, ServiceRule};
+pub use peerup_core::invite::InviteCode;
+pub use peerup_core::naming::{Name, Names, ResolveError};
+pub use peerup_core::relay_addr::RelayAddr;
+pub use peerup_core::wire::label::{DnsLabel, LabelError};
+pub use peerup_core::wire::pingpong::Path;
+pub use peerup_net::limits::{ConnectionLimits, LimitStats};
 pub use peerup_net::node::invite::{
-    Invite, InviteError, InviteOptions, InviteProgress, JoinError, Paired,
+    Invite, InviteError, InviteOptions, InviteProgress, InviteStatus, JoinError, Paired,
 };
 pub use peerup_net::node::service::{Forwarder, OpenServiceError};
 pub use peerup_net::node::{
-    ConnectError, Event, NodeOptions, PingReply, StartError, Status, generate_identity,
-    load_or_create_identity,
+    ConnectError, Event, IntoServiceName, InvalidServiceName, NodeOptions, PingError, PingReply,
+    StartError, Status, generate_identity, load_or_create_identity,
 };
+pub use peerup_net::runtime::{Runtime, TransportOptions};
+pub use peerup_net::streams::OpenError;
 pub use peerup_net::{self as net, libp2p};
 pub use runtime::{TokioRuntime, TokioTcp};

@@ -90,7 +90,8 @@ async fn revocation_applies_despite_an_invalid_line() {
     let mut svc = start_service(&rt, 0).await;
     let home_opts = node_options(&rt, hk, &relay, &[])
         .with_authorized_keys(doc, Some(ak.clone()))
-        .with_service(label("data"), svc.addr.to_string(), open());
+        .with_service(label("data"), svc.addr.to_string(), open())
+        .unwrap();
     let home = start_reserved(&rt, home_opts).await;
     assert!(
         home.is_authorized(&laptop_id),
@@ -142,7 +143,8 @@ async fn expiry_cuts_a_peer_on_time_at_the_node() {
         .unwrap();
     let mut home_opts = node_options(&rt, hk, &relay, &[])
         .with_authorized_keys(keys, None)
-        .with_service(label("data"), svc.addr.to_string(), open());
+        .with_service(label("data"), svc.addr.to_string(), open())
+        .unwrap();
     home_opts.reservation_interval = Duration::from_secs(3600);
     let home = start_reserved(&rt, home_opts).await;
     let mut events = home.events();
@@ -455,11 +457,9 @@ async fn revocation_closes_the_served_side_of_proxies() {
             });
         }
     });
-    let home_opts = node_options(&rt, hk, &relay, &[laptop_id]).with_service(
-        label("data"),
-        addr.to_string(),
-        open(),
-    );
+    let home_opts = node_options(&rt, hk, &relay, &[laptop_id])
+        .with_service(label("data"), addr.to_string(), open())
+        .unwrap();
     let home = start_reserved(&rt, home_opts).await;
     let laptop = Node::start(rt.clone(), node_options(&rt, lk, &relay, &[home_id]))
         .await

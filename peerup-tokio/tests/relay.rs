@@ -197,7 +197,8 @@ async fn one_circuit_carries_256_mib_each_way() {
         &rt,
         node_options(&rt, hk, &relay, &[laptop_id])
             .with_listen(vec![])
-            .with_service(data(), svc.to_string(), open()),
+            .with_service(data(), svc.to_string(), open())
+            .unwrap(),
     )
     .await;
     let laptop = Node::start(
@@ -249,7 +250,8 @@ async fn duration_limit_cuts_circuits_and_no_limit_does_not() {
             &rt,
             node_options(&rt, hk, &relay, &[laptop_id])
                 .with_listen(vec![])
-                .with_service(data(), svc.addr.to_string(), open()),
+                .with_service(data(), svc.addr.to_string(), open())
+                .unwrap(),
         )
         .await;
         let laptop = Node::start(
@@ -479,7 +481,8 @@ async fn healthz_counts_match() {
         &rt,
         node_options(&rt, hk, &relay, &[laptop_id])
             .with_listen(vec![])
-            .with_service(data(), svc.addr.to_string(), open()),
+            .with_service(data(), svc.addr.to_string(), open())
+            .unwrap(),
     )
     .await;
     let laptop = start_reserved(

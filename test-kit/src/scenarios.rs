@@ -40,7 +40,8 @@ pub async fn relayed_proxy_64mib_with_half_close(rt: Arc<dyn Runtime>) {
     // No listen addresses: the only path is the relay circuit.
     let home_opts = node_options(&rt, hk, &relay, &[laptop_id])
         .with_listen(vec![])
-        .with_service(label("data"), svc.addr.to_string(), open());
+        .with_service(label("data"), svc.addr.to_string(), open())
+        .unwrap();
     let home = start_reserved(&rt, home_opts).await;
     let laptop = Node::start(
         rt.clone(),
@@ -70,11 +71,9 @@ pub async fn unauthorized_peer_is_denied(rt: Arc<dyn Runtime>) {
     // The relay lets both in; only home's own gate decides.
     let relay = start_relay(&rt, &[home_id, stranger_id]).await;
     let svc = start_service(&rt, 1024).await;
-    let home_opts = node_options(&rt, hk, &relay, &[]).with_service(
-        label("data"),
-        svc.addr.to_string(),
-        open(),
-    );
+    let home_opts = node_options(&rt, hk, &relay, &[])
+        .with_service(label("data"), svc.addr.to_string(), open())
+        .unwrap();
     let home = start_reserved(&rt, home_opts).await;
     let mut home_events = home.events();
 
@@ -134,11 +133,9 @@ pub async fn revocation_closes_live_streams(rt: Arc<dyn Runtime>) {
     let relay = start_relay(&rt, &[home_id, laptop_id]).await;
     // A service that sends nothing and waits for the client's EOF.
     let mut svc = start_service(&rt, 0).await;
-    let home_opts = node_options(&rt, hk, &relay, &[laptop_id]).with_service(
-        label("data"),
-        svc.addr.to_string(),
-        open(),
-    );
+    let home_opts = node_options(&rt, hk, &relay, &[laptop_id])
+        .with_service(label("data"), svc.addr.to_string(), open())
+        .unwrap();
     let home = start_reserved(&rt, home_opts).await;
     let laptop = Node::start(rt.clone(), node_options(&rt, lk, &relay, &[home_id]))
         .await
@@ -194,7 +191,8 @@ pub async fn direct_and_relayed_paths(rt: Arc<dyn Runtime>) {
         let mut ho = NodeOptions::new(hk)
             .with_listen(only(loopback(rt.name() == "tokio"), transport))
             .with_authorized_keys(doc(&[laptop_id]), None)
-            .with_service(label("data"), svc.addr.to_string(), open());
+            .with_service(label("data"), svc.addr.to_string(), open())
+            .unwrap();
         ho.transport.quic = rt.name() == "tokio";
         let home = Node::start(rt.clone(), ho).await.unwrap();
         let mut lo = NodeOptions::new(lk)
@@ -365,11 +363,9 @@ pub async fn tcp_forwarder(rt: Arc<dyn Runtime>) {
     let (home_id, laptop_id) = (hk.public().to_peer_id(), lk.public().to_peer_id());
     let relay = start_relay(&rt, &[home_id, laptop_id]).await;
     let mut svc = start_service(&rt, 1 << 20).await;
-    let home_opts = node_options(&rt, hk, &relay, &[laptop_id]).with_service(
-        label("web"),
-        svc.addr.to_string(),
-        open(),
-    );
+    let home_opts = node_options(&rt, hk, &relay, &[laptop_id])
+        .with_service(label("web"), svc.addr.to_string(), open())
+        .unwrap();
     let home = start_reserved(&rt, home_opts).await;
     let laptop = Node::start(rt.clone(), node_options(&rt, lk, &relay, &[home_id]))
         .await

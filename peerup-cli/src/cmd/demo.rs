@@ -267,8 +267,8 @@ pub(crate) async fn run(_global: &Global, args: DemoArgs) -> Result<ExitCode> {
     };
     let home = step("start home", async {
         let o = node_options(&home_dir.0, &relay_addr)?
-            .with_service(DnsLabel::new("web")?, web.to_string(), open.clone())
-            .with_service(DnsLabel::new("echo")?, echo.to_string(), open.clone());
+            .with_service(DnsLabel::new("web")?, web.to_string(), open.clone())?
+            .with_service(DnsLabel::new("echo")?, echo.to_string(), open.clone())?;
         Node::start(o).await.map_err(|e| anyhow!("{e}"))
     })
     .await?;

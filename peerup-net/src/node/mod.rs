@@ -11,6 +11,7 @@ mod driver;
 pub mod invite;
 mod ping;
 pub mod service;
+mod service_name;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path as FsPath, PathBuf};
@@ -39,6 +40,7 @@ use self::behaviour::{Behaviour, Parts};
 use self::driver::{Command, Driver};
 pub use self::ping::{PingError, PingReply};
 pub use self::service::{Forwarder, ServiceStream};
+pub use self::service_name::{IntoServiceName, InvalidServiceName};
 use crate::fs::{self, FsError, IdentityLock};
 use crate::gate::GateShared;
 pub use crate::gate::NotAuthorized;
@@ -59,8 +61,11 @@ const IDENTIFY_WAIT: Duration = Duration::from_secs(3);
 
 /// Everything a node is started with. Plain data: build it with
 /// [`NodeOptions::new`] and the `with_*` methods, or from a config file with
-/// [`NodeOptions::from_config`].
+/// [`NodeOptions::from_config`]. Other crates cannot write it as a struct
+/// literal (`#[non_exhaustive]`), so adding an option is not a breaking
+/// change; they can still set its fields.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct NodeOptions {
     /// The node's identity.
     pub keypair: Keypair,
@@ -202,15 +207,20 @@ impl NodeOptions {
         self
     }
 
-    /// Exposes a service at start.
+    /// Exposes a service at start, under `name` (a [`DnsLabel`] or a text,
+    /// see [`IntoServiceName`]).
+    ///
+    /// # Errors
+    /// [`InvalidServiceName`] when `name` is not a DNS label.
     pub fn with_service(
         mut self,
-        name: DnsLabel,
+        name: impl IntoServiceName,
         local_address: impl Into<String>,
         rule: ServiceRule,
-    ) -> Self {
-        self.services.insert(name, (local_address.into(), rule));
-        self
+    ) -> Result<Self, InvalidServiceName> {
+        self.services
+            .insert(name.into_service_name()?, (local_address.into(), rule));
+        Ok(self)
     }
 
     /// Sets the names map.
@@ -1352,9 +1362,11 @@ impl Node {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// The set of peers allowed for a service, as configured.
-    pub fn service_rule(&self, name: &DnsLabel) -> Option<(String, ServiceRule)> {
-        self.inner.options.services.get(name).cloned()
+    /// The set of peers allowed for a service, as configured (`None` for
+    /// a service not configured, or a name that is not a DNS label).
+    pub fn service_rule(&self, name: impl IntoServiceName) -> Option<(String, ServiceRule)> {
+        let name = name.into_service_name().ok()?;
+        self.inner.options.services.get(&name).cloned()
     }
 
     /// Inbound connections refused by a connection limit so far.

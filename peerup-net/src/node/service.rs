@@ -30,7 +30,10 @@ use peerup_core::wire::label::DnsLabel;
 use peerup_core::wire::pingpong::Path;
 use peerup_core::wire::protocol;
 
-use super::{ConnectError, Event, Inner, Node, ProxyState, StartError, now};
+use super::{
+    ConnectError, Event, Inner, IntoServiceName, InvalidServiceName, Node, ProxyState, StartError,
+    now,
+};
 use crate::runtime::{Runtime, TcpStream};
 use crate::splice::{Counters, Splice};
 use crate::streams::{Inbound, OpenError};
@@ -147,8 +150,8 @@ pub enum OpenServiceError {
         service: String,
     },
     /// The service name is not a DNS label.
-    #[error("invalid service name: {0}")]
-    InvalidName(String),
+    #[error(transparent)]
+    InvalidName(#[from] InvalidServiceName),
     /// Every attempt failed.
     #[error("cannot open service `{service}` on {peer} after {attempts} attempts: {last}")]
     Failed {
@@ -193,14 +196,18 @@ impl Node {
     /// `/peerup/<name>/1.0.0`.
     ///
     /// # Errors
-    /// [`StartError::Service`] for a reserved name, an invalid address, or
-    /// a service already exposed.
+    /// [`StartError::Service`] for a name that is not a DNS label, a
+    /// reserved name, an invalid address, or a service already exposed.
     pub fn expose_service(
         &self,
-        name: DnsLabel,
+        name: impl IntoServiceName,
         local: &str,
         rule: ServiceRule,
     ) -> Result<(), StartError> {
+        let name = name.into_service_name().map_err(|e| StartError::Service {
+            name: e.name().to_owned(),
+            message: format!("not a valid service name: {}", e.reason()),
+        })?;
         let err = |message: String| StartError::Service {
             name: name.to_string(),
             message,
@@ -245,8 +252,13 @@ impl Node {
         Ok(())
     }
 
-    /// Stops exposing a service (connections in progress continue).
-    pub fn unexpose_service(&self, name: &DnsLabel) {
+    /// Stops exposing a service (connections in progress continue). A
+    /// name that is not a DNS label names no exposed service: nothing to
+    /// stop.
+    pub fn unexpose_service(&self, name: impl IntoServiceName) {
+        let Ok(name) = name.into_service_name() else {
+            return;
+        };
         let key = format!("service:{name}");
         if let Some(h) = self
             .inner()
@@ -261,7 +273,7 @@ impl Node {
             .policy
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .remove_service(name);
+            .remove_service(&name);
         self.inner().update(|s| {
             s.services.remove(name.as_str());
         });
@@ -271,16 +283,23 @@ impl Node {
     /// attempt, retried after 1, 2 and 4 s.
     ///
     /// # Errors
-    /// [`OpenServiceError`]: an unknown service fails at once.
+    /// [`OpenServiceError`]: an invalid name or an unknown service fails
+    /// at once.
     pub async fn open_service(
         &self,
         peer: PeerId,
-        service: &str,
+        service: impl IntoServiceName,
     ) -> Result<ServiceStream, OpenServiceError> {
-        let name =
-            DnsLabel::new(service).map_err(|e| OpenServiceError::InvalidName(e.to_string()))?;
-        let proto = StreamProtocol::try_from_owned(protocol::service(&name))
-            .map_err(|e| OpenServiceError::InvalidName(e.to_string()))?;
+        let name = service.into_service_name()?;
+        let service = name.as_str();
+        let proto = StreamProtocol::try_from_owned(protocol::service(&name)).map_err(|e| {
+            OpenServiceError::Failed {
+                peer,
+                service: service.to_owned(),
+                attempts: 0,
+                last: e.to_string(),
+            }
+        })?;
         let rt = self.runtime();
         let mut last = String::new();
         let mut attempts = 0;
@@ -372,20 +391,22 @@ impl Node {
     /// `service` on `peer` (`peerup proxy`).
     ///
     /// # Errors
-    /// The bind error (port in use, permission).
+    /// `InvalidInput` for a name that is not a DNS label (its source is the
+    /// [`InvalidServiceName`]); the bind error (port in use, permission).
     pub async fn forward(
         &self,
         bind: SocketAddr,
         peer: PeerId,
-        service: &str,
+        service: impl IntoServiceName,
     ) -> io::Result<Forwarder> {
-        DnsLabel::new(service)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let service = service
+            .into_service_name()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let rt = self.runtime();
         let mut listener = rt.tcp_listen(bind).await?;
         let local_addr = listener.local_addr()?;
         let node = self.clone();
-        let service = service.to_owned();
+        let service = service.as_str().to_owned();
         let (abort, reg) = AbortHandle::new_pair();
         let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let task = Abortable::new(
