@@ -32,7 +32,7 @@
 //!
 //! Everything an embedder names is exported here, at the crate root;
 //! [`net`] and [`core`] are the layers below, for what this crate does not
-//! wrap. `examples/embed.rs` is a complete program: it exposes a service
+//! wrap. `examples/embed_async_std.rs` is a complete program: it exposes a service
 //! of its own and reaches a service of another peer.
 //!
 //! ## What differs from tokio

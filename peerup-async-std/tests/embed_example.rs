@@ -1,9 +1,9 @@
-//! `examples/embed.rs` (an async-std program) against a relay and a node
+//! `examples/embed_async_std.rs` (an async-std program) against a relay and a node
 //! on tokio: the example reaches the tokio node's service, and the tokio
 //! node reaches the example's own `echo`.
 
 use peerup_test_kit as common;
-#[path = "../examples/embed.rs"]
+#[path = "../examples/embed_async_std.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod embed;
 mod support;

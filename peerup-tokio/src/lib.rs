@@ -35,7 +35,7 @@
 //!
 //! Everything an embedder names is exported here, at the crate root;
 //! [`net`] and [`core`] are the layers below, for what this crate does not
-//! wrap. `examples/embed.rs` is a complete program.
+//! wrap. `examples/embed_tokio.rs` is a complete program.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 

@@ -2,7 +2,7 @@
 //! a peer's service through a stream and through a local TCP port.
 //!
 //! ```sh
-//! cargo run -p peerup-tokio --example embed -- <relay-multiaddr> [<peer-id> <service>]
+//! cargo run -p peerup-tokio --example embed_tokio -- <relay-multiaddr> [<peer-id> <service>]
 //! ```
 //! With only the relay, it exposes `api` (127.0.0.1:8080) and prints its
 //! peer ID; with a peer and a service, it also opens that service, pings the

@@ -24,14 +24,14 @@
 //! The other side can be any peerup node: `peerup daemon` (tokio), another
 //! copy of this example, or your own program on either adapter.
 //!
-//! 1. `cargo run -p peerup-async-std --example embed -- --key /tmp/embed.key --print-id`
+//! 1. `cargo run -p peerup-async-std --example embed_async_std -- --key /tmp/embed.key --print-id`
 //!    prints this program's peer ID. Authorize it on the relay
 //!    (`peerup-relay authorize <id>`) and on the other machine
 //!    (`peerup auth add <id>`), whose `peerup daemon` exposes a service,
 //!    say `ssh`. `peerup-relay info` prints the relay's address.
 //! 2. Reach it, and serve `echo` to it:
 //!    ```text
-//!    cargo run -p peerup-async-std --example embed -- --key /tmp/embed.key \
+//!    cargo run -p peerup-async-std --example embed_async_std -- --key /tmp/embed.key \
 //!        --relay /ip4/203.0.113.7/tcp/7777/p2p/<relay-id> \
 //!        --authorize <other-id> --peer <other-id> --service ssh --message ''
 //!    ```
