@@ -38,6 +38,7 @@ pub mod relay;
 pub mod search;
 pub mod units;
 pub mod values;
+mod yaml_lines;
 
 use std::path::{Path, PathBuf};
 
