@@ -75,7 +75,7 @@ pub struct ServiceStream {
 
 impl ServiceStream {
     /// Direct or relayed.
-    pub fn path(&self) -> peerup_core::wire::pingpong::Path {
+    pub fn path(&self) -> peerup_core::wire::ConnectionPath {
         self.inner.get_ref().path()
     }
 

@@ -31,8 +31,8 @@ use peerup_core::config::Config;
 use peerup_core::naming::{Names, ResolveError};
 use peerup_core::relay_addr::RelayAddr;
 use peerup_core::time::UnixTime;
+use peerup_core::wire::ConnectionPath;
 use peerup_core::wire::label::DnsLabel;
-use peerup_core::wire::pingpong::Path;
 use peerup_core::wire::protocol;
 
 use self::behaviour::{Behaviour, Parts};
@@ -514,7 +514,7 @@ pub enum Event {
         /// The peer.
         peer: PeerId,
         /// Its path.
-        path: Path,
+        path: ConnectionPath,
         /// Connections to the peer now.
         connections: usize,
     },
@@ -567,7 +567,7 @@ pub struct ConnInfo {
     /// Its id.
     pub id: ConnectionId,
     /// Direct or relayed.
-    pub path: Path,
+    pub path: ConnectionPath,
     /// The remote address.
     pub remote: Multiaddr,
     /// Whether we dialed it.
@@ -589,9 +589,13 @@ pub struct PeerState {
 
 impl PeerState {
     /// Direct if any connection is direct.
-    pub fn path(&self) -> Option<Path> {
-        if self.connections.iter().any(|c| c.path == Path::Direct) {
-            Some(Path::Direct)
+    pub fn path(&self) -> Option<ConnectionPath> {
+        if self
+            .connections
+            .iter()
+            .any(|c| c.path == ConnectionPath::Direct)
+        {
+            Some(ConnectionPath::Direct)
         } else {
             self.connections.first().map(|c| c.path)
         }
@@ -608,7 +612,7 @@ pub struct ProxyState {
     /// Whether we serve it (inbound) or use it (outbound).
     pub inbound: bool,
     /// The path its stream uses.
-    pub path: Path,
+    pub path: ConnectionPath,
     /// Byte counters.
     pub counters: Arc<crate::splice::Counters>,
 }
@@ -1045,7 +1049,7 @@ impl Node {
     }
 
     /// The best path to `peer` now, if connected.
-    pub fn path(&self, peer: PeerId) -> Option<Path> {
+    pub fn path(&self, peer: PeerId) -> Option<ConnectionPath> {
         self.inner.control.path(peer)
     }
 
@@ -1132,7 +1136,7 @@ impl Node {
     ///
     /// # Errors
     /// [`ConnectError::Unreachable`] saying what was tried.
-    pub async fn connect(&self, peer: PeerId) -> Result<Path, ConnectError> {
+    pub async fn connect(&self, peer: PeerId) -> Result<ConnectionPath, ConnectError> {
         if let Some(p) = self.inner.control.path(peer) {
             return Ok(p);
         }
@@ -1202,7 +1206,7 @@ impl Node {
     /// The path once a fresh connection has survived the remote's gate:
     /// an unauthorized dialer sees its connection established and then
     /// closed within a round trip.
-    async fn settled_path(&self, peer: PeerId) -> Option<Path> {
+    async fn settled_path(&self, peer: PeerId) -> Option<ConnectionPath> {
         self.inner.control.path(peer)
     }
 
