@@ -28,7 +28,6 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-
 #[derive(Parser, Debug)]
 #[command(
     name = "peerup-bench",
@@ -1328,7 +1327,8 @@ fn report(r: &Results, args: &BenchArgs) -> Result<()> {
             format!("{e} errors, {rss:.1} MiB{in_flight}"),
         );
     }
-    let doc = json!({ "results": r.json, "targets": targets, "version": VERSION, "commit": COMMIT });
+    let doc =
+        json!({ "results": r.json, "targets": targets, "version": VERSION, "commit": COMMIT });
     println!("\n```json\n{}\n```", serde_json::to_string_pretty(&doc)?);
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&doc)?)
