@@ -203,7 +203,7 @@ impl NodeOptions {
     ///
     /// # Errors
     /// [`StartError`] naming the file and what is wrong with it;
-    /// [`FsError::IdentityInUse`] when another process holds the identity.
+    /// [`FsError::IdentityInUse`](crate::fs::FsError::IdentityInUse) when another process holds the identity.
     pub fn from_config(config: &Config, config_path: &FsPath) -> Result<Self, StartError> {
         Self::from_config_as(config, config_path, fs::LockMode::Exclusive)
     }
