@@ -80,8 +80,8 @@ pub use peerup_core::authz::{Change, ServiceRule};
 pub use peerup_core::invite::InviteCode;
 pub use peerup_core::naming::{Name, Names, ResolveError};
 pub use peerup_core::relay_addr::RelayAddr;
+pub use peerup_core::wire::ConnectionPath;
 pub use peerup_core::wire::label::{DnsLabel, LabelError};
-pub use peerup_core::wire::pingpong::Path;
 pub use peerup_net::limits::{ConnectionLimits, LimitStats};
 pub use peerup_net::node::ServiceStream;
 pub use peerup_net::node::invite::{

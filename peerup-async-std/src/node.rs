@@ -15,7 +15,7 @@ use peerup_core::authz::{Change, ServiceRule};
 use peerup_core::invite::InviteCode;
 use peerup_core::naming::{Name, Names, ResolveError};
 use peerup_core::relay_addr::RelayAddr;
-use peerup_core::wire::pingpong::Path;
+use peerup_core::wire::ConnectionPath;
 use peerup_net::limits::LimitStats;
 use peerup_net::node::invite::{
     Invite, InviteError, InviteOptions, InviteStatus, JoinError, Paired,
@@ -131,7 +131,7 @@ impl Node {
     }
 
     /// The best path to `peer` now (direct or relayed), if connected.
-    pub fn path(&self, peer: PeerId) -> Option<Path> {
+    pub fn path(&self, peer: PeerId) -> Option<ConnectionPath> {
         self.inner.path(peer)
     }
 
@@ -140,7 +140,7 @@ impl Node {
     ///
     /// # Errors
     /// [`ConnectError::Unreachable`] saying what was tried.
-    pub async fn connect(&self, peer: PeerId) -> Result<Path, ConnectError> {
+    pub async fn connect(&self, peer: PeerId) -> Result<ConnectionPath, ConnectError> {
         self.inner.connect(peer).await
     }
 

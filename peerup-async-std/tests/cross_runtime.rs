@@ -10,7 +10,7 @@ mod support;
 use std::sync::atomic::Ordering;
 
 use common::*;
-use peerup_core::wire::pingpong::Path;
+use peerup_core::wire::ConnectionPath;
 use peerup_net::node::{Node, NodeOptions};
 use support::{Tokio, label, open, rt};
 
@@ -44,7 +44,7 @@ async fn relayed_64mib_from_async_std_to_tokio() {
     .unwrap();
     assert_eq!(laptop.runtime().name(), "async-std");
     let stream = laptop.open_service(home_id, "data").await.unwrap();
-    assert_eq!(stream.path(), Path::Relayed);
+    assert_eq!(stream.path(), ConnectionPath::Relayed);
     let send = pattern(1, LEN);
     let (reply, digest) = exchange(stream, &send).await;
     assert_eq!(reply.len(), LEN);
@@ -86,12 +86,15 @@ async fn relayed_from_tokio_to_async_std() {
             let stream = laptop.open_service(home_id, "data").await.unwrap();
             let path = stream.path();
             let (reply, digest) = exchange(stream, &pattern(1, LEN)).await;
-            assert_eq!(laptop.ping(home_id).await.unwrap().path, Path::Relayed);
+            assert_eq!(
+                laptop.ping(home_id).await.unwrap().path,
+                ConnectionPath::Relayed
+            );
             laptop.shutdown().await;
             (path, reply, digest)
         })
         .await;
-    assert_eq!(path, Path::Relayed);
+    assert_eq!(path, ConnectionPath::Relayed);
     assert_eq!(reply.len(), LEN);
     assert_eq!(sha(&reply), sha(&pattern(2, LEN)), "reply corrupted");
     assert_eq!(digest, sha(&pattern(1, LEN)), "request corrupted");
@@ -136,11 +139,14 @@ async fn direct_tcp_both_ways() {
             .unwrap();
             laptop.add_addresses(home_id, home_addrs);
             let stream = laptop.open_service(home_id, "data").await.unwrap();
-            assert_eq!(stream.path(), Path::Direct);
+            assert_eq!(stream.path(), ConnectionPath::Direct);
             let (reply, digest) = exchange(stream, b"from tokio").await;
             assert_eq!(sha(&reply), sha(&pattern(2, 4096)));
             assert_eq!(digest, sha(b"from tokio"));
-            assert_eq!(laptop.ping(home_id).await.unwrap().path, Path::Direct);
+            assert_eq!(
+                laptop.ping(home_id).await.unwrap().path,
+                ConnectionPath::Direct
+            );
             laptop.shutdown().await;
         })
         .await;
@@ -181,7 +187,7 @@ async fn direct_tcp_both_ways() {
     .unwrap();
     laptop.add_addresses(home_id, home_addrs);
     let stream = laptop.open_service(home_id, "data").await.unwrap();
-    assert_eq!(stream.path(), Path::Direct);
+    assert_eq!(stream.path(), ConnectionPath::Direct);
     let (reply, digest) = exchange(stream, b"from async-std").await;
     assert_eq!(sha(&reply), sha(&pattern(2, 4096)));
     assert_eq!(digest, sha(b"from async-std"));
@@ -190,7 +196,10 @@ async fn direct_tcp_both_ways() {
         !conns.is_empty() && conns.iter().all(|c| c.remote.to_string().contains("/tcp/")),
         "{conns:?}"
     );
-    assert_eq!(laptop.ping(home_id).await.unwrap().path, Path::Direct);
+    assert_eq!(
+        laptop.ping(home_id).await.unwrap().path,
+        ConnectionPath::Direct
+    );
     laptop.shutdown().await;
     tokio.run(async move { home.shutdown().await }).await;
 }

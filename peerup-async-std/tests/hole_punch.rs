@@ -12,7 +12,7 @@ mod support;
 use std::sync::Arc;
 
 use common::*;
-use peerup_core::wire::pingpong::Path;
+use peerup_core::wire::ConnectionPath;
 use peerup_net::libp2p::PeerId;
 use peerup_net::node::Node;
 use peerup_net::runtime::Runtime;
@@ -25,7 +25,7 @@ async fn relayed_then_direct(rt: &Arc<dyn Runtime>, laptop: &Node, home_id: Peer
         laptop.status().peers.get(&home_id).is_some_and(|p| {
             p.connections
                 .iter()
-                .any(|c| c.path == Path::Direct && c.remote.to_string().contains("/tcp/"))
+                .any(|c| c.path == ConnectionPath::Direct && c.remote.to_string().contains("/tcp/"))
         })
     };
     let mut events = laptop.events();
@@ -35,7 +35,10 @@ async fn relayed_then_direct(rt: &Arc<dyn Runtime>, laptop: &Node, home_id: Peer
         // Every event may be the one; the status is what counts.
         wait_for(rt, &mut events, "a direct connection", |_| direct()).await;
     }
-    assert_eq!(laptop.ping(home_id).await.unwrap().path, Path::Direct);
+    assert_eq!(
+        laptop.ping(home_id).await.unwrap().path,
+        ConnectionPath::Direct
+    );
 }
 
 #[async_std::test]

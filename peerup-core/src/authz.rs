@@ -31,8 +31,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::PeerId;
 use crate::authorized_keys::{Document, Status};
 use crate::time::UnixTime;
+use crate::wire::ConnectionPath;
 use crate::wire::label::DnsLabel;
-use crate::wire::pingpong::Path;
 
 /// Who started a connection or stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -317,7 +317,7 @@ impl Policy {
         &self,
         peer: &PeerId,
         direction: Direction,
-        path: Path,
+        path: ConnectionPath,
         now: UnixTime,
     ) -> Decision {
         let _ = path;
@@ -341,7 +341,7 @@ impl Policy {
         peer: &PeerId,
         kind: StreamKind<'_>,
         direction: Direction,
-        path: Path,
+        path: ConnectionPath,
         now: UnixTime,
     ) -> Decision {
         let _ = path;
@@ -516,7 +516,8 @@ impl Policy {
                 {
                     return true;
                 }
-                let decision = self.decide_connection(&c.peer, c.direction, Path::Direct, now);
+                let decision =
+                    self.decide_connection(&c.peer, c.direction, ConnectionPath::Direct, now);
                 let keep = match decision {
                     Decision::Allow | Decision::AllowUngated => true,
                     Decision::AllowPairingOnly => c.pairing_only,
@@ -612,7 +613,7 @@ mod tests {
     #[test]
     fn outbound_is_always_allowed() {
         let pol = policy("");
-        for path in [Path::Direct, Path::Relayed] {
+        for path in [ConnectionPath::Direct, ConnectionPath::Relayed] {
             assert_eq!(
                 pol.decide_connection(&stranger(), OUT, path, t(0)),
                 Decision::Allow
@@ -628,7 +629,7 @@ mod tests {
     #[test]
     fn inbound_only_for_listed_peers_direct_and_relayed() {
         let pol = policy(&format!("{A}\n"));
-        for path in [Path::Direct, Path::Relayed] {
+        for path in [ConnectionPath::Direct, ConnectionPath::Relayed] {
             assert_eq!(
                 pol.decide_connection(&p(A), IN, path, t(0)),
                 Decision::Allow
@@ -652,19 +653,24 @@ mod tests {
     fn expiry_boundary_is_exclusive() {
         let pol = policy(&format!("{A}  expires=1970-01-01T00:01:40Z\n"));
         assert_eq!(
-            pol.decide_connection(&p(A), IN, Path::Direct, t(99)),
+            pol.decide_connection(&p(A), IN, ConnectionPath::Direct, t(99)),
             Decision::Allow
         );
         assert_eq!(
-            pol.decide_connection(&p(A), IN, Path::Direct, UnixTime::from_millis(99_999)),
+            pol.decide_connection(
+                &p(A),
+                IN,
+                ConnectionPath::Direct,
+                UnixTime::from_millis(99_999)
+            ),
             Decision::Allow
         );
         assert_eq!(
-            pol.decide_connection(&p(A), IN, Path::Direct, t(100)),
+            pol.decide_connection(&p(A), IN, ConnectionPath::Direct, t(100)),
             Decision::Deny(DenyReason::Expired { at: t(100) })
         );
         assert_eq!(
-            pol.decide_stream(&p(A), StreamKind::Ping, IN, Path::Relayed, t(101)),
+            pol.decide_stream(&p(A), StreamKind::Ping, IN, ConnectionPath::Relayed, t(101)),
             Decision::Deny(DenyReason::Expired { at: t(100) })
         );
         assert_eq!(pol.next_expiry(t(0)), Some(t(100)));
@@ -695,7 +701,7 @@ mod tests {
     fn invalid_line_denies_the_peer_it_names() {
         let (pol, warnings) = Policy::new(true, &doc(&format!("{A}\n{A}  expires=never\n")));
         assert_eq!(
-            pol.decide_connection(&p(A), IN, Path::Direct, t(0)),
+            pol.decide_connection(&p(A), IN, ConnectionPath::Direct, t(0)),
             Decision::Deny(DenyReason::InvalidEntry { line: 2 })
         );
         assert!(
@@ -732,7 +738,13 @@ mod tests {
                 },
             );
         let d = |peer: &PeerId, svc: &DnsLabel| {
-            pol.decide_stream(peer, StreamKind::Service(svc), IN, Path::Relayed, t(0))
+            pol.decide_stream(
+                peer,
+                StreamKind::Service(svc),
+                IN,
+                ConnectionPath::Relayed,
+                t(0),
+            )
         };
         assert_eq!(d(&p(A), &s), Decision::Allow);
         assert_eq!(
@@ -771,19 +783,37 @@ mod tests {
         );
         assert_eq!(warnings, vec![Warning::GatingDisabled]);
         assert_eq!(
-            pol.decide_connection(&stranger(), IN, Path::Relayed, t(0)),
+            pol.decide_connection(&stranger(), IN, ConnectionPath::Relayed, t(0)),
             Decision::AllowUngated
         );
         assert_eq!(
-            pol.decide_stream(&stranger(), StreamKind::Ping, IN, Path::Direct, t(0)),
+            pol.decide_stream(
+                &stranger(),
+                StreamKind::Ping,
+                IN,
+                ConnectionPath::Direct,
+                t(0)
+            ),
             Decision::AllowUngated
         );
         assert_eq!(
-            pol.decide_stream(&p(A), StreamKind::Service(&s), IN, Path::Direct, t(0)),
+            pol.decide_stream(
+                &p(A),
+                StreamKind::Service(&s),
+                IN,
+                ConnectionPath::Direct,
+                t(0)
+            ),
             Decision::AllowUngated
         );
         assert_eq!(
-            pol.decide_stream(&stranger(), StreamKind::Service(&s), IN, Path::Direct, t(0)),
+            pol.decide_stream(
+                &stranger(),
+                StreamKind::Service(&s),
+                IN,
+                ConnectionPath::Direct,
+                t(0)
+            ),
             Decision::Deny(DenyReason::NotAllowedForService {
                 service: "ssh".into()
             })
@@ -807,20 +837,32 @@ mod tests {
         );
         let s = ssh();
         assert_eq!(
-            pol.decide_stream(&stranger(), StreamKind::Invite, IN, Path::Relayed, t(0)),
+            pol.decide_stream(
+                &stranger(),
+                StreamKind::Invite,
+                IN,
+                ConnectionPath::Relayed,
+                t(0)
+            ),
             Decision::Deny(DenyReason::NoPairing)
         );
         pol.open_pairing();
         assert_eq!(
-            pol.decide_connection(&stranger(), IN, Path::Relayed, t(0)),
+            pol.decide_connection(&stranger(), IN, ConnectionPath::Relayed, t(0)),
             Decision::AllowPairingOnly
         );
         assert_eq!(
-            pol.decide_connection(&p(A), IN, Path::Relayed, t(0)),
+            pol.decide_connection(&p(A), IN, ConnectionPath::Relayed, t(0)),
             Decision::Allow
         );
         assert_eq!(
-            pol.decide_stream(&stranger(), StreamKind::Invite, IN, Path::Relayed, t(0)),
+            pol.decide_stream(
+                &stranger(),
+                StreamKind::Invite,
+                IN,
+                ConnectionPath::Relayed,
+                t(0)
+            ),
             Decision::Allow
         );
         assert!(matches!(
@@ -828,13 +870,19 @@ mod tests {
                 &stranger(),
                 StreamKind::Service(&s),
                 IN,
-                Path::Relayed,
+                ConnectionPath::Relayed,
                 t(0)
             ),
             Decision::Deny(DenyReason::PairingOnly { .. })
         ));
         assert!(matches!(
-            pol.decide_stream(&stranger(), StreamKind::Ping, IN, Path::Relayed, t(0)),
+            pol.decide_stream(
+                &stranger(),
+                StreamKind::Ping,
+                IN,
+                ConnectionPath::Relayed,
+                t(0)
+            ),
             Decision::Deny(DenyReason::PairingOnly { .. })
         ));
         // Closing the window drops the stranger but keeps A.
@@ -932,12 +980,12 @@ mod tests {
     fn reload_that_adds_a_peer_lets_it_in() {
         let mut pol = policy("");
         assert!(
-            !pol.decide_connection(&p(A), IN, Path::Direct, t(0))
+            !pol.decide_connection(&p(A), IN, ConnectionPath::Direct, t(0))
                 .is_allowed()
         );
         pol.reload(&doc(&format!("{A}\n")), [], t(0));
         assert!(
-            pol.decide_connection(&p(A), IN, Path::Direct, t(0))
+            pol.decide_connection(&p(A), IN, ConnectionPath::Direct, t(0))
                 .is_allowed()
         );
     }

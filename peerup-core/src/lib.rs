@@ -27,11 +27,11 @@
 //! | module | what | spec |
 //! |---|---|---|
 //! | [`identity`] | identity key file codec, peer ID, the 0600 and ownership rules | WIRE.md §1, §8 |
-//! | [`authorized_keys`] | the `authorized_keys` document: parse, render, edit | WIRE.md §7 |
+//! | [`authorized_keys`] | the `authorized_keys` document: parse, render, edit (`attributes`, `line`, `document`) | WIRE.md §7 |
 //! | [`authz`] | the authorization policy: who may connect, open which stream, pair; expiry | WIRE.md §7 |
-//! | [`config`] | `peerup.yaml`, `relay-server.yaml`, units, search order, archive names, comment-keeping edits, commit-confirmed apply | WIRE.md §9-§11 |
+//! | [`config`] | `peerup.yaml`, `relay-server.yaml`, field values, units, search order, archive names, comment-keeping edits, commit-confirmed apply | WIRE.md §9-§11 |
 //! | [`invite`] | invite code v1 and the invite handshake machines (inviter, joiner) | WIRE.md §5, §6 |
-//! | [`wire`] | protocol IDs, DNS labels, sealed frames, ping-pong | WIRE.md §2, §3, §6 |
+//! | [`wire`] | protocol IDs, DNS labels, sealed frames, ping-pong, the connection path (direct or relayed) | WIRE.md §2, §3, §6 |
 //! | [`proxy`] | the proxy's half-close bookkeeping | - |
 //! | [`relay_addr`] | the flexible `peerup relay add` input | seed README, `peerup relay` |
 //! | [`reservation`] | relay reservations: dial, identify, listen, retry with backoff | ARCHITECTURE.md, relay reservations |

@@ -14,8 +14,12 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use libp2p::identity::Keypair;
+use peerup_core::authorized_keys::Document;
 use peerup_core::config::confirm::Action;
 use peerup_core::identity::{FileFacts, ModeError, OwnershipError, check_mode, check_ownership};
+
+use crate::node::StartError;
 
 /// A file operation that failed, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -467,6 +471,100 @@ pub fn apply(action: &Action) -> Result<(), FsError> {
         Action::Remove { path } => remove_if_exists(path),
         Action::ExitForRestart => Ok(()),
     }
+}
+
+// ---------------------------------------------------------------------------
+// Identity and authorized_keys, read as a node starts (re-exported from
+// `node`, where they used to live).
+
+/// Reads `authorized_keys` as a running node or relay loads it: every
+/// line is kept, and a bad one is logged, not fatal. The policy denies any
+/// peer an invalid line names (even if another line for it is valid), so
+/// one typo can neither lock everybody out at the next start nor keep a
+/// removed peer in (a reload that refused the whole file would leave the
+/// old list, and the removed peer, in force).
+///
+/// # Errors
+/// None today; the `Result` leaves room for a check that refuses a file.
+pub fn read_authorized_keys(path: &Path, bytes: &[u8]) -> Result<Document, StartError> {
+    // Bytes that are not UTF-8 (a Latin-1 comment) become U+FFFD: a line
+    // holding one in its peer ID or attributes is invalid and denies its
+    // peer; the rest of the file applies.
+    let text = String::from_utf8_lossy(bytes);
+    let doc = Document::parse(&text);
+    for e in doc.errors() {
+        tracing::error!(path = %path.display(), "{e}; the peer it names (if any) is denied until the line is fixed (`peerup auth validate`)");
+    }
+    Ok(doc)
+}
+
+/// Parses `authorized_keys` strictly: every bad line is reported (for
+/// `validate`; a running node loads with [`read_authorized_keys`]).
+///
+/// # Errors
+/// [`StartError::AuthorizedKeys`] listing the bad lines.
+pub fn parse_authorized_keys(path: &Path, bytes: &[u8]) -> Result<Document, StartError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| StartError::AuthorizedKeys {
+        path: path.to_owned(),
+        message: "not UTF-8 text".into(),
+    })?;
+    Document::parse_strict(text).map_err(|e| StartError::AuthorizedKeys {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// Reads the identity key at `path`, creating a new one (mode 0600) if
+/// the file does not exist.
+///
+/// # Errors
+/// [`StartError`] for a key that cannot be read, has loose permissions, or
+/// is not an Ed25519 key file.
+pub fn load_or_create_identity(path: &Path) -> Result<Keypair, StartError> {
+    load_or_create_identity_once(path, true)
+}
+
+fn load_or_create_identity_once(path: &Path, may_retry: bool) -> Result<Keypair, StartError> {
+    match read_private(path) {
+        Ok(bytes) => peerup_core::identity::decode(&bytes).map_err(|e| StartError::Identity {
+            path: path.to_owned(),
+            message: e.to_string(),
+        }),
+        Err(e) if e.is_not_found() => {
+            let keypair = generate_identity()?;
+            let bytes =
+                peerup_core::identity::encode(&keypair).ok_or_else(|| StartError::Identity {
+                    path: path.to_owned(),
+                    message: "generated key is not Ed25519".into(),
+                })?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                ensure_private_dir(dir)?;
+            }
+            if create_new_atomic(path, bytes.as_slice())? {
+                tracing::info!(path = %path.display(), peer = %keypair.public().to_peer_id(), "created identity key");
+                Ok(keypair)
+            } else if may_retry {
+                // Another process created it first: use that one.
+                load_or_create_identity_once(path, false)
+            } else {
+                Err(StartError::Identity {
+                    path: path.to_owned(),
+                    message: "the name exists but the file cannot be read (a symbolic link to a missing file?)".into(),
+                })
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A fresh Ed25519 identity from the OS's randomness.
+///
+/// # Errors
+/// [`StartError::Random`] when the OS has no randomness to give.
+pub fn generate_identity() -> Result<Keypair, StartError> {
+    Ok(peerup_core::identity::keypair_from_seed(
+        crate::node::random()?,
+    ))
 }
 
 #[cfg(test)]

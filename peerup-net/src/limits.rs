@@ -214,8 +214,8 @@ struct Source(Kind, IpAddr);
 
 /// The source of a direct (not relayed) connection.
 fn direct_source(local: &Multiaddr, remote: &Multiaddr) -> Option<Source> {
-    if path_of(local) == peerup_core::wire::pingpong::Path::Relayed
-        || path_of(remote) == peerup_core::wire::pingpong::Path::Relayed
+    if path_of(local) == peerup_core::wire::ConnectionPath::Relayed
+        || path_of(remote) == peerup_core::wire::ConnectionPath::Relayed
     {
         return None;
     }

@@ -41,7 +41,7 @@ use libp2p::swarm::{
     FromSwarm, NetworkBehaviour, Stream, StreamProtocol, StreamUpgradeError, SubstreamProtocol,
     THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
-use peerup_core::wire::pingpong::Path;
+use peerup_core::wire::ConnectionPath;
 use peerup_core::wire::protocol;
 
 use crate::gate::GateShared;
@@ -53,21 +53,23 @@ const OPEN_QUEUE: usize = 32;
 
 /// The path of a connection: relayed when an address contains
 /// `/p2p-circuit`.
-pub fn path_of(addr: &Multiaddr) -> Path {
+pub fn path_of(addr: &Multiaddr) -> ConnectionPath {
     if addr.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
-        Path::Relayed
+        ConnectionPath::Relayed
     } else {
-        Path::Direct
+        ConnectionPath::Direct
     }
 }
 
 /// The path of an inbound connection, from its local and remote addresses
 /// (a relayed one has `/p2p-circuit` in its local address).
-pub fn inbound_path(local_addr: &Multiaddr, remote_addr: &Multiaddr) -> Path {
-    if path_of(local_addr) == Path::Relayed || path_of(remote_addr) == Path::Relayed {
-        Path::Relayed
+pub fn inbound_path(local_addr: &Multiaddr, remote_addr: &Multiaddr) -> ConnectionPath {
+    if path_of(local_addr) == ConnectionPath::Relayed
+        || path_of(remote_addr) == ConnectionPath::Relayed
+    {
+        ConnectionPath::Relayed
     } else {
-        Path::Direct
+        ConnectionPath::Direct
     }
 }
 
@@ -78,7 +80,7 @@ pub struct Inbound {
     /// The connection it arrived on.
     pub connection: ConnectionId,
     /// Direct or relayed.
-    pub path: Path,
+    pub path: ConnectionPath,
     /// The stream.
     pub stream: Stream,
 }
@@ -88,7 +90,7 @@ pub struct Outbound {
     /// The connection it was opened on.
     pub connection: ConnectionId,
     /// Direct or relayed.
-    pub path: Path,
+    pub path: ConnectionPath,
     /// The stream.
     pub stream: Stream,
 }
@@ -119,7 +121,7 @@ pub struct AlreadyRegistered(pub StreamProtocol);
 
 struct Conn {
     peer: PeerId,
-    path: Path,
+    path: ConnectionPath,
     order: u64,
     established: bool,
     /// Let in only to pair: serves the invite protocol alone and carries
@@ -156,7 +158,7 @@ impl Shared {
         &mut self,
         peer: PeerId,
         connection: ConnectionId,
-        path: Path,
+        path: ConnectionPath,
         pairing_only: bool,
     ) -> mpsc::Receiver<NewStream> {
         let (sender, receiver) = mpsc::channel(OPEN_QUEUE);
@@ -196,13 +198,16 @@ impl Shared {
 
     /// The connection to open a stream on: a direct one if any (the newest),
     /// else the newest relayed one.
-    fn pick(&self, peer: PeerId) -> Option<(ConnectionId, Path, mpsc::Sender<NewStream>)> {
+    fn pick(
+        &self,
+        peer: PeerId,
+    ) -> Option<(ConnectionId, ConnectionPath, mpsc::Sender<NewStream>)> {
         self.connections
             .iter()
             .filter(|(_, c)| {
                 c.peer == peer && c.established && !c.pairing_only && !c.sender.is_closed()
             })
-            .max_by_key(|(_, c)| (c.path == Path::Direct, c.order))
+            .max_by_key(|(_, c)| (c.path == ConnectionPath::Direct, c.order))
             .map(|(id, c)| (*id, c.path, c.sender.clone()))
     }
 }
@@ -270,7 +275,7 @@ impl Control {
     }
 
     /// The established connections to `peer`: `(connection, path)`.
-    pub fn connections(&self, peer: PeerId) -> Vec<(ConnectionId, Path)> {
+    pub fn connections(&self, peer: PeerId) -> Vec<(ConnectionId, ConnectionPath)> {
         let shared = Shared::lock(&self.shared);
         let mut v: Vec<_> = shared
             .connections
@@ -283,7 +288,7 @@ impl Control {
     }
 
     /// The best path to `peer` right now (direct if any direct connection).
-    pub fn path(&self, peer: PeerId) -> Option<Path> {
+    pub fn path(&self, peer: PeerId) -> Option<ConnectionPath> {
         Shared::lock(&self.shared).pick(peer).map(|(_, p, _)| p)
     }
 
@@ -455,7 +460,7 @@ struct NewStream {
 pub struct Handler {
     peer: PeerId,
     connection: ConnectionId,
-    path: Path,
+    path: ConnectionPath,
     shared: Arc<Mutex<Shared>>,
     receiver: mpsc::Receiver<NewStream>,
     /// The one protocol offered, on a connection let in only to pair.
@@ -466,7 +471,7 @@ impl Handler {
     fn new(
         peer: PeerId,
         connection: ConnectionId,
-        path: Path,
+        path: ConnectionPath,
         shared: Arc<Mutex<Shared>>,
         receiver: mpsc::Receiver<NewStream>,
     ) -> Self {

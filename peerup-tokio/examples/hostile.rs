@@ -32,7 +32,7 @@ use futures::StreamExt;
 use futures::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use peerup_core::authorized_keys::{Attributes, Document};
 use peerup_core::relay_addr::RelayAddr;
-use peerup_core::wire::pingpong::Path as WirePath;
+use peerup_core::wire::ConnectionPath;
 use peerup_net::libp2p::core::Endpoint;
 use peerup_net::libp2p::core::muxing::StreamMuxerExt;
 use peerup_net::libp2p::core::transport::{DialOpts, PortUse, Transport};
@@ -223,7 +223,8 @@ async fn run(a: Args) -> Result<()> {
         return Err("the payload came back damaged before any flood".into());
     }
     let mut stream = client.open_service(a.home, &a.service).await?;
-    let relayed = stream.path() == WirePath::Relayed && quiet.path() == WirePath::Relayed;
+    let relayed =
+        stream.path() == ConnectionPath::Relayed && quiet.path() == ConnectionPath::Relayed;
     drop(quiet);
 
     let stop = Instant::now() + Duration::from_secs(a.seconds);

@@ -9,8 +9,8 @@ use common::*;
 use futures::StreamExt;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use peerup_core::authz::ServiceRule;
+use peerup_core::wire::ConnectionPath;
 use peerup_core::wire::label::DnsLabel;
-use peerup_core::wire::pingpong::Path;
 use peerup_net::Event;
 use peerup_net::libp2p::PeerId;
 use peerup_net::node::Node;
@@ -208,7 +208,7 @@ async fn one_circuit_carries_256_mib_each_way() {
     .await
     .unwrap();
     let stream = laptop.open_service(home_id, "data").await.unwrap();
-    assert_eq!(stream.path(), Path::Relayed);
+    assert_eq!(stream.path(), ConnectionPath::Relayed);
     let start = rt.now();
     let (total, reply_sha, digest) = stream_exchange(stream, LEN).await;
     let took = rt.now() - start;
@@ -560,7 +560,10 @@ async fn node_re_reserves_after_relay_restart() {
     )
     .await
     .unwrap();
-    assert_eq!(laptop.ping(home_id).await.unwrap().path, Path::Relayed);
+    assert_eq!(
+        laptop.ping(home_id).await.unwrap().path,
+        ConnectionPath::Relayed
+    );
 
     let mut ev = home.events();
     relay.shutdown().await;
@@ -579,7 +582,7 @@ async fn node_re_reserves_after_relay_restart() {
         rt.now() - restarted_at
     );
     let reply = laptop.ping(home_id).await.unwrap();
-    assert_eq!(reply.path, Path::Relayed);
+    assert_eq!(reply.path, ConnectionPath::Relayed);
     laptop.shutdown().await;
     home.shutdown().await;
     relay.shutdown().await;

@@ -9,8 +9,8 @@ use peerup_net::libp2p::Multiaddr;
 use peerup_net::node::NodeOptions;
 
 use peerup_core::authz::ServiceRule;
+use peerup_core::wire::ConnectionPath;
 use peerup_core::wire::label::DnsLabel;
-use peerup_core::wire::pingpong::Path;
 use peerup_net::node::Node;
 use peerup_net::runtime::Runtime;
 
@@ -51,7 +51,7 @@ pub async fn relayed_proxy_64mib_with_half_close(rt: Arc<dyn Runtime>) {
     .unwrap();
 
     let stream = laptop.open_service(home_id, "data").await.unwrap();
-    assert_eq!(stream.path(), Path::Relayed);
+    assert_eq!(stream.path(), ConnectionPath::Relayed);
     let send = pattern(1, LEN);
     let (reply, digest) = exchange(stream, &send).await;
     assert_eq!(reply.len(), LEN);
@@ -202,7 +202,7 @@ pub async fn direct_and_relayed_paths(rt: Arc<dyn Runtime>) {
         let laptop = Node::start(rt.clone(), lo).await.unwrap();
         laptop.add_addresses(home_id, only(home.listen_addrs(), transport));
         let stream = laptop.open_service(home_id, "data").await.unwrap();
-        assert_eq!(stream.path(), Path::Direct, "{transport}");
+        assert_eq!(stream.path(), ConnectionPath::Direct, "{transport}");
         let (reply, _) = exchange(stream, b"over the direct path").await;
         assert_eq!(reply.len(), 4096);
         let remote = laptop.status().peers[&home_id].connections[0]
@@ -213,7 +213,7 @@ pub async fn direct_and_relayed_paths(rt: Arc<dyn Runtime>) {
             "{transport}: connected via {remote}"
         );
         let reply = laptop.ping(home_id).await.unwrap();
-        assert_eq!(reply.path, Path::Direct);
+        assert_eq!(reply.path, ConnectionPath::Direct);
         eprintln!("{transport} direct ping rtt {:?}", reply.rtt);
         laptop.shutdown().await;
         home.shutdown().await;
@@ -234,10 +234,13 @@ pub async fn direct_and_relayed_paths(rt: Arc<dyn Runtime>) {
     .await
     .unwrap();
     let reply = laptop.ping(home_id).await.unwrap();
-    assert_eq!(reply.path, Path::Relayed);
+    assert_eq!(reply.path, ConnectionPath::Relayed);
     eprintln!("relayed ping rtt {:?}", reply.rtt);
     // And the other way round, over the same circuit.
-    assert_eq!(home.ping(laptop_id).await.unwrap().path, Path::Relayed);
+    assert_eq!(
+        home.ping(laptop_id).await.unwrap().path,
+        ConnectionPath::Relayed
+    );
     laptop.shutdown().await;
     home.shutdown().await;
     relay.shutdown().await;

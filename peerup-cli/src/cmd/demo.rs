@@ -369,7 +369,7 @@ pub(crate) async fn run(_global: &Global, args: DemoArgs) -> Result<ExitCode> {
         ),
     );
     step("direct connection (hole punch)", async {
-        if laptop.path(home_id) != Some(peerup_core::wire::pingpong::Path::Direct) {
+        if laptop.path(home_id) != Some(peerup_core::wire::ConnectionPath::Direct) {
             wait_event(
                 &laptop,
                 "a direct connection",

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use clap::Args;
-use peerup_core::wire::pingpong::{self, Path, Stats};
+use peerup_core::wire::ConnectionPath;
+use peerup_core::wire::pingpong::{self, Stats};
 use peerup_net::fs::LockMode;
 use serde_json::json;
 
@@ -44,9 +45,9 @@ impl Printer {
             );
         } else {
             let p = if path == "DIRECT" {
-                Path::Direct
+                ConnectionPath::Direct
             } else {
-                Path::Relayed
+                ConnectionPath::Relayed
             };
             println!("{}", pingpong::format_reply(seq, rtt, p));
         }

@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
 
 use super::SUPPORTED_VERSION;
+use super::yaml_lines::{self, split_key};
 
 /// One step of a [`FieldPath`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -432,9 +433,9 @@ fn scan(text: &str) -> Vec<(Vec<Segment>, Location)> {
     let mut stack: Vec<Frame> = Vec::new();
     // Inside a block scalar (`key: |`) owned by an entry at this indent.
     let mut block: Option<usize> = None;
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in yaml_lines::lines(text).iter().map(|l| l.body).enumerate() {
         let line_no = i + 1;
-        let indent = line.len() - line.trim_start_matches(' ').len();
+        let indent = yaml_lines::indent(line);
         let mut rest = &line[indent..];
         if let Some(owner) = block {
             if rest.trim().is_empty() || indent > owner {
@@ -478,7 +479,7 @@ fn scan(text: &str) -> Vec<(Vec<Segment>, Location)> {
                     loc(line_no, line, col),
                 ));
                 let after = &rest[1..];
-                let spaces = after.len() - after.trim_start_matches(' ').len();
+                let spaces = yaml_lines::indent(after);
                 col += 1 + spaces;
                 rest = &after[spaces..];
                 if rest.is_empty() || rest.starts_with('#') {
@@ -516,79 +517,6 @@ fn loc(line_no: usize, line: &str, col: usize) -> Location {
         line: line_no,
         column: Some(column),
     }
-}
-
-/// Splits `key: value` (the key plain, `"double"` or `'single'` quoted).
-///
-/// The value is a suffix of `rest` (the config editor relies on that to
-/// find the colon's byte offset).
-pub(crate) fn split_key(rest: &str) -> Option<(String, &str)> {
-    let colon_after = |after: &str| -> Option<usize> {
-        let trimmed = after.trim_start_matches(' ');
-        let skipped = after.len() - trimmed.len();
-        let tail = trimmed.strip_prefix(':')?;
-        (tail.is_empty() || tail.starts_with([' ', '\t'])).then_some(skipped + 1)
-    };
-    if let Some(body) = rest.strip_prefix('"') {
-        let mut key = String::new();
-        let mut chars = body.char_indices();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => {
-                    if let Some((_, e)) = chars.next() {
-                        key.push(e);
-                    }
-                }
-                '"' => {
-                    let after = &body[i + 1..];
-                    let n = colon_after(after)?;
-                    return Some((key, &after[n..]));
-                }
-                c => key.push(c),
-            }
-        }
-        return None;
-    }
-    if let Some(body) = rest.strip_prefix('\'') {
-        let mut key = String::new();
-        let mut i = 0;
-        let bytes = body.as_bytes();
-        while i < bytes.len() {
-            if bytes[i] == b'\'' {
-                if bytes.get(i + 1) == Some(&b'\'') {
-                    key.push('\'');
-                    i += 2;
-                    continue;
-                }
-                let after = &body[i + 1..];
-                let n = colon_after(after)?;
-                return Some((key, &after[n..]));
-            }
-            let c = body[i..].chars().next()?;
-            key.push(c);
-            i += c.len_utf8();
-        }
-        return None;
-    }
-    if rest.starts_with([
-        '[', '{', '!', '&', '*', '|', '>', '%', '@', '`', '?', ',', '#',
-    ]) {
-        return None;
-    }
-    let bytes = rest.as_bytes();
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'#' && i > 0 && bytes[i - 1] == b' ' {
-            return None;
-        }
-        if b == b':' && (i + 1 == bytes.len() || bytes[i + 1] == b' ' || bytes[i + 1] == b'\t') {
-            let key = rest[..i].trim_end();
-            if key.is_empty() {
-                return None;
-            }
-            return Some((key.to_owned(), &rest[i + 1..]));
-        }
-    }
-    None
 }
 
 /// The keys and list items of a document, scanned once, for looking up

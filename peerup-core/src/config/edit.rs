@@ -59,9 +59,10 @@ use std::path::Path;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 
 use super::de::{List, Text};
-use super::diag::{ConfigError, FieldPath, split_key};
+use super::diag::{ConfigError, FieldPath};
 use super::emit;
 use super::node::{Config, PeerRef};
+use super::yaml_lines::{self, Line, split_key};
 use crate::naming::Name;
 use crate::relay_addr::RelayAddr;
 use crate::{Multiaddr, PeerId};
@@ -585,16 +586,7 @@ fn spaces(n: usize) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// The document as lines.
-
-/// One line: its text without the line end, and the line end (`\n`,
-/// `\r\n`, or nothing on a last line without one).
-struct Line<'a> {
-    body: &'a str,
-    eol: &'a str,
-    /// Byte offset of the line in the text.
-    start: usize,
-}
+// The document as lines (split by [`yaml_lines`]).
 
 /// Lines `from..to` replaced by `lines` (an insertion when `from == to`).
 struct Edit {
@@ -709,19 +701,7 @@ fn is_tail(rest: &str) -> bool {
 
 impl<'a> Doc<'a> {
     fn new(text: &'a str) -> Self {
-        let mut lines = Vec::new();
-        let mut start = 0;
-        for piece in text.split_inclusive('\n') {
-            let (body, eol) = if let Some(b) = piece.strip_suffix("\r\n") {
-                (b, "\r\n")
-            } else if let Some(b) = piece.strip_suffix('\n') {
-                (b, "\n")
-            } else {
-                (piece, "")
-            };
-            lines.push(Line { body, eol, start });
-            start += piece.len();
-        }
+        let lines = yaml_lines::lines(text);
         let crlf = lines.iter().filter(|l| l.eol == "\r\n").count();
         let lf = lines.iter().filter(|l| l.eol == "\n").count();
         let mut doc = Doc {
@@ -744,8 +724,7 @@ impl<'a> Doc<'a> {
     }
 
     fn indent(&self, i: usize) -> usize {
-        let b = self.body(i);
-        b.len() - b.trim_start_matches(' ').len()
+        yaml_lines::indent(self.body(i))
     }
 
     /// Not blank and not only a comment.

@@ -18,6 +18,7 @@
 //! | [`relay`] | the `relay-server.yaml` schema and its effective session limits |
 //! | [`diag`] | error and warning types, field paths, the line locator |
 //! | [`units`] | Go durations (`1h30m`) and binary sizes (`64MB`) |
+//! | [`values`] | field values: `PeerRef`, `PeerAddr`, `LocalAddress` and its `Host` |
 //! | [`search`](mod@search) | `--config`, `./peerup.yaml`, `~/.config/peerup/config.yaml`, `/etc/peerup/config.yaml` |
 //! | [`archive`] | `.config.last-good.yaml`, `.config.pre-confirmed.yaml`, `.config.pending` |
 //! | [`confirm`] | commit-confirmed apply, confirm, revert and rollback as file actions |
@@ -36,6 +37,8 @@ pub mod node;
 pub mod relay;
 pub mod search;
 pub mod units;
+pub mod values;
+mod yaml_lines;
 
 use std::path::{Path, PathBuf};
 
@@ -45,6 +48,9 @@ pub use node::{Config, render_template};
 pub use relay::RelayConfig;
 pub use search::{SearchError, default_config_dir, search};
 pub use units::{ByteSize, HumanDuration};
+pub use values::{
+    Host, LocalAddress, LocalAddressError, PeerAddr, PeerAddrError, PeerRef, PeerRefError,
+};
 
 /// The config format version this peerup reads and writes (`version: 1`).
 /// A file without `version` is version 1; a higher one is refused with

@@ -6,6 +6,7 @@ use multiaddr::Protocol;
 
 use crate::Multiaddr;
 use crate::proxy::half_close::{Direction, HalfClose, HalfCloseOutput, Side};
+use crate::wire::ConnectionPath;
 use crate::wire::pingpong::{self, Reply, Stats};
 
 use super::*;
@@ -17,7 +18,7 @@ use crate::models::{HalfCloseModel, HalfCloseOp};
 /// The ping-pong line protocol (WIRE.md §3). The input is a byte stream
 /// cut into lines as a responder reads it (each line answered and the
 /// answer classified as a client would), then read again as RTT samples
-/// for [`Stats`], and as a binary multiaddr for [`pingpong::Path::of`].
+/// for [`Stats`], and as a binary multiaddr for [`ConnectionPath::of`].
 ///
 /// # Panics
 /// When line framing breaks its bounds, when `respond` or `classify`
@@ -112,8 +113,8 @@ pub fn pingpong(data: &[u8]) {
     }
     if let Ok(addr) = Multiaddr::try_from(data.to_vec()) {
         let relayed = addr.iter().any(|p| p == Protocol::P2pCircuit);
-        let path = pingpong::Path::of(&addr);
-        assert_eq!(path == pingpong::Path::Relayed, relayed);
+        let path = ConnectionPath::of(&addr);
+        assert_eq!(path == ConnectionPath::Relayed, relayed);
         let shown = pingpong::format_reply(1, Duration::from_millis(1), path);
         assert!(shown.ends_with(&format!("path=[{path}]")));
     }

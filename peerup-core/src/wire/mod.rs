@@ -4,8 +4,10 @@
 //! See WIRE.md §2 (protocol IDs), §3 (ping-pong) and §6 (sealed frames).
 
 pub mod label;
+pub mod path;
 pub mod pingpong;
 pub mod protocol;
 pub mod sealed;
 
 pub use label::{DnsLabel, LabelError};
+pub use path::ConnectionPath;

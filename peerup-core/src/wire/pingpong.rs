@@ -6,12 +6,9 @@
 //! the reply line. A reply is shown as `seq=N rtt=X.Xms path=[DIRECT]`, and
 //! a run ends with `N sent, N received, X% loss, rtt min/avg/max = a/b/c ms`.
 
-use core::fmt;
 use core::time::Duration;
 
-use multiaddr::Protocol;
-
-use crate::Multiaddr;
+use super::path::ConnectionPath;
 
 /// What the client sends.
 pub const PING: &[u8] = b"ping\n";
@@ -74,43 +71,12 @@ pub fn classify(reply: &[u8]) -> Reply {
     }
 }
 
-/// How a connection reaches the peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Path {
-    /// A direct connection (possibly hole-punched).
-    Direct,
-    /// Through a relay circuit.
-    Relayed,
-}
-
-impl Path {
-    /// The path of a connection with this remote address: relayed when it
-    /// contains `/p2p-circuit`.
-    pub fn of(remote: &Multiaddr) -> Path {
-        if remote.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
-            Path::Relayed
-        } else {
-            Path::Direct
-        }
-    }
-}
-
-impl fmt::Display for Path {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Path::Direct => "DIRECT",
-            Path::Relayed => "RELAYED",
-        })
-    }
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
 /// One reply line: `seq=N rtt=X.Xms path=[DIRECT]`.
-pub fn format_reply(seq: u64, rtt: Duration, path: Path) -> String {
+pub fn format_reply(seq: u64, rtt: Duration, path: ConnectionPath) -> String {
     format!("seq={seq} rtt={:.1}ms path=[{path}]", ms(rtt))
 }
 
@@ -224,22 +190,13 @@ mod tests {
     }
 
     #[test]
-    fn path_from_remote_address() {
-        let relayed: Multiaddr =
-            "/ip4/1.2.3.4/tcp/7777/p2p/12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL/p2p-circuit".parse().unwrap();
-        let direct: Multiaddr = "/ip4/1.2.3.4/udp/5000/quic-v1".parse().unwrap();
-        assert_eq!(Path::of(&relayed), Path::Relayed);
-        assert_eq!(Path::of(&direct), Path::Direct);
-    }
-
-    #[test]
     fn output_formats() {
         assert_eq!(
-            format_reply(1, Duration::from_micros(12_345), Path::Direct),
+            format_reply(1, Duration::from_micros(12_345), ConnectionPath::Direct),
             "seq=1 rtt=12.3ms path=[DIRECT]"
         );
         assert_eq!(
-            format_reply(7, Duration::from_millis(80), Path::Relayed),
+            format_reply(7, Duration::from_millis(80), ConnectionPath::Relayed),
             "seq=7 rtt=80.0ms path=[RELAYED]"
         );
         let mut s = Stats::new();

@@ -21,7 +21,7 @@ use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, ping, relay};
 use peerup_core::reservation::{Output as Reservation, Reservations};
 use peerup_core::time::Instant as CoreInstant;
-use peerup_core::wire::pingpong::Path;
+use peerup_core::wire::ConnectionPath;
 
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::{ConnInfo, Event, Inner};
@@ -491,11 +491,13 @@ impl Driver {
             ),
         };
         tracing::info!(%peer, %path, %addr, "connected");
-        let upgraded = path == Path::Direct
+        let upgraded = path == ConnectionPath::Direct
             && self.inner.snapshot(|s| {
-                s.peers
-                    .get(&peer)
-                    .is_some_and(|p| p.connections.iter().any(|c| c.path == Path::Relayed))
+                s.peers.get(&peer).is_some_and(|p| {
+                    p.connections
+                        .iter()
+                        .any(|c| c.path == ConnectionPath::Relayed)
+                })
             });
         self.inner.update(|s| {
             s.peers.entry(peer).or_default().connections.push(ConnInfo {

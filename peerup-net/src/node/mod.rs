@@ -9,12 +9,14 @@
 mod behaviour;
 mod driver;
 pub mod invite;
+mod options;
 mod ping;
 pub mod service;
 mod service_name;
+mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path as FsPath, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
@@ -23,29 +25,29 @@ use futures::channel::{mpsc, oneshot};
 use futures::future::{AbortHandle, Abortable};
 use futures::{SinkExt, StreamExt};
 use libp2p::core::Transport;
-use libp2p::identity::Keypair;
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, relay};
 use peerup_core::authorized_keys::Document;
 use peerup_core::authz::{Change, Connection, Direction, Policy, ServiceRule, Warning};
-use peerup_core::config::Config;
 use peerup_core::naming::{Names, ResolveError};
 use peerup_core::relay_addr::RelayAddr;
 use peerup_core::time::UnixTime;
-use peerup_core::wire::label::DnsLabel;
-use peerup_core::wire::pingpong::Path;
-use peerup_core::wire::protocol;
+use peerup_core::wire::ConnectionPath;
 
 use self::behaviour::{Behaviour, Parts};
 use self::driver::{Command, Driver};
+pub use self::options::NodeOptions;
 pub use self::ping::{PingError, PingReply};
 pub use self::service::{Forwarder, ServiceStream};
 pub use self::service_name::{IntoServiceName, InvalidServiceName};
-use crate::fs::{self, FsError, IdentityLock};
+pub use self::status::{ConnInfo, PeerState, ProxyState, RelayState, Status};
+use crate::fs::{self, FsError};
+pub use crate::fs::{
+    generate_identity, load_or_create_identity, parse_authorized_keys, read_authorized_keys,
+};
 use crate::gate::GateShared;
 pub use crate::gate::NotAuthorized;
-use crate::limits::ConnectionLimits;
-use crate::runtime::{BoxFuture, Runtime, TransportOptions, secure_tcp};
+use crate::runtime::{BoxFuture, Runtime, secure_tcp};
 use crate::streams::Control;
 use crate::watch::Fingerprint;
 
@@ -58,372 +60,6 @@ const LISTEN_QUIET: Duration = Duration::from_millis(200);
 /// Longest wait for a relay's identify before dialing a circuit through
 /// it (see `Node::wait_identified`).
 const IDENTIFY_WAIT: Duration = Duration::from_secs(3);
-
-/// Everything a node is started with. Plain data: build it with
-/// [`NodeOptions::new`] and the `with_*` methods, or from a config file with
-/// [`NodeOptions::from_config`]. Other crates cannot write it as a struct
-/// literal (`#[non_exhaustive]`), so adding an option is not a breaking
-/// change; they can still set its fields.
-#[derive(Clone)]
-#[non_exhaustive]
-pub struct NodeOptions {
-    /// The node's identity.
-    pub keypair: Keypair,
-    /// Addresses to listen on.
-    pub listen: Vec<Multiaddr>,
-    /// Relays: held a reservation on (when `reserve`), and dialed through
-    /// to reach peers.
-    pub relays: Vec<RelayAddr>,
-    /// Whether to hold reservations (be reachable through the relays). A
-    /// client that only dials out (`peerup proxy`, `ping` without a daemon)
-    /// does not need one.
-    pub reserve: bool,
-    /// How often to check that every relay holds a reservation.
-    pub reservation_interval: Duration,
-    /// DHT bootstrap peers (multiaddrs ending in `/p2p/<id>`).
-    pub bootstrap: Vec<Multiaddr>,
-    /// The DHT protocol (`/peerup/kad/1.0.0` or per network).
-    pub kad_protocol: String,
-    /// Whether inbound connections are gated by `authorized_keys`.
-    pub gating: bool,
-    /// The parsed `authorized_keys`.
-    pub authorized_keys: Document,
-    /// Where `authorized_keys` lives (for reloads and pairing), if a file.
-    pub authorized_keys_path: Option<PathBuf>,
-    /// The config file (names added by pairing are written to it).
-    pub config_path: Option<PathBuf>,
-    /// Friendly names.
-    pub names: Names,
-    /// Services to expose: name -> (`host:port`, rule).
-    pub services: BTreeMap<DnsLabel, (String, ServiceRule)>,
-    /// The ping-pong protocol, when enabled.
-    pub ping_pong: Option<String>,
-    /// Skip AutoNAT and assume the node is behind NAT.
-    pub force_private: bool,
-    /// Identify agent version.
-    pub agent_version: String,
-    /// Transport settings.
-    pub transport: TransportOptions,
-    /// How long a connection without streams stays open.
-    pub idle_timeout: Duration,
-    /// Limits on inbound connections (see [`crate::limits`]).
-    pub limits: ConnectionLimits,
-    /// Whether to upgrade relayed connections to direct ones (DCUtR); on
-    /// by default. Off, every connection through a relay stays relayed.
-    pub hole_punching: bool,
-    /// The fingerprint of the `authorized_keys` bytes behind
-    /// `authorized_keys`, when they came from the file: a reload happens
-    /// when the file's bytes differ from exactly these.
-    pub authorized_keys_fingerprint: Option<Fingerprint>,
-    /// The lock on the identity, held while the node runs (taken by
-    /// [`NodeOptions::from_config`]).
-    pub identity_lock: Option<Arc<IdentityLock>>,
-}
-
-impl std::fmt::Debug for NodeOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeOptions")
-            .field("peer_id", &self.keypair.public().to_peer_id())
-            .field("listen", &self.listen)
-            .field("relays", &self.relays)
-            .field("gating", &self.gating)
-            .field("services", &self.services.keys().collect::<Vec<_>>())
-            .finish_non_exhaustive()
-    }
-}
-
-impl NodeOptions {
-    /// Defaults for an identity: listen on all interfaces (TCP and QUIC,
-    /// ports chosen by the OS), no relays, gating on with nobody authorized.
-    pub fn new(keypair: Keypair) -> Self {
-        NodeOptions {
-            keypair,
-            listen: vec![
-                "/ip4/0.0.0.0/tcp/0"
-                    .parse()
-                    .unwrap_or_else(|_| Multiaddr::empty()),
-                "/ip4/0.0.0.0/udp/0/quic-v1"
-                    .parse()
-                    .unwrap_or_else(|_| Multiaddr::empty()),
-            ],
-            relays: Vec::new(),
-            reserve: true,
-            reservation_interval: Duration::from_secs(120),
-            bootstrap: Vec::new(),
-            kad_protocol: protocol::KAD.to_owned(),
-            gating: true,
-            authorized_keys: Document::new(),
-            authorized_keys_path: None,
-            config_path: None,
-            names: Names::new(),
-            services: BTreeMap::new(),
-            ping_pong: Some(protocol::PING_PONG.to_owned()),
-            force_private: false,
-            agent_version: protocol::node_agent(VERSION),
-            transport: TransportOptions::default(),
-            idle_timeout: Duration::from_secs(60),
-            limits: ConnectionLimits::NODE,
-            hole_punching: true,
-            authorized_keys_fingerprint: None,
-            identity_lock: None,
-        }
-    }
-
-    /// Sets the connection limits.
-    pub fn with_limits(mut self, limits: ConnectionLimits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// Sets the listen addresses.
-    pub fn with_listen(mut self, listen: Vec<Multiaddr>) -> Self {
-        self.listen = listen;
-        self
-    }
-
-    /// Sets the relays.
-    pub fn with_relays(mut self, relays: Vec<RelayAddr>) -> Self {
-        self.bootstrap = relays.iter().map(|r| r.multiaddr().clone()).collect();
-        self.relays = relays;
-        self
-    }
-
-    /// Whether to hold reservations on the relays.
-    pub fn with_reservations(mut self, on: bool) -> Self {
-        self.reserve = on;
-        self
-    }
-
-    /// Sets `authorized_keys` (and where it lives, for pairing and reloads).
-    pub fn with_authorized_keys(mut self, doc: Document, path: Option<PathBuf>) -> Self {
-        self.authorized_keys = doc;
-        self.authorized_keys_path = path;
-        self
-    }
-
-    /// Turns gating on or off.
-    pub fn with_gating(mut self, on: bool) -> Self {
-        self.gating = on;
-        self
-    }
-
-    /// Exposes a service at start, under `name` (a [`DnsLabel`] or a text,
-    /// see [`IntoServiceName`]).
-    ///
-    /// # Errors
-    /// [`InvalidServiceName`] when `name` is not a DNS label.
-    pub fn with_service(
-        mut self,
-        name: impl IntoServiceName,
-        local_address: impl Into<String>,
-        rule: ServiceRule,
-    ) -> Result<Self, InvalidServiceName> {
-        self.services
-            .insert(name.into_service_name()?, (local_address.into(), rule));
-        Ok(self)
-    }
-
-    /// Sets the names map.
-    pub fn with_names(mut self, names: Names) -> Self {
-        self.names = names;
-        self
-    }
-
-    /// Sets the config file that pairing writes names to.
-    pub fn with_config_path(mut self, path: Option<PathBuf>) -> Self {
-        self.config_path = path;
-        self
-    }
-
-    /// Sets transport options.
-    pub fn with_transport(mut self, t: TransportOptions) -> Self {
-        self.transport = t;
-        self
-    }
-
-    /// Options from a parsed config at `config_path`: takes the identity's
-    /// lock (exclusive: no other node may run with this identity while
-    /// these options live), reads the identity key (creating it, mode
-    /// 0600, if missing) and `authorized_keys`.
-    ///
-    /// # Errors
-    /// [`StartError`] naming the file and what is wrong with it;
-    /// [`FsError::IdentityInUse`] when another process holds the identity.
-    pub fn from_config(config: &Config, config_path: &FsPath) -> Result<Self, StartError> {
-        Self::from_config_as(config, config_path, fs::LockMode::Exclusive)
-    }
-
-    /// [`NodeOptions::from_config`], holding the identity in `mode`: a
-    /// node that only dials out and writes nothing may share it.
-    ///
-    /// # Errors
-    /// As [`NodeOptions::from_config`].
-    pub fn from_config_as(
-        config: &Config,
-        config_path: &FsPath,
-        mode: fs::LockMode,
-    ) -> Result<Self, StartError> {
-        let key_path = config.key_file_path(config_path);
-        let keypair = load_or_create_identity(&key_path)?;
-        let lock = fs::lock_identity_as(&key_path, mode)?;
-        let ak_path = config.authorized_keys_path(config_path);
-        let gating = config.security.enable_connection_gating;
-        let mut fingerprint = Fingerprint::missing();
-        let doc = match fs::read_private(&ak_path) {
-            Ok(bytes) => {
-                fingerprint = Fingerprint::of(&bytes);
-                read_authorized_keys(&ak_path, &bytes)?
-            }
-            Err(e) if e.is_not_found() && !gating => Document::new(),
-            Err(e) if e.is_not_found() => {
-                return Err(StartError::MissingAuthorizedKeys { path: ak_path });
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let names = config.names.clone();
-        let mut services = BTreeMap::new();
-        for (name, svc) in &config.services {
-            let allowed = svc
-                .resolve_allowed_peers(&names)
-                .map_err(|e| StartError::Config {
-                    path: config_path.to_owned(),
-                    message: e.to_string(),
-                })?;
-            services.insert(
-                name.clone(),
-                (
-                    svc.local_address.to_string(),
-                    ServiceRule {
-                        enabled: svc.enabled,
-                        allowed_peers: allowed,
-                    },
-                ),
-            );
-        }
-        let mut o = NodeOptions::new(keypair);
-        o.listen = config.network.listen_addresses.clone();
-        o.relays = config.relay.addresses.clone();
-        o.reservation_interval = config.relay.reservation_interval;
-        o.bootstrap = config.bootstrap_peers();
-        o.kad_protocol = config.kad_protocol();
-        o.gating = gating;
-        o.authorized_keys = doc;
-        o.authorized_keys_path = Some(ak_path);
-        o.config_path = Some(config_path.to_owned());
-        o.names = names;
-        o.services = services;
-        o.ping_pong = config
-            .protocols
-            .ping_pong
-            .enabled
-            .then(|| config.protocols.ping_pong.id.clone());
-        o.force_private = config.network.force_private_reachability;
-        let n = &config.network;
-        o.limits = if n.resource_limits_enabled {
-            ConnectionLimits {
-                enabled: true,
-                max_pending: n.max_pending_connections,
-                max_pending_per_ip: n.max_pending_connections_per_ip,
-                max_established_incoming: n.max_inbound_connections,
-                max_established_per_peer: n.max_connections_per_peer,
-            }
-        } else {
-            ConnectionLimits::OFF
-        };
-        o.transport.inbound_upgrade_timeout = n.handshake_timeout;
-        o.authorized_keys_fingerprint = Some(fingerprint);
-        o.identity_lock = Some(Arc::new(lock));
-        Ok(o)
-    }
-}
-
-/// Reads `authorized_keys` as a running node or relay loads it: every
-/// line is kept, and a bad one is logged, not fatal. The policy denies any
-/// peer an invalid line names (even if another line for it is valid), so
-/// one typo can neither lock everybody out at the next start nor keep a
-/// removed peer in (a reload that refused the whole file would leave the
-/// old list, and the removed peer, in force).
-///
-/// # Errors
-/// None today; the `Result` leaves room for a check that refuses a file.
-pub fn read_authorized_keys(path: &FsPath, bytes: &[u8]) -> Result<Document, StartError> {
-    // Bytes that are not UTF-8 (a Latin-1 comment) become U+FFFD: a line
-    // holding one in its peer ID or attributes is invalid and denies its
-    // peer; the rest of the file applies.
-    let text = String::from_utf8_lossy(bytes);
-    let doc = Document::parse(&text);
-    for e in doc.errors() {
-        tracing::error!(path = %path.display(), "{e}; the peer it names (if any) is denied until the line is fixed (`peerup auth validate`)");
-    }
-    Ok(doc)
-}
-
-/// Parses `authorized_keys` strictly: every bad line is reported (for
-/// `validate`; a running node loads with [`read_authorized_keys`]).
-///
-/// # Errors
-/// [`StartError::AuthorizedKeys`] listing the bad lines.
-pub fn parse_authorized_keys(path: &FsPath, bytes: &[u8]) -> Result<Document, StartError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| StartError::AuthorizedKeys {
-        path: path.to_owned(),
-        message: "not UTF-8 text".into(),
-    })?;
-    Document::parse_strict(text).map_err(|e| StartError::AuthorizedKeys {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })
-}
-
-/// Reads the identity key at `path`, creating a new one (mode 0600) if
-/// the file does not exist.
-///
-/// # Errors
-/// [`StartError`] for a key that cannot be read, has loose permissions, or
-/// is not an Ed25519 key file.
-pub fn load_or_create_identity(path: &FsPath) -> Result<Keypair, StartError> {
-    load_or_create_identity_once(path, true)
-}
-
-fn load_or_create_identity_once(path: &FsPath, may_retry: bool) -> Result<Keypair, StartError> {
-    match fs::read_private(path) {
-        Ok(bytes) => peerup_core::identity::decode(&bytes).map_err(|e| StartError::Identity {
-            path: path.to_owned(),
-            message: e.to_string(),
-        }),
-        Err(e) if e.is_not_found() => {
-            let keypair = generate_identity()?;
-            let bytes =
-                peerup_core::identity::encode(&keypair).ok_or_else(|| StartError::Identity {
-                    path: path.to_owned(),
-                    message: "generated key is not Ed25519".into(),
-                })?;
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                fs::ensure_private_dir(dir)?;
-            }
-            if fs::create_new_atomic(path, bytes.as_slice())? {
-                tracing::info!(path = %path.display(), peer = %keypair.public().to_peer_id(), "created identity key");
-                Ok(keypair)
-            } else if may_retry {
-                // Another process created it first: use that one.
-                load_or_create_identity_once(path, false)
-            } else {
-                Err(StartError::Identity {
-                    path: path.to_owned(),
-                    message: "the name exists but the file cannot be read (a symbolic link to a missing file?)".into(),
-                })
-            }
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// A fresh Ed25519 identity from the OS's randomness.
-///
-/// # Errors
-/// [`StartError::Random`] when the OS has no randomness to give.
-pub fn generate_identity() -> Result<Keypair, StartError> {
-    Ok(peerup_core::identity::keypair_from_seed(random()?))
-}
 
 pub(crate) fn random<const N: usize>() -> Result<[u8; N], StartError> {
     let mut b = [0u8; N];
@@ -524,7 +160,7 @@ pub enum Event {
         /// The peer.
         peer: PeerId,
         /// Its path.
-        path: Path,
+        path: ConnectionPath,
         /// Connections to the peer now.
         connections: usize,
     },
@@ -556,88 +192,6 @@ pub enum Event {
     Warning(String),
     /// The node stopped.
     Stopped,
-}
-
-/// A relay's reservation state.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RelayState {
-    /// Whether a reservation is held.
-    pub reserved: bool,
-    /// Our circuit address through it.
-    pub circuit_addr: Option<Multiaddr>,
-    /// The last error, when not reserved.
-    pub last_error: Option<String>,
-    /// Renewals so far.
-    pub renewals: u64,
-}
-
-/// One connection to a peer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnInfo {
-    /// Its id.
-    pub id: ConnectionId,
-    /// Direct or relayed.
-    pub path: Path,
-    /// The remote address.
-    pub remote: Multiaddr,
-    /// Whether we dialed it.
-    pub outbound: bool,
-}
-
-/// A connected peer.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PeerState {
-    /// Its connections.
-    pub connections: Vec<ConnInfo>,
-    /// The last libp2p ping RTT.
-    pub rtt: Option<Duration>,
-    /// The connection that RTT was measured on.
-    pub rtt_connection: Option<ConnectionId>,
-    /// Its identify agent version.
-    pub agent: Option<String>,
-}
-
-impl PeerState {
-    /// Direct if any connection is direct.
-    pub fn path(&self) -> Option<Path> {
-        if self.connections.iter().any(|c| c.path == Path::Direct) {
-            Some(Path::Direct)
-        } else {
-            self.connections.first().map(|c| c.path)
-        }
-    }
-}
-
-/// A proxied connection in progress.
-#[derive(Debug, Clone)]
-pub struct ProxyState {
-    /// The remote peer.
-    pub peer: PeerId,
-    /// The service.
-    pub service: String,
-    /// Whether we serve it (inbound) or use it (outbound).
-    pub inbound: bool,
-    /// The path its stream uses.
-    pub path: Path,
-    /// Byte counters.
-    pub counters: Arc<crate::splice::Counters>,
-}
-
-/// A snapshot of the node for `peerup status`.
-#[derive(Debug, Clone, Default)]
-pub struct Status {
-    /// Our listen addresses (circuit addresses included).
-    pub listen_addrs: Vec<Multiaddr>,
-    /// Reservations per relay.
-    pub relays: BTreeMap<PeerId, RelayState>,
-    /// Connected peers.
-    pub peers: BTreeMap<PeerId, PeerState>,
-    /// Exposed services: name -> local address.
-    pub services: BTreeMap<String, String>,
-    /// Proxied connections in progress, by id.
-    pub proxies: BTreeMap<u64, ProxyState>,
-    /// The open invite, if any.
-    pub invite: Option<invite::InviteStatus>,
 }
 
 /// What the node shares between its handles and its event loop.
@@ -1055,7 +609,7 @@ impl Node {
     }
 
     /// The best path to `peer` now, if connected.
-    pub fn path(&self, peer: PeerId) -> Option<Path> {
+    pub fn path(&self, peer: PeerId) -> Option<ConnectionPath> {
         self.inner.control.path(peer)
     }
 
@@ -1142,7 +696,7 @@ impl Node {
     ///
     /// # Errors
     /// [`ConnectError::Unreachable`] saying what was tried.
-    pub async fn connect(&self, peer: PeerId) -> Result<Path, ConnectError> {
+    pub async fn connect(&self, peer: PeerId) -> Result<ConnectionPath, ConnectError> {
         if let Some(p) = self.inner.control.path(peer) {
             return Ok(p);
         }
@@ -1212,7 +766,7 @@ impl Node {
     /// The path once a fresh connection has survived the remote's gate:
     /// an unauthorized dialer sees its connection established and then
     /// closed within a round trip.
-    async fn settled_path(&self, peer: PeerId) -> Option<Path> {
+    async fn settled_path(&self, peer: PeerId) -> Option<ConnectionPath> {
         self.inner.control.path(peer)
     }
 

@@ -7,7 +7,8 @@ use futures::StreamExt;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use libp2p::{PeerId, StreamProtocol};
 use peerup_core::authz::{Decision, Direction, StreamKind};
-use peerup_core::wire::pingpong::{self, Line, Path, Reply};
+use peerup_core::wire::ConnectionPath;
+use peerup_core::wire::pingpong::{self, Line, Reply};
 
 use super::{ConnectError, Event, Node, StartError, now};
 
@@ -17,7 +18,7 @@ pub struct PingReply {
     /// Write to reply line.
     pub rtt: Duration,
     /// The path the stream took.
-    pub path: Path,
+    pub path: ConnectionPath,
 }
 
 /// Why a ping failed.

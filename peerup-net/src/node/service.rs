@@ -26,8 +26,8 @@ use libp2p::{PeerId, Stream, StreamProtocol};
 use peerup_core::authz::{Decision, Direction, ServiceRule, StreamKind};
 use peerup_core::config::node::{Host, LocalAddress};
 use peerup_core::time::Backoff;
+use peerup_core::wire::ConnectionPath;
 use peerup_core::wire::label::DnsLabel;
-use peerup_core::wire::pingpong::Path;
 use peerup_core::wire::protocol;
 
 use super::{
@@ -74,7 +74,7 @@ pub struct ServiceStream {
     stream: Stream,
     peer: PeerId,
     connection: ConnectionId,
-    path: Path,
+    path: ConnectionPath,
 }
 
 impl std::fmt::Debug for ServiceStream {
@@ -93,7 +93,7 @@ impl ServiceStream {
     }
 
     /// Direct or relayed.
-    pub fn path(&self) -> Path {
+    pub fn path(&self) -> ConnectionPath {
         self.path
     }
 
@@ -579,7 +579,7 @@ async fn splice_tracked<R>(
     peer: PeerId,
     service: &str,
     inbound: bool,
-    path: Path,
+    path: ConnectionPath,
 ) where
     R: AsyncRead + AsyncWrite + Unpin,
 {

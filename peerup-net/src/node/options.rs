@@ -1,0 +1,301 @@
+//! [`NodeOptions`]: everything a node is started with, from code or from
+//! a config file.
+
+use std::collections::BTreeMap;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use libp2p::identity::Keypair;
+use peerup_core::authorized_keys::Document;
+use peerup_core::authz::ServiceRule;
+use peerup_core::config::Config;
+use peerup_core::naming::Names;
+use peerup_core::relay_addr::RelayAddr;
+use peerup_core::wire::label::DnsLabel;
+use peerup_core::wire::protocol;
+
+use super::{IntoServiceName, InvalidServiceName, StartError, VERSION, read_authorized_keys};
+use crate::fs::{self, IdentityLock, load_or_create_identity};
+use crate::limits::ConnectionLimits;
+use crate::runtime::TransportOptions;
+use crate::watch::Fingerprint;
+
+/// Everything a node is started with. Plain data: build it with
+/// [`NodeOptions::new`] and the `with_*` methods, or from a config file with
+/// [`NodeOptions::from_config`]. Other crates cannot write it as a struct
+/// literal (`#[non_exhaustive]`), so adding an option is not a breaking
+/// change; they can still set its fields.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct NodeOptions {
+    /// The node's identity.
+    pub keypair: Keypair,
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Relays: held a reservation on (when `reserve`), and dialed through
+    /// to reach peers.
+    pub relays: Vec<RelayAddr>,
+    /// Whether to hold reservations (be reachable through the relays). A
+    /// client that only dials out (`peerup proxy`, `ping` without a daemon)
+    /// does not need one.
+    pub reserve: bool,
+    /// How often to check that every relay holds a reservation.
+    pub reservation_interval: Duration,
+    /// DHT bootstrap peers (multiaddrs ending in `/p2p/<id>`).
+    pub bootstrap: Vec<Multiaddr>,
+    /// The DHT protocol (`/peerup/kad/1.0.0` or per network).
+    pub kad_protocol: String,
+    /// Whether inbound connections are gated by `authorized_keys`.
+    pub gating: bool,
+    /// The parsed `authorized_keys`.
+    pub authorized_keys: Document,
+    /// Where `authorized_keys` lives (for reloads and pairing), if a file.
+    pub authorized_keys_path: Option<PathBuf>,
+    /// The config file (names added by pairing are written to it).
+    pub config_path: Option<PathBuf>,
+    /// Friendly names.
+    pub names: Names,
+    /// Services to expose: name -> (`host:port`, rule).
+    pub services: BTreeMap<DnsLabel, (String, ServiceRule)>,
+    /// The ping-pong protocol, when enabled.
+    pub ping_pong: Option<String>,
+    /// Skip AutoNAT and assume the node is behind NAT.
+    pub force_private: bool,
+    /// Identify agent version.
+    pub agent_version: String,
+    /// Transport settings.
+    pub transport: TransportOptions,
+    /// How long a connection without streams stays open.
+    pub idle_timeout: Duration,
+    /// Limits on inbound connections (see [`crate::limits`]).
+    pub limits: ConnectionLimits,
+    /// Whether to upgrade relayed connections to direct ones (DCUtR); on
+    /// by default. Off, every connection through a relay stays relayed.
+    pub hole_punching: bool,
+    /// The fingerprint of the `authorized_keys` bytes behind
+    /// `authorized_keys`, when they came from the file: a reload happens
+    /// when the file's bytes differ from exactly these.
+    pub authorized_keys_fingerprint: Option<Fingerprint>,
+    /// The lock on the identity, held while the node runs (taken by
+    /// [`NodeOptions::from_config`]).
+    pub identity_lock: Option<Arc<IdentityLock>>,
+}
+
+impl std::fmt::Debug for NodeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeOptions")
+            .field("peer_id", &self.keypair.public().to_peer_id())
+            .field("listen", &self.listen)
+            .field("relays", &self.relays)
+            .field("gating", &self.gating)
+            .field("services", &self.services.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeOptions {
+    /// Defaults for an identity: listen on all interfaces (TCP and QUIC,
+    /// ports chosen by the OS), no relays, gating on with nobody authorized.
+    pub fn new(keypair: Keypair) -> Self {
+        NodeOptions {
+            keypair,
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/0"
+                    .parse()
+                    .unwrap_or_else(|_| Multiaddr::empty()),
+                "/ip4/0.0.0.0/udp/0/quic-v1"
+                    .parse()
+                    .unwrap_or_else(|_| Multiaddr::empty()),
+            ],
+            relays: Vec::new(),
+            reserve: true,
+            reservation_interval: Duration::from_secs(120),
+            bootstrap: Vec::new(),
+            kad_protocol: protocol::KAD.to_owned(),
+            gating: true,
+            authorized_keys: Document::new(),
+            authorized_keys_path: None,
+            config_path: None,
+            names: Names::new(),
+            services: BTreeMap::new(),
+            ping_pong: Some(protocol::PING_PONG.to_owned()),
+            force_private: false,
+            agent_version: protocol::node_agent(VERSION),
+            transport: TransportOptions::default(),
+            idle_timeout: Duration::from_secs(60),
+            limits: ConnectionLimits::NODE,
+            hole_punching: true,
+            authorized_keys_fingerprint: None,
+            identity_lock: None,
+        }
+    }
+
+    /// Sets the connection limits.
+    pub fn with_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets the listen addresses.
+    pub fn with_listen(mut self, listen: Vec<Multiaddr>) -> Self {
+        self.listen = listen;
+        self
+    }
+
+    /// Sets the relays.
+    pub fn with_relays(mut self, relays: Vec<RelayAddr>) -> Self {
+        self.bootstrap = relays.iter().map(|r| r.multiaddr().clone()).collect();
+        self.relays = relays;
+        self
+    }
+
+    /// Whether to hold reservations on the relays.
+    pub fn with_reservations(mut self, on: bool) -> Self {
+        self.reserve = on;
+        self
+    }
+
+    /// Sets `authorized_keys` (and where it lives, for pairing and reloads).
+    pub fn with_authorized_keys(mut self, doc: Document, path: Option<PathBuf>) -> Self {
+        self.authorized_keys = doc;
+        self.authorized_keys_path = path;
+        self
+    }
+
+    /// Turns gating on or off.
+    pub fn with_gating(mut self, on: bool) -> Self {
+        self.gating = on;
+        self
+    }
+
+    /// Exposes a service at start, under `name` (a [`DnsLabel`] or a text,
+    /// see [`IntoServiceName`]).
+    ///
+    /// # Errors
+    /// [`InvalidServiceName`] when `name` is not a DNS label.
+    pub fn with_service(
+        mut self,
+        name: impl IntoServiceName,
+        local_address: impl Into<String>,
+        rule: ServiceRule,
+    ) -> Result<Self, InvalidServiceName> {
+        self.services
+            .insert(name.into_service_name()?, (local_address.into(), rule));
+        Ok(self)
+    }
+
+    /// Sets the names map.
+    pub fn with_names(mut self, names: Names) -> Self {
+        self.names = names;
+        self
+    }
+
+    /// Sets the config file that pairing writes names to.
+    pub fn with_config_path(mut self, path: Option<PathBuf>) -> Self {
+        self.config_path = path;
+        self
+    }
+
+    /// Sets transport options.
+    pub fn with_transport(mut self, t: TransportOptions) -> Self {
+        self.transport = t;
+        self
+    }
+
+    /// Options from a parsed config at `config_path`: takes the identity's
+    /// lock (exclusive: no other node may run with this identity while
+    /// these options live), reads the identity key (creating it, mode
+    /// 0600, if missing) and `authorized_keys`.
+    ///
+    /// # Errors
+    /// [`StartError`] naming the file and what is wrong with it;
+    /// [`FsError::IdentityInUse`](crate::fs::FsError::IdentityInUse) when another process holds the identity.
+    pub fn from_config(config: &Config, config_path: &FsPath) -> Result<Self, StartError> {
+        Self::from_config_as(config, config_path, fs::LockMode::Exclusive)
+    }
+
+    /// [`NodeOptions::from_config`], holding the identity in `mode`: a
+    /// node that only dials out and writes nothing may share it.
+    ///
+    /// # Errors
+    /// As [`NodeOptions::from_config`].
+    pub fn from_config_as(
+        config: &Config,
+        config_path: &FsPath,
+        mode: fs::LockMode,
+    ) -> Result<Self, StartError> {
+        let key_path = config.key_file_path(config_path);
+        let keypair = load_or_create_identity(&key_path)?;
+        let lock = fs::lock_identity_as(&key_path, mode)?;
+        let ak_path = config.authorized_keys_path(config_path);
+        let gating = config.security.enable_connection_gating;
+        let mut fingerprint = Fingerprint::missing();
+        let doc = match fs::read_private(&ak_path) {
+            Ok(bytes) => {
+                fingerprint = Fingerprint::of(&bytes);
+                read_authorized_keys(&ak_path, &bytes)?
+            }
+            Err(e) if e.is_not_found() && !gating => Document::new(),
+            Err(e) if e.is_not_found() => {
+                return Err(StartError::MissingAuthorizedKeys { path: ak_path });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let names = config.names.clone();
+        let mut services = BTreeMap::new();
+        for (name, svc) in &config.services {
+            let allowed = svc
+                .resolve_allowed_peers(&names)
+                .map_err(|e| StartError::Config {
+                    path: config_path.to_owned(),
+                    message: e.to_string(),
+                })?;
+            services.insert(
+                name.clone(),
+                (
+                    svc.local_address.to_string(),
+                    ServiceRule {
+                        enabled: svc.enabled,
+                        allowed_peers: allowed,
+                    },
+                ),
+            );
+        }
+        let mut o = NodeOptions::new(keypair);
+        o.listen = config.network.listen_addresses.clone();
+        o.relays = config.relay.addresses.clone();
+        o.reservation_interval = config.relay.reservation_interval;
+        o.bootstrap = config.bootstrap_peers();
+        o.kad_protocol = config.kad_protocol();
+        o.gating = gating;
+        o.authorized_keys = doc;
+        o.authorized_keys_path = Some(ak_path);
+        o.config_path = Some(config_path.to_owned());
+        o.names = names;
+        o.services = services;
+        o.ping_pong = config
+            .protocols
+            .ping_pong
+            .enabled
+            .then(|| config.protocols.ping_pong.id.clone());
+        o.force_private = config.network.force_private_reachability;
+        let n = &config.network;
+        o.limits = if n.resource_limits_enabled {
+            ConnectionLimits {
+                enabled: true,
+                max_pending: n.max_pending_connections,
+                max_pending_per_ip: n.max_pending_connections_per_ip,
+                max_established_incoming: n.max_inbound_connections,
+                max_established_per_peer: n.max_connections_per_peer,
+            }
+        } else {
+            ConnectionLimits::OFF
+        };
+        o.transport.inbound_upgrade_timeout = n.handshake_timeout;
+        o.authorized_keys_fingerprint = Some(fingerprint);
+        o.identity_lock = Some(Arc::new(lock));
+        Ok(o)
+    }
+}
