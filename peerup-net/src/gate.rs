@@ -10,7 +10,6 @@ use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
-use std::time::SystemTime;
 
 use either::Either;
 use libp2p::PeerId;
@@ -21,8 +20,8 @@ use libp2p::swarm::{
     THandler, THandlerInEvent, THandlerOutEvent, ToSwarm, dummy,
 };
 use peerup_core::authz::{Decision, DenyReason, Direction, Policy};
-use peerup_core::time::UnixTime;
 
+use crate::runtime::Runtime;
 use crate::streams::inbound_path;
 
 /// The error a denied connection carries.
@@ -79,15 +78,19 @@ pub struct Gate {
     /// Refuse connections we dial to peers that are not authorized (the
     /// relay has no reason to dial strangers; its DHT could be led to).
     outbound_gated: bool,
+    /// The wall clock (`expires=`).
+    rt: Arc<dyn Runtime>,
 }
 
 impl Gate {
-    /// A gate deciding with `policy`; connections we dial are allowed.
-    pub fn new(policy: Arc<RwLock<Policy>>, shared: Arc<GateShared>) -> Self {
+    /// A gate deciding with `policy` at `rt`'s wall clock; connections we
+    /// dial are allowed.
+    pub fn new(policy: Arc<RwLock<Policy>>, shared: Arc<GateShared>, rt: Arc<dyn Runtime>) -> Self {
         Gate {
             policy,
             shared,
             outbound_gated: false,
+            rt,
         }
     }
 
@@ -96,10 +99,6 @@ impl Gate {
         self.outbound_gated = true;
         self
     }
-}
-
-fn now() -> UnixTime {
-    UnixTime::from_system_time(SystemTime::now())
 }
 
 impl NetworkBehaviour for Gate {
@@ -119,7 +118,8 @@ impl NetworkBehaviour for Gate {
         // connection is either recorded before the window closes (and
         // closed with it) or decided after (and refused).
         let policy = self.policy.read().unwrap_or_else(|e| e.into_inner());
-        let decision = policy.decide_connection(&peer, Direction::Inbound, path, now());
+        let decision =
+            policy.decide_connection(&peer, Direction::Inbound, path, self.rt.wall_clock());
         match decision {
             Decision::Allow => Ok(dummy::ConnectionHandler),
             Decision::AllowUngated => {
@@ -186,7 +186,7 @@ impl NetworkBehaviour for Gate {
             &peer,
             Direction::Inbound,
             crate::streams::path_of(addr),
-            now(),
+            self.rt.wall_clock(),
         ) {
             Decision::Allow | Decision::AllowUngated => Ok(dummy::ConnectionHandler),
             Decision::AllowPairingOnly | Decision::Deny(_) => {

@@ -8,7 +8,10 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+#[doc(hidden)]
+pub mod adapter;
 pub mod confirm;
+pub mod error;
 pub mod fs;
 pub mod gate;
 pub mod limits;

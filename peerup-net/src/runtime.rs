@@ -13,6 +13,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use peerup_core::time::UnixTime;
+
 use futures::io::{AsyncRead, AsyncWrite};
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::Boxed;
@@ -101,6 +103,12 @@ impl Default for TransportOptions {
     }
 }
 
+/// The system's wall clock: [`Runtime::wall_clock`]'s default, and the
+/// clock of commands that run no runtime (`peerup auth add --expires`).
+pub fn system_wall_clock() -> UnixTime {
+    UnixTime::from_system_time(std::time::SystemTime::now())
+}
+
 /// What a runtime provides.
 pub trait Runtime: Send + Sync + 'static {
     /// A short name for logs (`tokio`, `async-std`).
@@ -112,6 +120,13 @@ pub trait Runtime: Send + Sync + 'static {
     /// The monotonic clock.
     fn now(&self) -> Instant {
         Instant::now()
+    }
+
+    /// The wall clock, for facts that outlive the process (`expires=`,
+    /// confirm deadlines). The default reads the system clock
+    /// ([`system_wall_clock`]).
+    fn wall_clock(&self) -> UnixTime {
+        system_wall_clock()
     }
 
     /// A future that completes at `deadline`.

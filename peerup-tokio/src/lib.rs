@@ -59,8 +59,9 @@ pub use peerup_net::node::invite::{
 };
 pub use peerup_net::node::service::{Forwarder, OpenServiceError};
 pub use peerup_net::node::{
-    ConnectError, Event, IntoServiceName, InvalidServiceName, NodeOptions, PingError, PingReply,
-    StartError, Status, generate_identity, load_or_create_identity,
+    ConnectError, Event, IntoServiceName, InvalidService, InvalidServiceName, NodeOptions,
+    PingError, PingReply, ServiceSpec, StartError, Status, generate_identity,
+    load_or_create_identity,
 };
 pub use peerup_net::runtime::{Runtime, TransportOptions};
 pub use peerup_net::streams::OpenError;

@@ -24,7 +24,6 @@ use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify, kad, ping, rela
 use peerup_core::authorized_keys::Document;
 use peerup_core::authz::{Connection, Policy, Warning};
 use peerup_core::config::RelayConfig;
-use peerup_core::time::UnixTime;
 use peerup_core::wire::protocol;
 use peerup_net::fs::IdentityLock;
 use peerup_net::gate::{Gate, GateShared};
@@ -315,6 +314,8 @@ pub struct Relay {
     policy: Arc<RwLock<Policy>>,
     /// Held while the relay runs.
     _identity_lock: Option<Arc<IdentityLock>>,
+    /// The runtime (its wall clock decides `expires=`).
+    rt: Arc<dyn Runtime>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -342,10 +343,6 @@ pub enum RelayError {
     },
 }
 
-fn now() -> UnixTime {
-    UnixTime::from_system_time(std::time::SystemTime::now())
-}
-
 /// Longest sleep of the expiry timer: a wall-clock step is noticed within
 /// it.
 const EXPIRY_RECHECK: Duration = Duration::from_secs(60);
@@ -369,20 +366,6 @@ fn warning_text(w: &Warning) -> String {
         Warning::InvalidLines { lines } => format!("relay_authorized_keys has invalid lines {lines:?}; the peers they name are denied (run `peerup-relay config validate`)"),
         other => format!("{other:?}"),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        let m = inner.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        src = inner.source();
-    }
-    s
 }
 
 impl Relay {
@@ -430,7 +413,8 @@ impl Relay {
         tracing::info!(?connection_limits, "connection limits");
         let behaviour = Behaviour {
             limits: ConnLimits::new(connection_limits),
-            gate: Gate::new(policy.clone(), Arc::new(GateShared::default())).with_outbound_gated(),
+            gate: Gate::new(policy.clone(), Arc::new(GateShared::default()), rt.clone())
+                .with_outbound_gated(),
             relay: relay_behaviour,
             identify: identify::Behaviour::new(
                 identify::Config::new("/peerup/1.0.0".to_owned(), options.keypair.public())
@@ -448,7 +432,7 @@ impl Relay {
                 .listen_on(addr.clone())
                 .map_err(|e| RelayError::Listen {
                     addr: addr.clone(),
-                    message: error_chain(&e),
+                    message: peerup_net::error::chain(&e),
                 })?;
         }
         let mut addrs = Vec::new();
@@ -486,7 +470,7 @@ impl Relay {
                 }) => {
                     return Err(RelayError::Listen {
                         addr: addresses.first().cloned().unwrap_or_else(Multiaddr::empty),
-                        message: error_chain(&e),
+                        message: peerup_net::error::chain(&e),
                     });
                 }
                 Some(_) => {}
@@ -506,6 +490,7 @@ impl Relay {
             ak_fingerprint: Arc::new(Mutex::new(options.authorized_keys_fingerprint)),
             policy: policy.clone(),
             _identity_lock: options.identity_lock.clone(),
+            rt: rt.clone(),
         };
         let driver = Driver {
             swarm,
@@ -543,7 +528,8 @@ impl Relay {
     pub fn is_authorized(&self, peer: &PeerId) -> bool {
         let policy = self.policy.read().unwrap_or_else(|e| e.into_inner());
         !policy.is_gating()
-            || policy.status(peer, now()) == peerup_core::authorized_keys::Status::Authorized
+            || policy.status(peer, self.rt.wall_clock())
+                == peerup_core::authorized_keys::Status::Authorized
     }
 
     /// Peers in `relay_authorized_keys` (as last loaded).
@@ -772,13 +758,13 @@ fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
 
 impl Driver {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        let mut revalidated = now();
+        let mut revalidated = self.rt.wall_clock();
         loop {
             // Checked here too, not only when the timer's branch wins the
             // select: a swarm that always has an event ready (a flood)
             // would otherwise starve it, and an expired peer keep its
             // reservation.
-            let wall = now();
+            let wall = self.rt.wall_clock();
             let due = self
                 .policy
                 .read()
@@ -796,8 +782,10 @@ impl Driver {
                 .policy
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
-                .next_expiry(now())
-                .map_or(EXPIRY_RECHECK, |at| now().until(at).min(EXPIRY_RECHECK));
+                .next_expiry(self.rt.wall_clock())
+                .map_or(EXPIRY_RECHECK, |at| {
+                    self.rt.wall_clock().until(at).min(EXPIRY_RECHECK)
+                });
             let mut expiry = futures::FutureExt::fuse(self.rt.sleep(wait));
             futures::select_biased! {
                 cmd = commands.next() => match cmd {
@@ -832,7 +820,7 @@ impl Driver {
             .policy
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .revalidate(connected, now());
+            .revalidate(connected, self.rt.wall_clock());
         // A peer being cut stays "connected" until its close is through;
         // it is cut (and counted) once.
         let fresh: Vec<PeerId> = change
@@ -858,9 +846,9 @@ impl Driver {
             .collect();
         let mut policy = self.policy.write().unwrap_or_else(|e| e.into_inner());
         let change = if removals_only {
-            policy.reload_removals(doc, connected, now())
+            policy.reload_removals(doc, connected, self.rt.wall_clock())
         } else {
-            policy.reload(doc, connected, now())
+            policy.reload(doc, connected, self.rt.wall_clock())
         };
         drop(policy);
         for w in &change.warnings {

@@ -1,7 +1,6 @@
 //! `peerup auth add|list|remove|validate`: the authorized_keys file.
 
 use std::process::ExitCode;
-use std::time::SystemTime;
 
 use anyhow::{Result, anyhow, bail};
 use clap::Subcommand;
@@ -9,6 +8,7 @@ use peerup_core::PeerId;
 use peerup_core::authorized_keys::{Attributes, Document, Status};
 use peerup_core::config::units::parse_duration;
 use peerup_core::time::UnixTime;
+use peerup_net::runtime::system_wall_clock;
 
 use crate::Global;
 use crate::context::{self, Ctx};
@@ -41,10 +41,6 @@ pub(crate) enum AuthCommand {
     Validate,
 }
 
-fn now() -> UnixTime {
-    UnixTime::from_system_time(SystemTime::now())
-}
-
 fn read(ctx: &Ctx) -> Result<Document> {
     let path = ctx.authorized_keys();
     match peerup_net::fs::read_private(&path) {
@@ -64,7 +60,7 @@ fn expiry(text: &str) -> Result<UnixTime> {
     }
     let d = parse_duration(text)
         .map_err(|_| anyhow!("--expires `{text}` is neither an RFC 3339 time (2027-01-31T00:00:00Z) nor a duration (72h)"))?;
-    Ok(now().saturating_add(d))
+    Ok(system_wall_clock().saturating_add(d))
 }
 
 /// Tells a running daemon to apply the file now, and fails unless it did:
@@ -126,7 +122,7 @@ pub(crate) async fn run(global: &Global, cmd: AuthCommand) -> Result<ExitCode> {
         }
         AuthCommand::List => {
             let doc = read(&ctx)?;
-            let t = now();
+            let t = system_wall_clock();
             if doc.is_empty() {
                 println!("No authorized peers in {}", path.display());
             }

@@ -2,13 +2,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use clap::Subcommand;
 use peerup_core::config::Config;
 use peerup_core::config::confirm::Confirm;
-use peerup_core::time::UnixTime;
+use peerup_net::runtime::system_wall_clock;
 
 use crate::Global;
 use crate::context::{self, Ctx};
@@ -36,10 +36,6 @@ pub(crate) enum ConfigCommand {
     },
     /// Keep a config applied with `apply`.
     Confirm,
-}
-
-fn now() -> UnixTime {
-    UnixTime::from_system_time(SystemTime::now())
 }
 
 fn validate(ctx: &Ctx) -> Result<()> {
@@ -123,8 +119,13 @@ pub(crate) async fn run(global: &Global, cmd: ConfigCommand) -> Result<ExitCode>
                 paths.clone(),
                 &peerup_net::confirm::read_state(&paths),
             );
-            m.apply(now(), ctx.text.as_bytes(), text.as_bytes(), confirm_timeout)
-                .map_err(|e| anyhow!("{e}"))?;
+            m.apply(
+                system_wall_clock(),
+                ctx.text.as_bytes(),
+                text.as_bytes(),
+                confirm_timeout,
+            )
+            .map_err(|e| anyhow!("{e}"))?;
             peerup_net::confirm::drain(&mut m)?;
             let deadline = m
                 .pending_deadline()

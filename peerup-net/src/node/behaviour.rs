@@ -52,6 +52,7 @@ pub(crate) struct Parts {
     pub autonat: bool,
     pub hole_punching: bool,
     pub limits: ConnectionLimits,
+    pub rt: Arc<dyn crate::runtime::Runtime>,
 }
 
 impl Behaviour {
@@ -75,7 +76,7 @@ impl Behaviour {
         let g = &p.gate;
         Behaviour {
             limits: Limits::new(p.limits),
-            gate: Gate::new(p.policy, p.gate.clone()),
+            gate: Gate::new(p.policy, p.gate.clone(), p.rt),
             relay: PairingFilter::new(p.relay, g.clone()),
             dcutr: PairingFilter::new(
                 Toggle::from(p.hole_punching.then(|| dcutr::Behaviour::new(peer_id))),

@@ -207,7 +207,7 @@ impl Driver {
     /// then, not at the next periodic check. Re-armed at least every
     /// [`EXPIRY_RECHECK`], so a step of the wall clock is noticed.
     fn expiry_deadline(&self) -> Option<Instant> {
-        let wall = super::now();
+        let wall = self.inner.wall_clock();
         let next = self.inner.policy().next_expiry(wall)?;
         // A millisecond past the instant: the wall clock is read again
         // when the timer fires, and `expires` is exclusive.
@@ -229,12 +229,12 @@ impl Driver {
     /// Runs until shutdown.
     pub(crate) async fn run(mut self) {
         self.start();
-        let mut revalidated = super::now();
+        let mut revalidated = self.inner.wall_clock();
         loop {
             // Timers are checked here too, not only when their branch wins
             // the select: a swarm that always has an event ready (a flood)
             // would otherwise starve them, and an expired peer stay in.
-            let wall = super::now();
+            let wall = self.inner.wall_clock();
             if self
                 .inner
                 .policy()
@@ -373,7 +373,7 @@ impl Driver {
             } => {
                 let error = match reason {
                     Ok(()) => "relay connection closed".to_owned(),
-                    Err(e) => error_chain(&e),
+                    Err(e) => crate::error::chain(&e),
                 };
                 let now = self.core_now();
                 self.reservations
@@ -381,7 +381,7 @@ impl Driver {
                 self.drain_reservations();
             }
             SwarmEvent::ListenerError { error, .. } => {
-                tracing::warn!(error = %error_chain(&error), "listener error");
+                tracing::warn!(error = %crate::error::chain(&error), "listener error");
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -400,7 +400,7 @@ impl Driver {
                 cause,
                 ..
             } => {
-                let cause = cause.map(|c| error_chain(&c));
+                let cause = cause.map(|c| crate::error::chain(&c));
                 tracing::debug!(peer = %peer_id, ?cause, "connection closed");
                 self.inner.update(|s| {
                     if let Some(p) = s.peers.get_mut(&peer_id) {
@@ -453,7 +453,7 @@ impl Driver {
                 send_back_addr,
                 ..
             } => {
-                let msg = error_chain(&error);
+                let msg = crate::error::chain(&error);
                 tracing::debug!(peer = ?peer_id, %send_back_addr, error = %msg, "incoming connection failed");
                 if let libp2p::swarm::ListenError::Denied { cause } = &error
                     && self.inner.limit_stats.record(cause)
@@ -628,29 +628,15 @@ impl Driver {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        let msg = inner.to_string();
-        if !s.contains(&msg) {
-            s.push_str(": ");
-            s.push_str(&msg);
-        }
-        source = inner.source();
-    }
-    s
-}
-
 fn dial_error(e: &DialError) -> String {
     match e {
         DialError::Transport(errors) => {
             let parts: Vec<String> = errors
                 .iter()
-                .map(|(addr, err)| format!("{addr}: {}", error_chain(err)))
+                .map(|(addr, err)| format!("{addr}: {}", crate::error::chain(err)))
                 .collect();
             format!("could not connect: {}", parts.join("; "))
         }
-        other => error_chain(other),
+        other => crate::error::chain(other),
     }
 }

@@ -27,7 +27,7 @@ use peerup_core::naming::Name;
 use peerup_core::time::{Instant, UnixTime};
 use peerup_core::wire::protocol;
 
-use super::{Inner, Node, StartError, now, random};
+use super::{Inner, Node, StartError, random};
 use crate::fs;
 use crate::runtime::Runtime;
 
@@ -314,7 +314,7 @@ impl Node {
             .control
             .accept(proto)
             .map_err(|_| InviteError::AlreadyInviting)?;
-        let wall = now();
+        let wall = inner.wall_clock();
         let expires_at = wall.saturating_add(options.ttl);
         let config = InviterConfig::new(expires_at)
             .with_name(options.name.clone())
@@ -626,7 +626,7 @@ async fn run_inviter(
                             .insert(peer);
                         // Its pairing connections go; an authorized peer
                         // (it needs no invite) keeps its others.
-                        if inner.policy().status(&peer, now())
+                        if inner.policy().status(&peer, inner.wall_clock())
                             != peerup_core::authorized_keys::Status::Authorized
                         {
                             inner.command(super::driver::Command::Disconnect { peer });
@@ -713,7 +713,7 @@ async fn run_inviter(
         .policy
         .write()
         .unwrap_or_else(|e| e.into_inner())
-        .close_pairing(connections, now());
+        .close_pairing(connections, inner.wall_clock());
     inner.apply_change(change);
     for connection in inner.gate.pairing_connections() {
         inner.command(super::driver::Command::CloseConnection { connection });
@@ -749,7 +749,7 @@ pub(crate) fn save_pairing(
     name: Option<&Name>,
     verb: &str,
 ) -> Result<Option<Name>, String> {
-    let today = now();
+    let today = inner.wall_clock();
     let comment = name.map_or_else(|| format!("{verb}-{}", today.date()), |n| n.to_string());
     // authorized_keys: the file is the source of truth.
     let _edit = match &inner.options.authorized_keys_path {
@@ -768,7 +768,7 @@ pub(crate) fn save_pairing(
                 }
                 Err(e) => return Err(e.to_string()),
             };
-            renew_entry(&mut doc, peer);
+            renew_entry(&mut doc, peer, today);
             if !doc.contains(&peer) {
                 doc.add(peer, Attributes::new(), Some(&comment))
                     .map_err(|e| e.to_string())?;
@@ -784,7 +784,7 @@ pub(crate) fn save_pairing(
         }
         None => {
             let mut doc = inner.authorized_keys_doc();
-            renew_entry(&mut doc, peer);
+            renew_entry(&mut doc, peer, today);
             if !doc.contains(&peer) {
                 doc.add(peer, Attributes::new(), Some(&comment))
                     .map_err(|e| e.to_string())?;
@@ -800,7 +800,7 @@ pub(crate) fn save_pairing(
         .policy
         .write()
         .unwrap_or_else(|e| e.into_inner())
-        .reload(&doc, connections, now());
+        .reload(&doc, connections, inner.wall_clock());
     inner.apply_change(change);
     // names
     let Some(name) = name else { return Ok(None) };
@@ -835,8 +835,8 @@ pub(crate) fn save_pairing(
 /// A pairing is fresh consent: a peer whose entry expired (or sits on an
 /// invalid line) is taken out, to be added anew; an authorized entry,
 /// with its attributes, is kept.
-fn renew_entry(doc: &mut Document, peer: PeerId) {
-    let authorized = doc.status(&peer, now()) == peerup_core::authorized_keys::Status::Authorized;
+fn renew_entry(doc: &mut Document, peer: PeerId, now: UnixTime) {
+    let authorized = doc.status(&peer, now) == peerup_core::authorized_keys::Status::Authorized;
     if !authorized && doc.lines().iter().any(|l| l.peer() == Some(peer)) {
         let _ = doc.remove(&peer);
     }

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
 use futures::future::{AbortHandle, Abortable};
@@ -28,7 +28,7 @@ use libp2p::core::Transport;
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, relay};
 use peerup_core::authorized_keys::Document;
-use peerup_core::authz::{Change, Connection, Direction, Policy, ServiceRule, Warning};
+use peerup_core::authz::{Change, Connection, Direction, Policy, Warning};
 use peerup_core::naming::{Names, ResolveError};
 use peerup_core::relay_addr::RelayAddr;
 use peerup_core::time::UnixTime;
@@ -36,10 +36,10 @@ use peerup_core::wire::ConnectionPath;
 
 use self::behaviour::{Behaviour, Parts};
 use self::driver::{Command, Driver};
-pub use self::options::NodeOptions;
+pub use self::options::{NodeOptions, ServiceSpec};
 pub use self::ping::{PingError, PingReply};
 pub use self::service::{Forwarder, ServiceStream};
-pub use self::service_name::{IntoServiceName, InvalidServiceName};
+pub use self::service_name::{IntoServiceName, InvalidService, InvalidServiceName};
 pub use self::status::{ConnInfo, PeerState, ProxyState, RelayState, Status};
 use crate::fs::{self, FsError};
 pub use crate::fs::{
@@ -225,6 +225,11 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// The runtime's wall clock.
+    pub(crate) fn wall_clock(&self) -> UnixTime {
+        self.rt.wall_clock()
+    }
+
     pub(crate) fn update(&self, f: impl FnOnce(&mut Status)) {
         f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
     }
@@ -299,7 +304,9 @@ impl Inner {
 
     /// Disconnects peers the policy no longer allows (an `expires=` passed).
     pub(crate) fn revalidate_policy(&self) {
-        let change = self.policy().revalidate(self.connections(), now());
+        let change = self
+            .policy()
+            .revalidate(self.connections(), self.wall_clock());
         self.apply_change(change);
     }
 
@@ -386,10 +393,6 @@ impl Inner {
     }
 }
 
-pub(crate) fn now() -> UnixTime {
-    UnixTime::from_system_time(SystemTime::now())
-}
-
 /// The text of a policy warning, as the daemon shows it.
 pub fn warning_text(w: &Warning) -> String {
     match w {
@@ -472,6 +475,7 @@ impl Node {
             autonat: !options.force_private,
             hole_punching: options.hole_punching,
             limits: options.limits,
+            rt: rt.clone(),
         });
         let control = behaviour.streams.control();
         let exec_rt = rt.clone();
@@ -483,7 +487,7 @@ impl Node {
                 .listen_on(addr.clone())
                 .map_err(|e| StartError::Listen {
                     addr: addr.clone(),
-                    message: driver_error(&e),
+                    message: crate::error::chain(&e),
                 })?;
         }
         let (tx, rx) = mpsc::channel(256);
@@ -520,8 +524,8 @@ impl Node {
         let driver = Driver::new(swarm, inner.clone(), rx);
         rt.spawn(Box::pin(driver.run()));
         let node = Node { inner };
-        for (name, (addr, rule)) in node.inner.options.services.clone() {
-            node.expose_service(name, &addr, rule)?;
+        for (name, spec) in node.inner.options.services.clone() {
+            node.expose(name, spec)?;
         }
         if let Some(id) = node.inner.options.ping_pong.clone() {
             node.serve_ping(&id)?;
@@ -816,7 +820,10 @@ impl Node {
     pub fn reload_authorized_keys(&self, doc: &Document) -> Change {
         self.inner.set_authorized_keys_doc(doc.clone());
         let connections = self.inner.connections();
-        let change = self.inner.policy_mut().reload(doc, connections, now());
+        let change = self
+            .inner
+            .policy_mut()
+            .reload(doc, connections, self.inner.wall_clock());
         self.inner.apply_change(change.clone());
         self.inner.publish(Event::AuthorizedKeysReloaded {
             revoked: change.revoked.clone(),
@@ -841,10 +848,11 @@ impl Node {
                 if let Ok(bytes) = fs::read(&path) {
                     let doc = read_authorized_keys(&path, &bytes)?;
                     let connections = self.inner.connections();
-                    let change = self
-                        .inner
-                        .policy_mut()
-                        .reload_removals(&doc, connections, now());
+                    let change = self.inner.policy_mut().reload_removals(
+                        &doc,
+                        connections,
+                        self.inner.wall_clock(),
+                    );
                     if !change.removed.is_empty() {
                         tracing::warn!(removed = ?change.removed, "authorized_keys failed its permission check: only its removals were applied");
                     }
@@ -882,7 +890,8 @@ impl Node {
 
     /// Whether `peer` is authorized now.
     pub fn is_authorized(&self, peer: &PeerId) -> bool {
-        self.inner.policy().status(peer, now()) == peerup_core::authorized_keys::Status::Authorized
+        self.inner.policy().status(peer, self.inner.wall_clock())
+            == peerup_core::authorized_keys::Status::Authorized
     }
 
     /// Stops the node: closes every connection and the event loop, and
@@ -918,7 +927,7 @@ impl Node {
 
     /// The set of peers allowed for a service, as configured (`None` for
     /// a service not configured, or a name that is not a DNS label).
-    pub fn service_rule(&self, name: impl IntoServiceName) -> Option<(String, ServiceRule)> {
+    pub fn service_rule(&self, name: impl IntoServiceName) -> Option<ServiceSpec> {
         let name = name.into_service_name().ok()?;
         self.inner.options.services.get(&name).cloned()
     }
@@ -933,20 +942,6 @@ impl Node {
         self.inner
             .snapshot(|s| s.services.keys().cloned().collect())
     }
-}
-
-fn driver_error(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        let m = inner.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        src = inner.source();
-    }
-    s
 }
 
 async fn wait_listening(
@@ -978,7 +973,7 @@ async fn wait_listening(
                 SwarmEvent::ListenerClosed { addresses, reason: Err(e), .. } => {
                     return Err(StartError::Listen {
                         addr: addresses.first().cloned().unwrap_or_else(Multiaddr::empty),
-                        message: driver_error(&e),
+                        message: crate::error::chain(&e),
                     });
                 }
                 other => tracing::trace!(?other, "event before listening"),

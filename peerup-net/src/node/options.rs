@@ -10,17 +10,28 @@ use libp2p::Multiaddr;
 use libp2p::identity::Keypair;
 use peerup_core::authorized_keys::Document;
 use peerup_core::authz::ServiceRule;
-use peerup_core::config::Config;
+use peerup_core::config::{Config, LocalAddress};
 use peerup_core::naming::Names;
 use peerup_core::relay_addr::RelayAddr;
 use peerup_core::wire::label::DnsLabel;
 use peerup_core::wire::protocol;
 
-use super::{IntoServiceName, InvalidServiceName, StartError, VERSION, read_authorized_keys};
+use super::{IntoServiceName, InvalidService, StartError, VERSION, read_authorized_keys};
 use crate::fs::{self, IdentityLock, load_or_create_identity};
 use crate::limits::ConnectionLimits;
 use crate::runtime::TransportOptions;
 use crate::watch::Fingerprint;
+
+/// A service to expose: the local address it listens on, and who may use
+/// it. Typed from the config (or [`NodeOptions::with_service`]) to the
+/// socket, never turned back into text on the way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    /// Where the service listens (`host:port`).
+    pub local: LocalAddress,
+    /// Whether it is enabled, and which peers may use it.
+    pub rule: ServiceRule,
+}
 
 /// Everything a node is started with. Plain data: build it with
 /// [`NodeOptions::new`] and the `with_*` methods, or from a config file with
@@ -58,7 +69,7 @@ pub struct NodeOptions {
     /// Friendly names.
     pub names: Names,
     /// Services to expose: name -> (`host:port`, rule).
-    pub services: BTreeMap<DnsLabel, (String, ServiceRule)>,
+    pub services: BTreeMap<DnsLabel, ServiceSpec>,
     /// The ping-pong protocol, when enabled.
     pub ping_pong: Option<String>,
     /// Skip AutoNAT and assume the node is behind NAT.
@@ -171,18 +182,26 @@ impl NodeOptions {
     }
 
     /// Exposes a service at start, under `name` (a [`DnsLabel`] or a text,
-    /// see [`IntoServiceName`]).
+    /// see [`IntoServiceName`]), listening locally at `local_address`
+    /// (`host:port`).
     ///
     /// # Errors
-    /// [`InvalidServiceName`] when `name` is not a DNS label.
+    /// [`InvalidService`] when `name` is not a DNS label or
+    /// `local_address` not a `host:port`.
     pub fn with_service(
         mut self,
         name: impl IntoServiceName,
-        local_address: impl Into<String>,
+        local_address: impl AsRef<str>,
         rule: ServiceRule,
-    ) -> Result<Self, InvalidServiceName> {
-        self.services
-            .insert(name.into_service_name()?, (local_address.into(), rule));
+    ) -> Result<Self, InvalidService> {
+        let name = name.into_service_name()?;
+        let address = local_address.as_ref();
+        let local = address.parse().map_err(|source| InvalidService::Address {
+            name: name.clone(),
+            address: address.to_owned(),
+            source,
+        })?;
+        self.services.insert(name, ServiceSpec { local, rule });
         Ok(self)
     }
 
@@ -254,13 +273,13 @@ impl NodeOptions {
                 })?;
             services.insert(
                 name.clone(),
-                (
-                    svc.local_address.to_string(),
-                    ServiceRule {
+                ServiceSpec {
+                    local: svc.local_address.clone(),
+                    rule: ServiceRule {
                         enabled: svc.enabled,
                         allowed_peers: allowed,
                     },
-                ),
+                },
             );
         }
         let mut o = NodeOptions::new(keypair);

@@ -10,7 +10,7 @@ use peerup_core::authz::{Decision, Direction, StreamKind};
 use peerup_core::wire::ConnectionPath;
 use peerup_core::wire::pingpong::{self, Line, Reply};
 
-use super::{ConnectError, Event, Node, StartError, now};
+use super::{ConnectError, Event, Node, StartError};
 
 /// One reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +147,7 @@ impl Node {
                         StreamKind::Ping,
                         Direction::Inbound,
                         inbound.path,
-                        now(),
+                        inner.wall_clock(),
                     );
                     if let Decision::Deny(reason) = decision {
                         tracing::warn!(peer = %inbound.peer, %reason, "DENIED ping");

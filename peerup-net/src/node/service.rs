@@ -31,8 +31,8 @@ use peerup_core::wire::label::DnsLabel;
 use peerup_core::wire::protocol;
 
 use super::{
-    ConnectError, Event, Inner, IntoServiceName, InvalidServiceName, Node, ProxyState, StartError,
-    now,
+    ConnectError, Event, Inner, IntoServiceName, InvalidServiceName, Node, ProxyState, ServiceSpec,
+    StartError,
 };
 use crate::runtime::{Runtime, TcpStream};
 use crate::splice::{Counters, Splice};
@@ -208,6 +208,22 @@ impl Node {
             name: e.name().to_owned(),
             message: format!("not a valid service name: {}", e.reason()),
         })?;
+        let local: LocalAddress =
+            local
+                .parse()
+                .map_err(
+                    |e: peerup_core::config::node::LocalAddressError| StartError::Service {
+                        name: name.to_string(),
+                        message: e.to_string(),
+                    },
+                )?;
+        self.expose(name, ServiceSpec { local, rule })
+    }
+
+    /// Exposes a service already checked and typed (the config's and
+    /// [`NodeOptions::with_service`](super::NodeOptions::with_service)'s).
+    pub(crate) fn expose(&self, name: DnsLabel, spec: ServiceSpec) -> Result<(), StartError> {
+        let ServiceSpec { local, rule } = spec;
         let err = |message: String| StartError::Service {
             name: name.to_string(),
             message,
@@ -215,9 +231,6 @@ impl Node {
         if protocol::is_reserved_service_name(name.as_str()) {
             return Err(err("the name is reserved for peerup's own protocols".into()));
         }
-        let local: LocalAddress = local
-            .parse()
-            .map_err(|e: peerup_core::config::node::LocalAddressError| err(e.to_string()))?;
         let proto = StreamProtocol::try_from_owned(protocol::service(&name))
             .map_err(|e| err(e.to_string()))?;
         let incoming = self
@@ -485,7 +498,7 @@ fn serve_stream(
         StreamKind::Service(service),
         Direction::Inbound,
         path,
-        now(),
+        inner.wall_clock(),
     );
     match decision {
         Decision::Deny(reason) => {
@@ -610,7 +623,8 @@ async fn splice_tracked<R>(
     // A peer whose authorization was revoked (or expired) loses its
     // proxied connections at once, on both sides of us: the connection
     // close we start does not always reach a stream that is idle.
-    if inner.policy().status(&peer, now()) != peerup_core::authorized_keys::Status::Authorized
+    if inner.policy().status(&peer, inner.wall_clock())
+        != peerup_core::authorized_keys::Status::Authorized
         && inner.policy().is_gating()
         && inbound
     {

@@ -9,6 +9,7 @@
 //! [`DnsLabel`] or a `&str`/`String` from a command line or a config, and
 //! an invalid text fails there with an [`InvalidServiceName`] naming it.
 
+use peerup_core::config::LocalAddressError;
 use peerup_core::wire::label::{DnsLabel, LabelError};
 
 /// Something that names a service: a [`DnsLabel`] (already valid), or a
@@ -105,4 +106,25 @@ mod tests {
             "invalid service name \"\": must not be empty"
         );
     }
+}
+
+/// A service that cannot be exposed as given: its name is not a DNS label,
+/// or its local address is not a `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidService {
+    /// The name.
+    #[error(transparent)]
+    Name(#[from] InvalidServiceName),
+    /// The local address.
+    #[error("service `{name}`: invalid local address {address:?}")]
+    Address {
+        /// The service.
+        name: DnsLabel,
+        /// The text given.
+        address: String,
+        /// What is wrong with it.
+        #[source]
+        source: LocalAddressError,
+    },
 }

@@ -1,0 +1,45 @@
+//! Error text for people: one line from an error and its causes.
+
+use std::error::Error;
+
+/// `e` and its sources as one line, `outer: inner: innermost`, skipping a
+/// source whose text the line already holds (many errors repeat their
+/// source in their own message). For logs and the status text of a
+/// failed dial or listen, where only a string travels; typed errors keep
+/// their `source()` for callers that want the chain.
+pub fn chain(e: &dyn Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        let msg = inner.to_string();
+        if !s.contains(&msg) {
+            s.push_str(": ");
+            s.push_str(&msg);
+        }
+        source = inner.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("repeats: {0}")]
+    struct Repeats(#[source] io::Error);
+
+    #[test]
+    fn joins_sources_and_skips_repeats() {
+        let e = Outer(io::Error::other("inner"));
+        assert_eq!(chain(&e), "outer: inner");
+        let e = Repeats(io::Error::other("inner"));
+        assert_eq!(chain(&e), "repeats: inner");
+    }
+}
