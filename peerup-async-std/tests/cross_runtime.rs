@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use common::*;
 use peerup_core::wire::ConnectionPath;
 use peerup_net::node::{Node, NodeOptions};
-use support::{Tokio, label, open, rt};
+use support::{Tokio, rt};
 
 /// The relay and the server on tokio; the client on async-std, through
 /// the circuit only: 64 MiB each way at once with half-close, checksums

@@ -10,7 +10,7 @@ mod support;
 
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use peerup_async_std::load_or_create_identity;
-use support::{Tokio, label, open, rt};
+use support::{Tokio, rt};
 
 use common::*;
 

@@ -25,6 +25,7 @@ use core::str::FromStr;
 
 use multiaddr::Protocol;
 
+use crate::config::values::is_host_name;
 use crate::{Multiaddr, PeerId};
 
 /// The relay's default port, TCP and UDP.
@@ -362,21 +363,6 @@ fn short_form(input: &str, text: &str) -> Result<Multiaddr, RelayInputError> {
     Err(RelayInputError::Unrecognized {
         input: input.to_owned(),
     })
-}
-
-fn is_host_name(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= 253
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
-        && host.bytes().any(|b| b.is_ascii_alphabetic())
 }
 
 #[cfg(test)]

@@ -253,3 +253,30 @@ macro_rules! adapter_node_methods {
         }
     };
 }
+
+/// What an embedder of either adapter names, re-exported at both adapters'
+/// roots (`pub use peerup_net::adapter::exports::*`): one list, so moving a
+/// program from one runtime to the other changes the crate name only.
+pub mod exports {
+    pub use crate::libp2p::identity::Keypair;
+    pub use crate::libp2p::{Multiaddr, PeerId, StreamProtocol};
+    pub use crate::limits::{ConnectionLimits, LimitStats};
+    pub use crate::node::invite::{
+        Invite, InviteError, InviteOptions, InviteProgress, InviteStatus, JoinError, Paired,
+    };
+    pub use crate::node::service::{Forwarder, OpenServiceError};
+    pub use crate::node::{
+        ConnectError, Event, IntoServiceName, InvalidService, InvalidServiceName, NodeOptions,
+        PingError, PingReply, ServiceSpec, StartError, Status, generate_identity,
+        load_or_create_identity,
+    };
+    pub use crate::runtime::{Runtime, TransportOptions};
+    pub use crate::streams::OpenError;
+    pub use peerup_core::authorized_keys::{Attributes, Document};
+    pub use peerup_core::authz::{Change, ServiceRule};
+    pub use peerup_core::invite::InviteCode;
+    pub use peerup_core::naming::{Name, Names, ResolveError};
+    pub use peerup_core::relay_addr::RelayAddr;
+    pub use peerup_core::wire::ConnectionPath;
+    pub use peerup_core::wire::label::{DnsLabel, LabelError};
+}

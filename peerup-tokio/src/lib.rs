@@ -42,28 +42,10 @@
 mod node;
 mod runtime;
 
-pub use libp2p::identity::Keypair;
-pub use libp2p::{Multiaddr, PeerId, StreamProtocol};
 pub use node::{Node, ServiceStream};
+// What an embedder names, one list for both adapters (peerup-net's
+// `adapter::exports`).
 pub use peerup_core as core;
-pub use peerup_core::authorized_keys::{Attributes, Document};
-pub use peerup_core::authz::{Change, ServiceRule};
-pub use peerup_core::invite::InviteCode;
-pub use peerup_core::naming::{Name, Names, ResolveError};
-pub use peerup_core::relay_addr::RelayAddr;
-pub use peerup_core::wire::ConnectionPath;
-pub use peerup_core::wire::label::{DnsLabel, LabelError};
-pub use peerup_net::limits::{ConnectionLimits, LimitStats};
-pub use peerup_net::node::invite::{
-    Invite, InviteError, InviteOptions, InviteProgress, InviteStatus, JoinError, Paired,
-};
-pub use peerup_net::node::service::{Forwarder, OpenServiceError};
-pub use peerup_net::node::{
-    ConnectError, Event, IntoServiceName, InvalidService, InvalidServiceName, NodeOptions,
-    PingError, PingReply, ServiceSpec, StartError, Status, generate_identity,
-    load_or_create_identity,
-};
-pub use peerup_net::runtime::{Runtime, TransportOptions};
-pub use peerup_net::streams::OpenError;
+pub use peerup_net::adapter::exports::*;
 pub use peerup_net::{self as net, libp2p};
 pub use runtime::{TokioRuntime, TokioTcp};

@@ -14,11 +14,9 @@ use common::*;
 use futures::StreamExt;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use peerup_core::authorized_keys::{Attributes, Document};
-use peerup_core::authz::ServiceRule;
 use peerup_core::invite::InviteCode;
 use peerup_core::naming::Name;
 use peerup_core::time::UnixTime;
-use peerup_core::wire::label::DnsLabel;
 use peerup_net::Event;
 use peerup_net::libp2p::StreamProtocol;
 use peerup_net::limits::ConnectionLimits;
@@ -36,17 +34,6 @@ fn rt() -> Arc<dyn Runtime> {
         .with_test_writer()
         .try_init();
     Arc::new(TokioRuntime::current())
-}
-
-fn label(s: &str) -> DnsLabel {
-    DnsLabel::new(s).unwrap()
-}
-
-fn open() -> ServiceRule {
-    ServiceRule {
-        enabled: true,
-        allowed_peers: None,
-    }
 }
 
 fn wall() -> UnixTime {

@@ -8,7 +8,6 @@ use std::time::Duration;
 use common::*;
 use futures::StreamExt;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
-use peerup_core::authz::ServiceRule;
 use peerup_core::wire::ConnectionPath;
 use peerup_core::wire::label::DnsLabel;
 use peerup_net::Event;
@@ -174,13 +173,6 @@ where
 
 fn data() -> DnsLabel {
     DnsLabel::new("data").unwrap()
-}
-
-fn open() -> ServiceRule {
-    ServiceRule {
-        enabled: true,
-        allowed_peers: None,
-    }
 }
 
 /// One circuit carries 256 MiB each way with matching checksums (Go

@@ -29,7 +29,9 @@ use peerup_net::fs::IdentityLock;
 use peerup_net::gate::{Gate, GateShared};
 use peerup_net::limits::{ConnectionLimits, LimitStats, Limits as ConnLimits};
 use peerup_net::metering::{Meter, metered};
-use peerup_net::node::{StartError, load_or_create_identity, read_authorized_keys};
+use peerup_net::node::{
+    StartError, load_authorized_keys, load_or_create_identity, read_authorized_keys,
+};
 use peerup_net::runtime::{Runtime, TransportOptions};
 use peerup_net::watch::{FileWatcher, Fingerprint};
 
@@ -142,18 +144,7 @@ impl RelayOptions {
         let lock = peerup_net::fs::lock_identity(&key_path)?;
         let ak_path = config.authorized_keys_path(config_path);
         let gating = config.security.enable_connection_gating;
-        let mut fingerprint = Fingerprint::missing();
-        let doc = match peerup_net::fs::read_private(&ak_path) {
-            Ok(bytes) => {
-                fingerprint = Fingerprint::of(&bytes);
-                read_authorized_keys(&ak_path, &bytes)?
-            }
-            Err(e) if e.is_not_found() && !gating => Document::new(),
-            Err(e) if e.is_not_found() => {
-                return Err(StartError::MissingAuthorizedKeys { path: ak_path });
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let (doc, fingerprint) = load_authorized_keys(&ak_path, gating)?;
         let r = &config.resources;
         let mut o = RelayOptions::new(keypair);
         o.listen = config.network.listen_addresses.clone();

@@ -18,7 +18,9 @@ use std::time::Duration;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures::{Stream, StreamExt};
 use peerup_core::authorized_keys::{Attributes, Document};
+use peerup_core::authz::ServiceRule;
 use peerup_core::relay_addr::RelayAddr;
+use peerup_core::wire::label::DnsLabel;
 use peerup_net::libp2p::identity::Keypair;
 use peerup_net::libp2p::{Multiaddr, PeerId};
 use peerup_net::node::{Event, Node, NodeOptions, generate_identity};
@@ -28,6 +30,19 @@ use sha2::{Digest, Sha256};
 
 /// Upper bound for any single wait; only reached when a test is broken.
 pub const LIMIT: Duration = Duration::from_secs(60);
+
+/// A service name (panics on an invalid one: test input).
+pub fn label(s: &str) -> DnsLabel {
+    DnsLabel::new(s).unwrap()
+}
+
+/// A service open to every authorized peer.
+pub fn open() -> ServiceRule {
+    ServiceRule {
+        enabled: true,
+        allowed_peers: None,
+    }
+}
 
 /// An `authorized_keys` document listing `peers` (comment `test`).
 pub fn doc(peers: &[PeerId]) -> Document {

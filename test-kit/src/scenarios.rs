@@ -8,24 +8,11 @@ use futures::io::{AsyncReadExt, AsyncWriteExt};
 use peerup_net::libp2p::Multiaddr;
 use peerup_net::node::NodeOptions;
 
-use peerup_core::authz::ServiceRule;
 use peerup_core::wire::ConnectionPath;
-use peerup_core::wire::label::DnsLabel;
 use peerup_net::node::Node;
 use peerup_net::runtime::Runtime;
 
 use super::*;
-
-fn label(s: &str) -> DnsLabel {
-    DnsLabel::new(s).unwrap()
-}
-
-fn open() -> ServiceRule {
-    ServiceRule {
-        enabled: true,
-        allowed_peers: None,
-    }
-}
 
 /// A server holding a reservation, reached by a client through
 /// `/p2p-circuit` only, proxies a TCP service: 64 MiB each way at once,

@@ -7,8 +7,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use peerup_async_std::AsyncStdRuntime;
-use peerup_core::authz::ServiceRule;
-use peerup_core::wire::label::DnsLabel;
 use peerup_net::runtime::Runtime;
 use peerup_tokio::TokioRuntime;
 
@@ -57,17 +55,5 @@ impl Drop for Tokio {
         if let Some(r) = self.runtime.take() {
             r.shutdown_background();
         }
-    }
-}
-
-pub fn label(s: &str) -> DnsLabel {
-    DnsLabel::new(s).unwrap()
-}
-
-/// A service open to every authorized peer.
-pub fn open() -> ServiceRule {
-    ServiceRule {
-        enabled: true,
-        allowed_peers: None,
     }
 }

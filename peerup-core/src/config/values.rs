@@ -249,7 +249,7 @@ impl LocalAddress {
 
 /// A DNS host name: dot-separated labels of letters, digits and `-`, with
 /// at least one letter (so that `1.2.3` is not taken for a name).
-fn is_host_name(host: &str) -> bool {
+pub(crate) fn is_host_name(host: &str) -> bool {
     !host.is_empty()
         && host.len() <= 253
         && host.split('.').all(|label| {

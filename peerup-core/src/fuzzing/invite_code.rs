@@ -3,7 +3,7 @@
 use data_encoding::BASE32_NOPAD;
 
 use crate::invite::InviteCode;
-use crate::invite::code::GROUP;
+use crate::invite::code::{GROUP, group};
 use crate::relay_addr::RelayAddr;
 use crate::wire::sealed::{self, Decoded, FrameError, Key};
 
@@ -52,18 +52,6 @@ pub fn invite_code(data: &[u8]) {
     {
         check_invite_code(&code);
     }
-}
-
-/// Base32 text in dash-joined groups, as [`InviteCode::encode`] writes it.
-fn group(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / GROUP);
-    for (i, c) in text.chars().enumerate() {
-        if i > 0 && i % GROUP == 0 {
-            out.push('-');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn check_invite_code(code: &InviteCode) {

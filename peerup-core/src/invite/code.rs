@@ -351,7 +351,7 @@ impl InviteCode {
 }
 
 /// Joins `text` in groups of [`GROUP`] characters with `-`.
-fn group(text: &str) -> String {
+pub(crate) fn group(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / GROUP);
     for (i, c) in text.chars().enumerate() {
         if i > 0 && i % GROUP == 0 {

@@ -36,7 +36,7 @@ use peerup_core::wire::ConnectionPath;
 
 use self::behaviour::{Behaviour, Parts};
 use self::driver::{Command, Driver};
-pub use self::options::{NodeOptions, ServiceSpec};
+pub use self::options::{NodeOptions, ServiceSpec, load_authorized_keys};
 pub use self::ping::{PingError, PingReply};
 pub use self::service::{Forwarder, ServiceStream};
 pub use self::service_name::{IntoServiceName, InvalidService, InvalidServiceName};

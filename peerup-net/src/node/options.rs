@@ -22,6 +22,29 @@ use crate::limits::ConnectionLimits;
 use crate::runtime::TransportOptions;
 use crate::watch::Fingerprint;
 
+/// Reads `authorized_keys` at start (strictly: a bad line is an error
+/// naming it), with the fingerprint of the bytes loaded, so a later change
+/// is noticed. A missing file is an empty list with gating off, and
+/// [`StartError::MissingAuthorizedKeys`] with it on. The node's and the
+/// relay's start both use it.
+///
+/// # Errors
+/// [`StartError`]: the file cannot be read, fails its permission check,
+/// or has invalid lines; missing while gating.
+pub fn load_authorized_keys(
+    path: &FsPath,
+    gating: bool,
+) -> Result<(Document, Fingerprint), StartError> {
+    match fs::read_private(path) {
+        Ok(bytes) => Ok((read_authorized_keys(path, &bytes)?, Fingerprint::of(&bytes))),
+        Err(e) if e.is_not_found() && !gating => Ok((Document::new(), Fingerprint::missing())),
+        Err(e) if e.is_not_found() => Err(StartError::MissingAuthorizedKeys {
+            path: path.to_owned(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// A service to expose: the local address it listens on, and who may use
 /// it. Typed from the config (or [`NodeOptions::with_service`]) to the
 /// socket, never turned back into text on the way.
@@ -250,18 +273,7 @@ impl NodeOptions {
         let lock = fs::lock_identity_as(&key_path, mode)?;
         let ak_path = config.authorized_keys_path(config_path);
         let gating = config.security.enable_connection_gating;
-        let mut fingerprint = Fingerprint::missing();
-        let doc = match fs::read_private(&ak_path) {
-            Ok(bytes) => {
-                fingerprint = Fingerprint::of(&bytes);
-                read_authorized_keys(&ak_path, &bytes)?
-            }
-            Err(e) if e.is_not_found() && !gating => Document::new(),
-            Err(e) if e.is_not_found() => {
-                return Err(StartError::MissingAuthorizedKeys { path: ak_path });
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let (doc, fingerprint) = load_authorized_keys(&ak_path, gating)?;
         let names = config.names.clone();
         let mut services = BTreeMap::new();
         for (name, svc) in &config.services {
