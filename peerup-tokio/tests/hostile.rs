@@ -455,6 +455,16 @@ async fn revocation_closes_the_served_side_of_proxies() {
     stream.write_all(b"x").await.unwrap();
     stream.flush().await.unwrap();
     rt.timeout(LIMIT, accepted_rx.next()).await.unwrap();
+    // The service accepts before the node records the proxy (it dials the
+    // service first): await the record rather than racing it.
+    let listed = rt
+        .timeout(LIMIT, async {
+            while home.status().proxies.is_empty() {
+                rt.sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+    assert!(listed.is_some(), "status never listed the proxy");
     assert_eq!(home.status().proxies.len(), 1);
     home.reload_authorized_keys(&doc(&[]));
     // The served side is cut: the local socket sees its end.
