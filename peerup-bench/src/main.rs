@@ -371,14 +371,13 @@ fn spawn(bin: &Path, args: &[&str], log: &Path, what: &'static str) -> Result<Pr
 }
 
 fn write_private(path: &Path, text: &str) -> Result<()> {
-    peerup_net::fs::write_atomic(path, text.as_bytes()).map_err(|e| anyhow!("{e}"))
+    peerup_net::fs::write_atomic(path, text.as_bytes()).map_err(anyhow::Error::from)
 }
 
 fn keys_doc(peers: &[PeerId]) -> Result<String> {
     let mut d = Document::new();
     for p in peers {
-        d.add(*p, Attributes::new(), Some("bench"))
-            .map_err(|e| anyhow!("{e}"))?;
+        d.add(*p, Attributes::new(), Some("bench"))?;
     }
     Ok(d.render())
 }
@@ -400,9 +399,8 @@ struct Net {
 
 fn node_dir(root: &Path, name: &str) -> Result<(PathBuf, PeerId)> {
     let dir = root.join(name);
-    peerup_net::fs::ensure_private_dir(&dir).map_err(|e| anyhow!("{e}"))?;
-    let kp = peerup_net::node::load_or_create_identity(&dir.join("identity.key"))
-        .map_err(|e| anyhow!("{e}"))?;
+    peerup_net::fs::ensure_private_dir(&dir)?;
+    let kp = peerup_net::node::load_or_create_identity(&dir.join("identity.key"))?;
     Ok((dir, kp.public().to_peer_id()))
 }
 
@@ -444,7 +442,7 @@ async fn start_net(root: &Path, extra_relay_peers: &[PeerId]) -> Result<Net> {
     let (_, laptop_id) = node_dir(root, "laptop")?;
     let (_, cold_id) = node_dir(root, "cold")?;
     let relay_dir = root.join("relay");
-    peerup_net::fs::ensure_private_dir(&relay_dir).map_err(|e| anyhow!("{e}"))?;
+    peerup_net::fs::ensure_private_dir(&relay_dir)?;
     let port = free_port()?;
     write_private(
         &relay_dir.join("relay-server.yaml"),
@@ -464,8 +462,7 @@ async fn start_net(root: &Path, extra_relay_peers: &[PeerId]) -> Result<Net> {
         "peerup-relay",
     )?;
     wait_port(SocketAddr::from(([127, 0, 0, 1], port)), "peerup-relay").await?;
-    let relay_key = peerup_net::node::load_or_create_identity(&relay_dir.join("relay_node.key"))
-        .map_err(|e| anyhow!("{e}"))?;
+    let relay_key = peerup_net::node::load_or_create_identity(&relay_dir.join("relay_node.key"))?;
     let relay_id = relay_key.public().to_peer_id();
     let relay_addr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{relay_id}");
     let relay_quic = format!("/ip4/127.0.0.1/udp/{port}/quic-v1/p2p/{relay_id}");
@@ -619,7 +616,7 @@ async fn start_sshd(dir: &Path) -> Result<Option<Ssh>> {
         return Ok(None);
     };
     let d = dir.join("ssh");
-    peerup_net::fs::ensure_private_dir(&d).map_err(|e| anyhow!("{e}"))?;
+    peerup_net::fs::ensure_private_dir(&d)?;
     for (name, ty) in [("host_key", "ed25519"), ("client_key", "ed25519")] {
         let st = Command::new("ssh-keygen")
             .args(["-q", "-t", ty, "-N", "", "-f"])
@@ -724,7 +721,7 @@ async fn main() -> ExitCode {
     match run(args).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("peerup-bench: {e:#}");
+            eprintln!("peerup-bench: {}", peerup_net::error::chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -733,7 +730,7 @@ async fn main() -> ExitCode {
 async fn run(args: BenchArgs) -> Result<ExitCode> {
     let root = std::env::temp_dir().join(format!("peerup-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
-    peerup_net::fs::ensure_private_dir(&root).map_err(|e| anyhow!("{e}"))?;
+    peerup_net::fs::ensure_private_dir(&root)?;
     let result = bench(&root, &args).await;
     if result.is_ok() && std::env::var_os("PEERUP_BENCH_KEEP").is_none() {
         let _ = std::fs::remove_dir_all(&root);
@@ -817,8 +814,7 @@ async fn bench(root: &Path, args: &BenchArgs) -> Result<ExitCode> {
     } else {
         (0..args.circuits)
             .map(|_| peerup_net::node::generate_identity())
-            .collect::<Result<_, _>>()
-            .map_err(|e| anyhow!("{e}"))?
+            .collect::<Result<_, _>>()?
     };
     let client_ids: Vec<PeerId> = clients.iter().map(|k| k.public().to_peer_id()).collect();
     let net = start_net(root, &client_ids).await?;
@@ -994,24 +990,17 @@ async fn wait_daemon_reserved(peerup: &Path, config: &Path) -> Result<()> {
 /// A fresh node's time from start to the greeter's first byte through the
 /// relay (its identity is authorized on the relay and on home).
 async fn cold_connect(net: &Net) -> Result<f64> {
-    let key = peerup_net::node::load_or_create_identity(&net.dir.join("cold/identity.key"))
-        .map_err(|e| anyhow!("{e}"))?;
+    let key = peerup_net::node::load_or_create_identity(&net.dir.join("cold/identity.key"))?;
     let start = Instant::now();
-    let relay: peerup_core::relay_addr::RelayAddr =
-        net.relay_addr.parse().map_err(|e| anyhow!("{e}"))?;
+    let relay: peerup_core::relay_addr::RelayAddr = net.relay_addr.parse()?;
     let mut o = peerup_net::NodeOptions::new(key)
         .with_listen(vec![])
         .with_relays(vec![relay])
         .with_reservations(false)
         .with_authorized_keys(Document::parse(&keys_doc(&[net.home_id])?), None);
     o.transport.quic = false;
-    let node = peerup_tokio::Node::start(o)
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
-    let mut s = node
-        .open_service(net.home_id, "greet")
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
+    let node = peerup_tokio::Node::start(o).await?;
+    let mut s = node.open_service(net.home_id, "greet").await?;
     let mut b = [0u8; 1];
     s.read_exact(&mut b).await?;
     let ms = start.elapsed().as_secs_f64() * 1000.0;
@@ -1050,8 +1039,7 @@ async fn capacity(
         "home daemon",
     )?;
     wait_daemon_reserved(&exe, &home_cfg).await?;
-    let relay: peerup_core::relay_addr::RelayAddr =
-        net.relay_addr.parse().map_err(|e| anyhow!("{e}"))?;
+    let relay: peerup_core::relay_addr::RelayAddr = net.relay_addr.parse()?;
     let rt: Arc<dyn peerup_net::Runtime> = Arc::new(peerup_tokio::TokioRuntime::current());
     let start = Instant::now();
     // Start the clients, each with one circuit to home, 8 at a time:
@@ -1071,10 +1059,8 @@ async fn capacity(
             let rt = rt.clone();
             let home = net.home_id;
             tasks.push(tokio::spawn(async move {
-                let node = peerup_net::Node::start(rt, o)
-                    .await
-                    .map_err(|e| anyhow!("{e}"))?;
-                node.connect(home).await.map_err(|e| anyhow!("{e}"))?;
+                let node = peerup_net::Node::start(rt, o).await?;
+                node.connect(home).await?;
                 Ok::<_, anyhow::Error>(node)
             }));
         }

@@ -33,7 +33,7 @@ pub(crate) fn find(global: &Global) -> Result<PathBuf> {
     config::search(global.config.as_deref(), &cwd, home.as_deref(), |p| {
         p.exists()
     })
-    .map_err(|e| anyhow!("{e}"))
+    .map_err(anyhow::Error::from)
 }
 
 /// Reads and parses the config (refusing loose permissions), printing
@@ -45,10 +45,10 @@ pub(crate) fn load(global: &Global) -> Result<Ctx> {
 
 /// [`load`] for a known path.
 pub(crate) fn load_path(path: &Path, warn: bool) -> Result<Ctx> {
-    let bytes = fs::read_private(path).map_err(|e| anyhow!("{e}"))?;
+    let bytes = fs::read_private(path)?;
     let text =
         String::from_utf8(bytes).map_err(|_| anyhow!("{}: not UTF-8 text", path.display()))?;
-    let (config, warnings) = Config::parse(path, &text).map_err(|e| anyhow!("{e}"))?;
+    let (config, warnings) = Config::parse(path, &text)?;
     if warn {
         for w in warnings {
             eprintln!("warning: {w}");
@@ -82,7 +82,7 @@ impl Ctx {
 
     /// Node options from the config.
     pub(crate) fn node_options(&self) -> Result<NodeOptions> {
-        NodeOptions::from_config(&self.config, &self.path).map_err(|e| anyhow!("{e}"))
+        NodeOptions::from_config(&self.config, &self.path).map_err(anyhow::Error::from)
     }
 
     /// Re-reads the config from disk.
@@ -93,5 +93,5 @@ impl Ctx {
 
 /// Writes `text` to `path` atomically, mode 0600.
 pub(crate) fn write(path: &Path, text: &str) -> Result<()> {
-    fs::write_atomic(path, text.as_bytes()).map_err(|e| anyhow!("{e}"))
+    fs::write_atomic(path, text.as_bytes()).map_err(anyhow::Error::from)
 }

@@ -23,10 +23,31 @@ pub(crate) fn init_logs(verbose: u8, quiet: bool, daemon: bool) {
         .try_init();
 }
 
+/// An error and its causes as one line, each cause once.
+pub(crate) fn text(e: &anyhow::Error) -> String {
+    peerup_net::error::chain(e.as_ref()).replace('\n', "; ")
+}
+
 /// Prints an error as one line on stderr.
 pub(crate) fn error(e: &anyhow::Error) {
-    let msg = format!("{e:#}").replace('\n', "; ");
+    let msg = text(e);
     eprintln!("error: {msg}");
+}
+
+/// `text` as a QR code for the terminal (half-block characters, two
+/// modules per row, error correction M, with the quiet zone); `None` when
+/// it does not fit in one.
+pub(crate) fn qr(text: &str) -> Option<String> {
+    use qrcode::render::unicode::Dense1x2;
+    let code =
+        qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M).ok()?;
+    Some(
+        code.render::<Dense1x2>()
+            .dark_color(Dense1x2::Dark)
+            .light_color(Dense1x2::Light)
+            .quiet_zone(true)
+            .build(),
+    )
 }
 
 /// Whether stdout is a terminal (colour, spinners, prompts).
@@ -53,5 +74,35 @@ pub(crate) fn spinner(message: &str) -> indicatif::ProgressBar {
         pb
     } else {
         indicatif::ProgressBar::hidden()
+    }
+}
+
+#[cfg(test)]
+mod qr_tests {
+    use super::*;
+
+    #[test]
+    fn renders_an_invite_sized_code() {
+        let code = "AEAS-GRLH-RGV4-336L-ABYQ-OHTB-EYAC-ICAB-CIQJ-URQQ-A4VQ-VYOH-X7AK-G7OP-AC77-ZTZF-DIVQ-7MTL-TDTI-2AWC-PI43-2VYA-AASA-QAIS-EDHM-YFIH-3QO5-24UV-SUOC-SCEI-6CK2-3OIE-JUNX-HVUN-P2RM-N2VB-3WTU-S";
+        let art = qr(code).unwrap();
+        let lines: Vec<&str> = art.lines().collect();
+        assert!(lines.len() > 20);
+        // Square: half as many rows as columns, give or take the odd row.
+        let width = lines[0].chars().count();
+        assert!(
+            (lines.len() * 2).abs_diff(width) <= 2,
+            "{} x {}",
+            width,
+            lines.len()
+        );
+        assert!(
+            art.chars()
+                .all(|c| matches!(c, ' ' | '█' | '▀' | '▄' | '\n'))
+        );
+    }
+
+    #[test]
+    fn too_long_is_an_error() {
+        assert!(qr(&"A".repeat(8000)).is_none());
     }
 }

@@ -36,7 +36,6 @@
 //! | [`relay_addr`] | the flexible `peerup relay add` input | seed README, `peerup relay` |
 //! | [`reservation`] | relay reservations: dial, identify, listen, retry with backoff | ARCHITECTURE.md, relay reservations |
 //! | [`naming`] | friendly names and target resolution | WIRE.md §9 `names` |
-//! | [`qr`] | QR codes of invite codes, as terminal text | - |
 //! | [`time`] | wall-clock and virtual instants as values, back-off | - |
 //!
 //! With the `internal-test-exports` feature (the fuzz crate and this
@@ -62,7 +61,6 @@ pub mod invite;
 pub mod models;
 pub mod naming;
 pub mod proxy;
-pub mod qr;
 pub mod relay_addr;
 pub mod reservation;
 #[cfg(any(test, feature = "internal-test-exports"))]

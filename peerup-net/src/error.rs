@@ -1,6 +1,22 @@
-//! Error text for people: one line from an error and its causes.
+//! Error text for people: one line from an error and its causes; and the
+//! one error every layer may meet, no randomness.
 
 use std::error::Error;
+
+/// The OS random number generator failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the OS random number generator failed")]
+pub struct RandomError(#[source] getrandom::Error);
+
+/// `N` bytes from the OS random number generator.
+///
+/// # Errors
+/// [`RandomError`] when the OS has none to give.
+pub(crate) fn random<const N: usize>() -> Result<[u8; N], RandomError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(RandomError)?;
+    Ok(b)
+}
 
 /// `e` and its sources as one line, `outer: inner: innermost`, skipping a
 /// source whose text the line already holds (many errors repeat their

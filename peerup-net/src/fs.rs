@@ -19,7 +19,7 @@ use peerup_core::authorized_keys::Document;
 use peerup_core::config::confirm::Action;
 use peerup_core::identity::{FileFacts, ModeError, OwnershipError, check_mode, check_ownership};
 
-use crate::node::StartError;
+use crate::error::RandomError;
 
 /// A file operation that failed, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -486,7 +486,7 @@ pub fn apply(action: &Action) -> Result<(), FsError> {
 ///
 /// # Errors
 /// None today; the `Result` leaves room for a check that refuses a file.
-pub fn read_authorized_keys(path: &Path, bytes: &[u8]) -> Result<Document, StartError> {
+pub fn read_authorized_keys(path: &Path, bytes: &[u8]) -> Result<Document, AuthorizedKeysError> {
     // Bytes that are not UTF-8 (a Latin-1 comment) become U+FFFD: a line
     // holding one in its peer ID or attributes is invalid and denies its
     // peer; the rest of the file applies.
@@ -498,45 +498,104 @@ pub fn read_authorized_keys(path: &Path, bytes: &[u8]) -> Result<Document, Start
     Ok(doc)
 }
 
+/// Why an `authorized_keys` file was refused, naming it.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", path.display())]
+pub struct AuthorizedKeysError {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    #[source]
+    pub kind: AuthorizedKeysFault,
+}
+
+/// What is wrong with an `authorized_keys` file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthorizedKeysFault {
+    /// Bytes that are not UTF-8.
+    #[error("not UTF-8 text")]
+    NotUtf8(#[source] std::str::Utf8Error),
+    /// Lines that do not parse.
+    #[error(transparent)]
+    Lines(#[from] peerup_core::authorized_keys::InvalidLines),
+}
+
 /// Parses `authorized_keys` strictly: every bad line is reported (for
 /// `validate`; a running node loads with [`read_authorized_keys`]).
 ///
 /// # Errors
-/// [`StartError::AuthorizedKeys`] listing the bad lines.
-pub fn parse_authorized_keys(path: &Path, bytes: &[u8]) -> Result<Document, StartError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| StartError::AuthorizedKeys {
+/// [`AuthorizedKeysError`] listing the bad lines.
+pub fn parse_authorized_keys(path: &Path, bytes: &[u8]) -> Result<Document, AuthorizedKeysError> {
+    let error = |kind| AuthorizedKeysError {
         path: path.to_owned(),
-        message: "not UTF-8 text".into(),
-    })?;
-    Document::parse_strict(text).map_err(|e| StartError::AuthorizedKeys {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })
+        kind,
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| error(AuthorizedKeysFault::NotUtf8(e)))?;
+    Document::parse_strict(text).map_err(|e| error(e.into()))
+}
+
+/// Why the identity key could not be loaded or made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// Reading, checking or writing the file failed.
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    /// The file is not an identity key.
+    #[error("identity key {}", path.display())]
+    Decode {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: peerup_core::identity::KeyFileError,
+    },
+    /// The name exists but cannot be read.
+    #[error(
+        "identity key {}: the name exists but the file cannot be read (a symbolic link to a missing file?)",
+        path.display()
+    )]
+    Unreadable {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// A generated key that cannot be stored (not Ed25519; a bug).
+    #[error("identity key {}: the generated key is not Ed25519", path.display())]
+    NotEd25519 {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// No randomness for a new key.
+    #[error(transparent)]
+    Random(#[from] RandomError),
 }
 
 /// Reads the identity key at `path`, creating a new one (mode 0600) if
 /// the file does not exist.
 ///
 /// # Errors
-/// [`StartError`] for a key that cannot be read, has loose permissions, or
-/// is not an Ed25519 key file.
-pub fn load_or_create_identity(path: &Path) -> Result<Keypair, StartError> {
+/// [`IdentityError`] for a key that cannot be read, has loose permissions,
+/// or is not an Ed25519 key file.
+pub fn load_or_create_identity(path: &Path) -> Result<Keypair, IdentityError> {
     load_or_create_identity_once(path, true)
 }
 
-fn load_or_create_identity_once(path: &Path, may_retry: bool) -> Result<Keypair, StartError> {
+fn load_or_create_identity_once(path: &Path, may_retry: bool) -> Result<Keypair, IdentityError> {
     match read_private(path) {
-        Ok(bytes) => peerup_core::identity::decode(&bytes).map_err(|e| StartError::Identity {
-            path: path.to_owned(),
-            message: e.to_string(),
-        }),
+        Ok(bytes) => {
+            peerup_core::identity::decode(&bytes).map_err(|source| IdentityError::Decode {
+                path: path.to_owned(),
+                source,
+            })
+        }
         Err(e) if e.is_not_found() => {
             let keypair = generate_identity()?;
-            let bytes =
-                peerup_core::identity::encode(&keypair).ok_or_else(|| StartError::Identity {
+            let bytes = peerup_core::identity::encode(&keypair).ok_or_else(|| {
+                IdentityError::NotEd25519 {
                     path: path.to_owned(),
-                    message: "generated key is not Ed25519".into(),
-                })?;
+                }
+            })?;
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 ensure_private_dir(dir)?;
             }
@@ -547,9 +606,8 @@ fn load_or_create_identity_once(path: &Path, may_retry: bool) -> Result<Keypair,
                 // Another process created it first: use that one.
                 load_or_create_identity_once(path, false)
             } else {
-                Err(StartError::Identity {
+                Err(IdentityError::Unreadable {
                     path: path.to_owned(),
-                    message: "the name exists but the file cannot be read (a symbolic link to a missing file?)".into(),
                 })
             }
         }
@@ -560,10 +618,10 @@ fn load_or_create_identity_once(path: &Path, may_retry: bool) -> Result<Keypair,
 /// A fresh Ed25519 identity from the OS's randomness.
 ///
 /// # Errors
-/// [`StartError::Random`] when the OS has no randomness to give.
-pub fn generate_identity() -> Result<Keypair, StartError> {
+/// [`RandomError`] when the OS has no randomness to give.
+pub fn generate_identity() -> Result<Keypair, RandomError> {
     Ok(peerup_core::identity::keypair_from_seed(
-        crate::node::random()?,
+        crate::error::random()?,
     ))
 }
 

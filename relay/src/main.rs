@@ -106,7 +106,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", peerup_net::error::chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -158,12 +158,12 @@ fn load_config(path: &Path) -> Result<(RelayConfig, String)> {
                 path.display()
             )
         } else {
-            anyhow::anyhow!("{e}")
+            e.into()
         }
     })?;
     let text =
         String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8 text", path.display()))?;
-    let (config, warnings) = RelayConfig::parse(path, &text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (config, warnings) = RelayConfig::parse(path, &text)?;
     for w in warnings {
         eprintln!("warning: {w}");
     }
@@ -182,15 +182,14 @@ fn serve(path: &Path) -> Result<()> {
     // As many descriptors as the hard limit allows; the connection limits
     // then fit what is left, so a flood runs into them, not into EMFILE.
     let descriptors = raise_descriptor_limit();
-    let mut options =
-        RelayOptions::from_config(&config, path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut options = RelayOptions::from_config(&config, path)?;
     options.connection_limits = options.connection_limits.fit_to_descriptors(descriptors);
     let ak_path = config.authorized_keys_path(path);
     let socket = control_socket(path);
     let rt_tokio = runtime()?;
     rt_tokio.block_on(async move {
         let rt: Arc<dyn Runtime> = Arc::new(TokioRuntime::current());
-        let relay = Relay::start(rt.clone(), options).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let relay = Relay::start(rt.clone(), options).await?;
         // The config worked: archive it as last-known-good.
         let paths = peerup_net::confirm::paths(path)?;
         let state = peerup_net::confirm::read_state(&paths);
@@ -259,7 +258,7 @@ async fn wait_for_signals(relay: &Relay, ak_path: &Path) -> Result<()> {
                 if relay.is_gating() {
                     match relay.reload_authorized_keys_file(ak_path).await {
                         Ok(revoked) => tracing::info!(?revoked, "SIGHUP: relay_authorized_keys reloaded"),
-                        Err(e) => tracing::error!(error = %e, "SIGHUP: reload failed; keeping the old list"),
+                        Err(e) => tracing::error!(error = %peerup_net::error::chain(&e), "SIGHUP: reload failed; keeping the old list"),
                     }
                 }
             }
@@ -483,6 +482,21 @@ fn tell_running_relay(config: &Path, peer: peerup_core::PeerId, authorized: bool
     }
 }
 
+/// `text` as a QR code for the terminal, drawn as `peerup invite` draws
+/// its codes (half blocks, error correction M, quiet zone).
+fn qr(text: &str) -> Option<String> {
+    use qrcode::render::unicode::Dense1x2;
+    let code =
+        qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M).ok()?;
+    Some(
+        code.render::<Dense1x2>()
+            .dark_color(Dense1x2::Dark)
+            .light_color(Dense1x2::Light)
+            .quiet_zone(true)
+            .build(),
+    )
+}
+
 fn banner(relay: &Relay) {
     println!("peerup-relay {VERSION}");
     println!("Peer ID:   {}", relay.peer_id());
@@ -493,7 +507,7 @@ fn banner(relay: &Relay) {
     }
     let first = addrs.iter().find(|a| !is_loopback(a)).or(addrs.first());
     if let Some(first) = first
-        && let Ok(qr) = peerup_core::qr::render(&first.to_string())
+        && let Some(qr) = qr(&first.to_string())
     {
         println!("{qr}");
     }
@@ -530,8 +544,7 @@ fn is_loopback(a: &peerup_core::Multiaddr) -> bool {
 
 fn info(path: &Path) -> Result<()> {
     let (config, _) = load_config(path)?;
-    let keypair = peerup_net::node::load_or_create_identity(&config.key_file_path(path))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let keypair = peerup_net::node::load_or_create_identity(&config.key_file_path(path))?;
     let peer = keypair.public().to_peer_id();
     println!("Peer ID: {peer}");
     println!("Listen addresses (replace 0.0.0.0 / :: with this server's public IP):");
@@ -558,7 +571,7 @@ fn read_keys(path: &Path) -> Result<Document> {
             Ok(Document::parse(&text))
         }
         Err(e) if e.is_not_found() => Ok(Document::new()),
-        Err(e) => Err(anyhow::anyhow!("{e}")),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -568,7 +581,7 @@ fn keys_path(path: &Path) -> Result<PathBuf> {
 }
 
 fn authorize(path: &Path, peer: &str, comment: Option<&str>, expires: Option<&str>) -> Result<()> {
-    let peer = parse_peer_id(peer).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let peer = parse_peer_id(peer)?;
     let mut attrs = Attributes::new();
     if let Some(text) = expires {
         let at = match peerup_core::time::UnixTime::parse_rfc3339(text) {
@@ -601,7 +614,7 @@ fn authorize(path: &Path, peer: &str, comment: Option<&str>, expires: Option<&st
 }
 
 fn deauthorize(path: &Path, peer: &str) -> Result<()> {
-    let peer = parse_peer_id(peer).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let peer = parse_peer_id(peer)?;
     let ak = keys_path(path)?;
     let edit = fs::lock_for_edit(&ak)?;
     let mut doc = read_keys(&ak)?;
@@ -635,8 +648,7 @@ fn validate(path: &Path) -> Result<()> {
     let ak = config.authorized_keys_path(path);
     match fs::read_private(&ak) {
         Ok(bytes) => {
-            peerup_net::node::parse_authorized_keys(&ak, &bytes)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            peerup_net::node::parse_authorized_keys(&ak, &bytes)?;
         }
         Err(e) if e.is_not_found() && config.security.enable_connection_gating => {
             bail!(
@@ -660,9 +672,7 @@ fn rollback(path: &Path) -> Result<()> {
     };
     let state = peerup_net::confirm::read_state(&paths);
     let mut machine = Confirm::offline(path.to_owned(), paths, &state);
-    machine
-        .rollback(archive.as_deref())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    machine.rollback(archive.as_deref())?;
     peerup_net::confirm::drain(&mut machine)?;
     println!("Restored the last-known-good config to {}", path.display());
     Ok(())

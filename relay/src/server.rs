@@ -322,15 +322,19 @@ impl std::fmt::Debug for Relay {
 #[non_exhaustive]
 pub enum RelayError {
     /// Transport setup failed.
-    #[error("cannot set up transports: {0}")]
-    Transport(String),
+    #[error("cannot set up transports")]
+    Transport(#[source] std::io::Error),
+    /// The DHT protocol name is not a protocol name.
+    #[error("invalid DHT protocol")]
+    DhtProtocol(#[source] libp2p::swarm::InvalidProtocol),
     /// A listen address failed.
-    #[error("cannot listen on {addr}: {message}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         /// The address.
         addr: Multiaddr,
         /// Why.
-        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -374,7 +378,7 @@ impl Relay {
         let stats = Arc::new(RelayStats::default());
         let transport = rt
             .transport(&options.keypair, &options.transport)
-            .map_err(|e| RelayError::Transport(e.to_string()))?;
+            .map_err(RelayError::Transport)?;
         let transport = metered(transport, stats.meter.clone());
         let l = &options.limits;
         let relay_config = relay::Config {
@@ -393,7 +397,7 @@ impl Relay {
         // libp2p waits for a confirmed external address.
         relay_behaviour.set_status(Some(relay::Status::Enable));
         let kad_proto = StreamProtocol::try_from_owned(options.kad_protocol.clone())
-            .map_err(|e| RelayError::Transport(e.to_string()))?;
+            .map_err(RelayError::DhtProtocol)?;
         let mut kad = kad::Behaviour::with_config(
             peer_id,
             kad::store::MemoryStore::new(peer_id),
@@ -423,7 +427,7 @@ impl Relay {
                 .listen_on(addr.clone())
                 .map_err(|e| RelayError::Listen {
                     addr: addr.clone(),
-                    message: peerup_net::error::chain(&e),
+                    source: Box::new(e),
                 })?;
         }
         let mut addrs = Vec::new();
@@ -461,7 +465,7 @@ impl Relay {
                 }) => {
                     return Err(RelayError::Listen {
                         addr: addresses.first().cloned().unwrap_or_else(Multiaddr::empty),
-                        message: peerup_net::error::chain(&e),
+                        source: Box::new(e),
                     });
                 }
                 Some(_) => {}
@@ -685,7 +689,7 @@ impl Relay {
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        let text = e.to_string();
+                        let text = peerup_net::error::chain(&e);
                         if last_error.as_ref() != Some(&text) {
                             tracing::error!(error = %text, "relay_authorized_keys not reloaded, keeping the old list (the removals of a file that can be read still apply)");
                         }
@@ -1031,7 +1035,7 @@ impl Driver {
                     stats
                         .active_circuits
                         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
-                let error = error.map(|e| e.to_string());
+                let error = error.map(|e| peerup_net::error::chain(&e));
                 if error.is_some() {
                     stats.circuits_cut.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(src = %src_peer_id, dst = %dst_peer_id, ?error, "circuit closed");

@@ -50,7 +50,7 @@ fn read(ctx: &Ctx) -> Result<Document> {
             Ok(Document::parse(&text))
         }
         Err(e) if e.is_not_found() => Ok(Document::new()),
-        Err(e) => Err(anyhow!("{e}")),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -105,7 +105,7 @@ pub(crate) async fn run(global: &Global, cmd: AuthCommand) -> Result<ExitCode> {
             if let Some(e) = expires {
                 attrs = attrs.with_expires(expiry(&e)?);
             }
-            let _edit = peerup_net::fs::lock_for_edit(&path).map_err(|e| anyhow!("{e}"))?;
+            let _edit = peerup_net::fs::lock_for_edit(&path)?;
             let mut doc = read(&ctx)?;
             if doc.contains(&peer) {
                 bail!(
@@ -151,7 +151,7 @@ pub(crate) async fn run(global: &Global, cmd: AuthCommand) -> Result<ExitCode> {
         }
         AuthCommand::Remove { peer } => {
             let peer = super::resolve(&ctx, &peer)?;
-            let edit = peerup_net::fs::lock_for_edit(&path).map_err(|e| anyhow!("{e}"))?;
+            let edit = peerup_net::fs::lock_for_edit(&path)?;
             let mut doc = read(&ctx)?;
             doc.remove(&peer)
                 .map_err(|e| anyhow!("{}: {e}", path.display()))?;
@@ -161,9 +161,8 @@ pub(crate) async fn run(global: &Global, cmd: AuthCommand) -> Result<ExitCode> {
             notify(&ctx, peer, false).await?;
         }
         AuthCommand::Validate => {
-            let bytes = peerup_net::fs::read_private(&path).map_err(|e| anyhow!("{e}"))?;
-            let doc = peerup_net::node::parse_authorized_keys(&path, &bytes)
-                .map_err(|e| anyhow!("{e}"))?;
+            let bytes = peerup_net::fs::read_private(&path)?;
+            let doc = peerup_net::node::parse_authorized_keys(&path, &bytes)?;
             println!("{}: OK ({} peers)", path.display(), doc.len());
         }
     }

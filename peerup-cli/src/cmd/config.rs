@@ -53,7 +53,7 @@ fn validate(ctx: &Ctx) -> Result<()> {
     let ak = ctx.authorized_keys();
     match peerup_net::fs::read_private(&ak) {
         Ok(bytes) => {
-            peerup_net::node::parse_authorized_keys(&ak, &bytes).map_err(|e| anyhow!("{e}"))?;
+            peerup_net::node::parse_authorized_keys(&ak, &bytes)?;
         }
         Err(e) if e.is_not_found() && ctx.config.security.enable_connection_gating => bail!(
             "{}: missing, and connection gating is on: the daemon would refuse to start (create it with `peerup auth add`)",
@@ -93,7 +93,7 @@ pub(crate) async fn run(global: &Global, cmd: ConfigCommand) -> Result<ExitCode>
                 paths.clone(),
                 &peerup_net::confirm::read_state(&paths),
             );
-            m.rollback(archive.as_deref()).map_err(|e| anyhow!("{e}"))?;
+            m.rollback(archive.as_deref())?;
             peerup_net::confirm::drain(&mut m)?;
             println!(
                 "Restored the last-known-good config to {}",
@@ -110,7 +110,7 @@ pub(crate) async fn run(global: &Global, cmd: ConfigCommand) -> Result<ExitCode>
                 .map_err(|_| anyhow!("{}: not UTF-8 text", new.display()))?;
             // Validate as it will live: at the config's path, so relative
             // paths resolve the same way.
-            let (_, warnings) = Config::parse(&new, &text).map_err(|e| anyhow!("{e}"))?;
+            let (_, warnings) = Config::parse(&new, &text)?;
             for w in warnings {
                 eprintln!("warning: {w}");
             }
@@ -124,8 +124,7 @@ pub(crate) async fn run(global: &Global, cmd: ConfigCommand) -> Result<ExitCode>
                 ctx.text.as_bytes(),
                 text.as_bytes(),
                 confirm_timeout,
-            )
-            .map_err(|e| anyhow!("{e}"))?;
+            )?;
             peerup_net::confirm::drain(&mut m)?;
             let deadline = m
                 .pending_deadline()
@@ -146,7 +145,7 @@ pub(crate) async fn run(global: &Global, cmd: ConfigCommand) -> Result<ExitCode>
                     paths.clone(),
                     &peerup_net::confirm::read_state(&paths),
                 );
-                m.confirm(ctx.text.as_bytes()).map_err(|e| anyhow!("{e}"))?;
+                m.confirm(ctx.text.as_bytes())?;
                 peerup_net::confirm::drain(&mut m)?;
                 println!(
                     "Config confirmed: {} stays, and is now the last-known-good.",

@@ -168,7 +168,7 @@ pub(crate) async fn run(global: &Global) -> Result<ExitCode> {
                     Ok(None) => {}
                     Err(e) => {
                         // Tried again at every poll until it works; said once.
-                        let text = e.to_string();
+                        let text = peerup_net::error::chain(&e);
                         if reload_error.as_ref() != Some(&text) {
                             tracing::error!("authorized_keys changed on disk but was not loaded, keeping the old list (the removals of a file that can be read still apply): {text}");
                         }
@@ -183,7 +183,7 @@ pub(crate) async fn run(global: &Global) -> Result<ExitCode> {
                             tracing::info!("{} changed on disk: names reloaded", ctx.path.display());
                         }
                         Err(e) => {
-                            tracing::error!("config not reloaded, keeping the old names: {e:#}");
+                            tracing::error!("config not reloaded, keeping the old names: {}", crate::ui::text(&e));
                             // Do not try again until it changes once more.
                             config_loaded = Fingerprint::of_file(&ctx.path);
                         }
@@ -212,7 +212,7 @@ pub(crate) async fn run(global: &Global) -> Result<ExitCode> {
                 Main::Confirm(reply) => {
                     let current = std::fs::read(&ctx.path).map_err(|e| anyhow!("{}: {e}", ctx.path.display()));
                     let r = current.and_then(|c| {
-                        confirm.confirm(&c).map_err(|e| anyhow!("{e}"))?;
+                        confirm.confirm(&c)?;
                         peerup_net::confirm::drain(&mut confirm)?;
                         Ok("config confirmed; the pending revert is cancelled".to_owned())
                     });
@@ -342,6 +342,7 @@ fn reload(node: &Node, ctx: &Ctx) -> Reloaded {
     let keys = match node.reload_authorized_keys_file() {
         Ok(change) => Ok(format!("authorized_keys reloaded{}", revoked_text(&change))),
         Err(e) => {
+            let e = peerup_net::error::chain(&e);
             tracing::error!("authorized_keys not reloaded, keeping the old list: {e}");
             Err(anyhow!(
                 "authorized_keys NOT reloaded by the running daemon: {e}"
@@ -357,8 +358,9 @@ fn reload(node: &Node, ctx: &Ctx) -> Reloaded {
             )
         }
         Err(e) => {
-            tracing::error!("config not reloaded, keeping the old names: {e:#}");
-            (format!("names NOT reloaded: {e:#}"), None)
+            let e = crate::ui::text(&e);
+            tracing::error!("config not reloaded, keeping the old names: {e}");
+            (format!("names NOT reloaded: {e}"), None)
         }
     };
     let outcome = keys.map(|k| {
@@ -489,7 +491,7 @@ async fn serve_control(
                 let _ = control::send(
                     &mut w,
                     &Reply::Error {
-                        message: format!("{e:#}"),
+                        message: crate::ui::text(&e),
                     },
                 )
                 .await;
@@ -528,7 +530,7 @@ async fn handle(
             interval_ms,
         } => {
             let names = node.names();
-            let peer = names.resolve(&target).map_err(|e| anyhow!("{e}"))?;
+            let peer = names.resolve(&target)?;
             for seq in 1..=count {
                 if seq > 1 {
                     tokio::time::sleep(Duration::from_millis(interval_ms)).await;
@@ -541,7 +543,7 @@ async fn handle(
                     },
                     Err(e) => Reply::PingFailed {
                         seq,
-                        error: e.to_string(),
+                        error: peerup_net::error::chain(&e),
                     },
                 };
                 control::send(w, &reply).await?;
@@ -563,7 +565,7 @@ async fn handle(
                     if matches!(e, InviteError::AlreadyInviting) {
                         anyhow!("{e}; see it with `peerup status`, cancel it with `peerup invite --cancel`")
                     } else {
-                        anyhow!("{e}")
+                        e.into()
                     }
                 })?;
             control::send(
@@ -599,7 +601,7 @@ async fn handle(
                     control::send(
                         w,
                         &Reply::Error {
-                            message: e.to_string(),
+                            message: peerup_net::error::chain(&e),
                         },
                     )
                     .await?
@@ -619,7 +621,7 @@ async fn handle(
             service,
             bind,
         } => {
-            let peer = node.names().resolve(&target).map_err(|e| anyhow!("{e}"))?;
+            let peer = node.names().resolve(&target)?;
             let bind: std::net::SocketAddr = bind
                 .parse()
                 .map_err(|e| anyhow!("bad bind address {bind}: {e}"))?;
@@ -652,7 +654,7 @@ async fn handle(
                 .map(|n| Name::new(&n))
                 .transpose()
                 .map_err(|e| anyhow!("--name: {e}"))?;
-            let p = node.join(&code, name).await.map_err(|e| anyhow!("{e}"))?;
+            let p = node.join(&code, name).await?;
             control::send(
                 w,
                 &Reply::Paired {

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use futures::StreamExt;
 use peerup_core::authz::ServiceRule;
@@ -70,7 +70,7 @@ impl TempDir {
     fn new(tag: &str) -> Result<Self> {
         let d = std::env::temp_dir().join(format!("peerup-demo-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
-        peerup_net::fs::ensure_private_dir(&d).map_err(|e| anyhow!("{e}"))?;
+        peerup_net::fs::ensure_private_dir(&d)?;
         Ok(TempDir(d))
     }
 }
@@ -187,12 +187,10 @@ fn node_options(dir: &std::path::Path, relay: &RelayAddr) -> Result<NodeOptions>
     let config_path = dir.join("config.yaml");
     let text =
         peerup_core::config::render_template("identity.key", std::slice::from_ref(relay), None);
-    peerup_net::fs::write_atomic(&config_path, text.as_bytes()).map_err(|e| anyhow!("{e}"))?;
-    peerup_net::fs::write_atomic(&dir.join("authorized_keys"), b"# demo\n")
-        .map_err(|e| anyhow!("{e}"))?;
-    let (config, _) =
-        peerup_core::config::Config::parse(&config_path, &text).map_err(|e| anyhow!("{e}"))?;
-    let mut o = NodeOptions::from_config(&config, &config_path).map_err(|e| anyhow!("{e}"))?;
+    peerup_net::fs::write_atomic(&config_path, text.as_bytes())?;
+    peerup_net::fs::write_atomic(&dir.join("authorized_keys"), b"# demo\n")?;
+    let (config, _) = peerup_core::config::Config::parse(&config_path, &text)?;
+    let mut o = NodeOptions::from_config(&config, &config_path)?;
     o.listen = vec![
         "/ip4/127.0.0.1/tcp/0".parse()?,
         "/ip4/127.0.0.1/udp/0/quic-v1".parse()?,
@@ -221,31 +219,27 @@ pub(crate) async fn run(_global: &Global, args: DemoArgs) -> Result<ExitCode> {
     let rt: Arc<dyn peerup_net::Runtime> = Arc::new(TokioRuntime::current());
 
     // Identities first: the relay only serves peers it knows.
-    let home_key = peerup_net::node::load_or_create_identity(&home_dir.0.join("identity.key"))
-        .map_err(|e| anyhow!("{e}"))?;
-    let laptop_key = peerup_net::node::load_or_create_identity(&laptop_dir.0.join("identity.key"))
-        .map_err(|e| anyhow!("{e}"))?;
+    let home_key = peerup_net::node::load_or_create_identity(&home_dir.0.join("identity.key"))?;
+    let laptop_key = peerup_net::node::load_or_create_identity(&laptop_dir.0.join("identity.key"))?;
     let (home_id, laptop_id) = (
         home_key.public().to_peer_id(),
         laptop_key.public().to_peer_id(),
     );
 
     let relay = step("start the relay", async {
-        let mut o =
-            RelayOptions::new(peerup_net::node::generate_identity().map_err(|e| anyhow!("{e}"))?);
+        let mut o = RelayOptions::new(peerup_net::node::generate_identity()?);
         o.listen = vec![
             "/ip4/127.0.0.1/tcp/0".parse()?,
             "/ip4/127.0.0.1/udp/0/quic-v1".parse()?,
         ];
         let mut keys = peerup_core::authorized_keys::Document::new();
         for (p, n) in [(home_id, "home"), (laptop_id, "laptop")] {
-            keys.add(p, peerup_core::authorized_keys::Attributes::new(), Some(n))
-                .map_err(|e| anyhow!("{e}"))?;
+            keys.add(p, peerup_core::authorized_keys::Attributes::new(), Some(n))?;
         }
         o.authorized_keys = keys;
         Relay::start(rt.clone(), o)
             .await
-            .map_err(|e| anyhow!("{e}"))
+            .map_err(anyhow::Error::from)
     })
     .await?;
     let relay_addr = relay
@@ -253,7 +247,7 @@ pub(crate) async fn run(_global: &Global, args: DemoArgs) -> Result<ExitCode> {
         .into_iter()
         .find(|a| a.to_string().contains("/tcp/"))
         .context("the relay has no TCP address")?;
-    let relay_addr = RelayAddr::new(relay_addr).map_err(|e| anyhow!("{e}"))?;
+    let relay_addr = RelayAddr::new(relay_addr)?;
     report.step(
         "relay",
         format!("listening, gating on for 2 peers ({relay_addr})"),
@@ -269,7 +263,7 @@ pub(crate) async fn run(_global: &Global, args: DemoArgs) -> Result<ExitCode> {
         let o = node_options(&home_dir.0, &relay_addr)?
             .with_service(DnsLabel::new("web")?, web.to_string(), open.clone())?
             .with_service(DnsLabel::new("echo")?, echo.to_string(), open.clone())?;
-        Node::start(o).await.map_err(|e| anyhow!("{e}"))
+        Node::start(o).await.map_err(anyhow::Error::from)
     })
     .await?;
     step("home's relay reservation", async {
@@ -289,7 +283,7 @@ pub(crate) async fn run(_global: &Global, args: DemoArgs) -> Result<ExitCode> {
     let laptop = step("start laptop", async {
         Node::start(node_options(&laptop_dir.0, &relay_addr)?)
             .await
-            .map_err(|e| anyhow!("{e}"))
+            .map_err(anyhow::Error::from)
     })
     .await?;
     report.step("laptop", format!("{laptop_id} started"));
@@ -313,22 +307,20 @@ pub(crate) async fn run(_global: &Global, args: DemoArgs) -> Result<ExitCode> {
     });
     // Pairing: invite on home, join from laptop, through the relay.
     let t = Instant::now();
-    let invite = home
-        .invite(InviteOptions {
-            name: Some(Name::new("home")?),
-            ..InviteOptions::default()
-        })
-        .map_err(|e| anyhow!("{e}"))?;
+    let invite = home.invite(InviteOptions {
+        name: Some(Name::new("home")?),
+        ..InviteOptions::default()
+    })?;
     let code = InviteCode::decode(invite.code_text())?;
     let joined = step("join the invite", async {
         laptop
             .join(&code, Some(Name::new("laptop")?))
             .await
-            .map_err(|e| anyhow!("{e}"))
+            .map_err(anyhow::Error::from)
     })
     .await?;
     step("invite completes", async {
-        invite.wait().await.map_err(|e| anyhow!("{e}"))
+        invite.wait().await.map_err(anyhow::Error::from)
     })
     .await?;
     if joined.peer != home_id || !home.is_authorized(&laptop_id) || !laptop.is_authorized(&home_id)
@@ -354,7 +346,7 @@ pub(crate) async fn run(_global: &Global, args: DemoArgs) -> Result<ExitCode> {
     report.step("proxy", format!("laptop forwards 127.0.0.1:{web_port} -> home/web and 127.0.0.1:{echo_port} -> home/echo"));
 
     let path = step("connect laptop -> home", async {
-        laptop.connect(home_id).await.map_err(|e| anyhow!("{e}"))
+        laptop.connect(home_id).await.map_err(anyhow::Error::from)
     })
     .await?;
     let page = step("GET / through the proxy", http_get(web_port)).await?;
@@ -418,7 +410,7 @@ pub(crate) async fn run(_global: &Global, args: DemoArgs) -> Result<ExitCode> {
     let mut last_path = None;
     for _ in 0..5 {
         let r = step("ping", async {
-            laptop.ping(home_id).await.map_err(|e| anyhow!("{e}"))
+            laptop.ping(home_id).await.map_err(anyhow::Error::from)
         })
         .await?;
         rtts.push(r.rtt);

@@ -78,10 +78,10 @@ fn parse_relay(input: &str, peer_id: Option<&str>, interactive: bool) -> Result<
                 .with_prompt("Relay peer ID (printed by peerup-relay at start)")
                 .interact_text()
                 .map_err(|e| anyhow!("reading the relay peer ID: {e}"))?;
-            Ok(
-                relay_addr::parse_input(input, Some(super::peer_arg(id.trim())?))
-                    .map_err(|e| anyhow!("{e}"))?,
-            )
+            Ok(relay_addr::parse_input(
+                input,
+                Some(super::peer_arg(id.trim())?),
+            )?)
         }
         Err(e) => Err(anyhow!("--relay: {e}")),
     }
@@ -100,9 +100,9 @@ pub(crate) fn create(
             config_path.display()
         );
     }
-    peerup_net::fs::ensure_private_dir(dir).map_err(|e| anyhow!("{e}"))?;
+    peerup_net::fs::ensure_private_dir(dir)?;
     let key = dir.join("identity.key");
-    let keypair = peerup_net::node::load_or_create_identity(&key).map_err(|e| anyhow!("{e}"))?;
+    let keypair = peerup_net::node::load_or_create_identity(&key)?;
     let ak = dir.join("authorized_keys");
     if !ak.exists() {
         context::write(&ak, AUTHORIZED_KEYS_HEADER)?;

@@ -51,7 +51,7 @@ fn show_code(code: &str, expires: &str, quiet: bool) {
     }
     println!("Invite code (valid until {expires}, one use):\n");
     println!("  {code}\n");
-    if let Ok(qr) = peerup_core::qr::render(code) {
+    if let Some(qr) = crate::ui::qr(code) {
         println!("{qr}");
     }
     println!("On the other machine:  peerup join {code} --name <its-name>");
@@ -88,13 +88,11 @@ pub(crate) async fn run(global: &Global, args: InviteArgs) -> Result<ExitCode> {
     };
     // No daemon: this command runs the node itself while it waits.
     super::wait_reserved(&node, Duration::from_secs(30)).await?;
-    let invite = node
-        .invite(InviteOptions {
-            name,
-            ttl: args.ttl,
-            ..InviteOptions::default()
-        })
-        .map_err(|e| anyhow!("{e}"))?;
+    let invite = node.invite(InviteOptions {
+        name,
+        ttl: args.ttl,
+        ..InviteOptions::default()
+    })?;
     show_code(invite.code_text(), &invite.expires_at().to_string(), quiet);
     let expires = invite.expires_at();
     let pb = if quiet {
@@ -135,7 +133,7 @@ pub(crate) async fn run(global: &Global, args: InviteArgs) -> Result<ExitCode> {
             paired(&p.peer.to_string(), p.name.as_ref().map(Name::as_str));
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => Err(anyhow!("{e}")),
+        Err(e) => Err(e.into()),
     }
 }
 

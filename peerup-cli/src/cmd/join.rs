@@ -123,7 +123,7 @@ pub(crate) async fn run(global: &Global, args: JoinArgs) -> Result<ExitCode> {
     let result = node.join(&code, name).await;
     pb.finish_and_clear();
     node.shutdown().await;
-    let p = result.map_err(|e| anyhow!("{e}"))?;
+    let p = result?;
     joined(&p.peer.to_string(), p.name.as_ref().map(Name::as_str));
     Ok(ExitCode::SUCCESS)
 }

@@ -60,7 +60,7 @@ fn whoami(global: &Global) -> Result<ExitCode> {
                 key.display()
             )
         } else {
-            anyhow!("{e}")
+            e.into()
         }
     })?;
     let peer =
@@ -71,12 +71,15 @@ fn whoami(global: &Global) -> Result<ExitCode> {
 
 /// Resolves a command's target: a name from the config, else a peer ID.
 pub(crate) fn resolve(ctx: &Ctx, target: &str) -> Result<PeerId> {
-    ctx.config.names.resolve(target).map_err(|e| anyhow!("{e}"))
+    ctx.config
+        .names
+        .resolve(target)
+        .map_err(anyhow::Error::from)
 }
 
 /// Parses a peer ID argument, naming the argument.
 pub(crate) fn peer_arg(text: &str) -> Result<PeerId> {
-    parse_peer_id(text).map_err(|e| anyhow!("{e}"))
+    parse_peer_id(text).map_err(anyhow::Error::from)
 }
 
 /// Longest wait for a starting daemon's control socket.
@@ -168,7 +171,7 @@ async fn start_node(ctx: &Ctx, reserve: bool, mode: LockMode) -> Result<Node, No
                 message: e.to_string(),
             });
         }
-        Err(e) => return Err(NodeStart::Other(anyhow!("{e}"))),
+        Err(e) => return Err(NodeStart::Other(e.into())),
     };
     let mut options = options.with_reservations(reserve);
     // A one-shot client listens on ephemeral ports of the one interface
@@ -179,7 +182,7 @@ async fn start_node(ctx: &Ctx, reserve: bool, mode: LockMode) -> Result<Node, No
     options.services.clear();
     Node::start(options)
         .await
-        .map_err(|e| NodeStart::Other(anyhow!("{e}")))
+        .map_err(|e| NodeStart::Other(e.into()))
 }
 
 /// The listen addresses of a one-shot node: TCP and QUIC on ephemeral
@@ -285,5 +288,5 @@ pub(crate) async fn start_node_full(ctx: &Ctx) -> Result<Node> {
     let mut options = ctx.node_options()?;
     options.limits = options.limits.fit_to_descriptors(descriptors);
     tracing::info!(descriptors, limits = ?options.limits, "connection limits");
-    Node::start(options).await.map_err(|e| anyhow!("{e}"))
+    Node::start(options).await.map_err(anyhow::Error::from)
 }

@@ -124,7 +124,7 @@ pub(crate) async fn run(global: &Global, args: PingArgs) -> Result<ExitCode> {
         }
         match node.ping(peer).await {
             Ok(r) => out.reply(seq, r.rtt, &r.path.to_string()),
-            Err(e) => out.failed(seq, &e.to_string()),
+            Err(e) => out.failed(seq, &peerup_net::error::chain(&e)),
         }
     }
     node.shutdown().await;

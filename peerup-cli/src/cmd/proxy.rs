@@ -72,7 +72,10 @@ pub(crate) async fn run(global: &Global, args: ProxyArgs) -> Result<ExitCode> {
     let mut events = node.events();
     match node.connect(peer).await {
         Ok(path) => println!("Connected to {label} [{path}]"),
-        Err(e) => eprintln!("warning: {e}; will retry for each connection"),
+        Err(e) => eprintln!(
+            "warning: {}; will retry for each connection",
+            peerup_net::error::chain(&e)
+        ),
     }
     loop {
         tokio::select! {

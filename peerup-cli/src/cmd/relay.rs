@@ -46,9 +46,9 @@ fn parse(address: &str, peer_id: Option<&str>) -> Result<RelayAddr> {
                 .interact_text()
                 .map_err(|e| anyhow!("reading the relay peer ID: {e}"))?;
             relay_addr::parse_input(address, Some(super::peer_arg(id.trim())?))
-                .map_err(|e| anyhow!("{e}"))
+                .map_err(anyhow::Error::from)
         }
-        Err(e) => Err(anyhow!("{e}")),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -72,7 +72,7 @@ pub(crate) async fn run(global: &Global, cmd: RelayCommand) -> Result<ExitCode> 
             }
         }
         RelayCommand::Remove { address, force } => {
-            let relay: RelayAddr = address.trim().parse().map_err(|e| anyhow!("{e}"))?;
+            let relay: RelayAddr = address.trim().parse()?;
             let present = ctx
                 .config
                 .relay

@@ -34,14 +34,14 @@ pub(crate) enum Command {
     Dial {
         peer: PeerId,
         addrs: Vec<Multiaddr>,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), DialFailure>>,
     },
     /// Connects to `peer` unless already connected or dialing; in the
     /// latter case waits for that dial.
     EnsureConnected {
         peer: PeerId,
         addrs: Vec<Multiaddr>,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), DialFailure>>,
     },
     FindPeer {
         peer: PeerId,
@@ -70,10 +70,10 @@ pub(crate) struct Driver {
     /// zero.
     reservations: Reservations<ListenerId>,
     origin: Instant,
-    dials: HashMap<ConnectionId, (PeerId, oneshot::Sender<Result<(), String>>)>,
+    dials: HashMap<ConnectionId, (PeerId, oneshot::Sender<Result<(), DialFailure>>)>,
     finds: HashMap<kad::QueryId, (PeerId, oneshot::Sender<Vec<Multiaddr>>)>,
     /// Callers waiting for a dial someone else started.
-    waiting: HashMap<PeerId, Vec<oneshot::Sender<Result<(), String>>>>,
+    waiting: HashMap<PeerId, Vec<oneshot::Sender<Result<(), DialFailure>>>>,
 }
 
 impl Driver {
@@ -146,10 +146,10 @@ impl Driver {
                         .condition(PeerCondition::DisconnectedAndNotDialing)
                         .build();
                     if let Err(e) = self.swarm.dial(opts) {
-                        tracing::debug!(relay = %relay, error = %e, "dialing relay");
+                        let error = describe(&e);
+                        tracing::debug!(relay = %relay, %error, "dialing relay");
                         let now = self.core_now();
-                        self.reservations
-                            .handle_dial_failed(now, &relay, e.to_string());
+                        self.reservations.handle_dial_failed(now, &relay, error);
                     }
                 }
                 Reservation::Bootstrap { relay, addr } => {
@@ -161,8 +161,11 @@ impl Driver {
                     Ok(id) => self.reservations.handle_listening(&relay, id),
                     Err(e) => {
                         let now = self.core_now();
-                        self.reservations
-                            .handle_listen_failed(now, &relay, e.to_string());
+                        self.reservations.handle_listen_failed(
+                            now,
+                            &relay,
+                            crate::error::chain(&e),
+                        );
                     }
                 },
                 Reservation::Lost {
@@ -280,7 +283,7 @@ impl Driver {
             let _ = self.swarm.disconnect_peer_id(peer);
         }
         for (_, (_, reply)) in self.dials.drain() {
-            let _ = reply.send(Err("node is shutting down".into()));
+            let _ = reply.send(Err(DialFailure::ShuttingDown));
         }
         self.inner.publish(Event::Stopped);
     }
@@ -303,7 +306,7 @@ impl Driver {
                         self.dials.insert(id, (peer, reply));
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(dial_error(&e)));
+                        let _ = reply.send(Err(DialFailure::Dial(Arc::new(e))));
                     }
                 }
             }
@@ -325,7 +328,7 @@ impl Driver {
                         self.waiting.entry(peer).or_default().push(reply);
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(dial_error(&e)));
+                        let _ = reply.send(Err(DialFailure::Dial(Arc::new(e))));
                     }
                 }
             }
@@ -425,7 +428,7 @@ impl Driver {
                 peer_id,
                 error,
             } => {
-                let msg = dial_error(&error);
+                let msg = DialFailure::Dial(Arc::new(error));
                 if let Some(peer) = peer_id
                     && !self.swarm.is_connected(&peer)
                     && !self.dials.values().any(|(p, _)| *p == peer)
@@ -443,7 +446,8 @@ impl Driver {
                 }
                 if let Some(peer) = peer_id {
                     let now = self.core_now();
-                    self.reservations.handle_dial_failed(now, &peer, msg);
+                    self.reservations
+                        .handle_dial_failed(now, &peer, msg.to_string());
                     self.drain_reservations();
                 }
             }
@@ -628,7 +632,32 @@ impl Driver {
     }
 }
 
-fn dial_error(e: &DialError) -> String {
+/// Why the driver's dial failed; every caller waiting on the same
+/// connection gets a copy (hence the `Arc`).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum DialFailure {
+    /// The node stopped while dialing.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    /// libp2p's dial error, each address with its cause.
+    #[error("{}", describe(.0))]
+    Dial(Arc<DialError>),
+}
+
+impl DialFailure {
+    /// libp2p's error, when the dial itself failed.
+    pub fn dial_error(&self) -> Option<&DialError> {
+        match self {
+            DialFailure::Dial(e) => Some(e),
+            DialFailure::ShuttingDown => None,
+        }
+    }
+}
+
+/// One line: each address tried and why it failed (libp2p's own text is
+/// a debug list).
+fn describe(e: &DialError) -> String {
     match e {
         DialError::Transport(errors) => {
             let parts: Vec<String> = errors

@@ -27,7 +27,8 @@ use peerup_core::naming::Name;
 use peerup_core::time::{Instant, UnixTime};
 use peerup_core::wire::protocol;
 
-use super::{Inner, Node, StartError, random};
+use super::{Inner, Node, StartError};
+use crate::error::{RandomError, random};
 use crate::fs;
 use crate::runtime::Runtime;
 
@@ -133,9 +134,12 @@ pub enum InviteError {
     /// The node stopped.
     #[error("the node stopped")]
     Stopped,
-    /// Randomness or encoding failed.
-    #[error("{0}")]
-    Internal(String),
+    /// No randomness for the token.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+    /// The relay cannot go into a code.
+    #[error(transparent)]
+    Encode(#[from] peerup_core::invite::code::EncodeError),
 }
 
 /// Why a join failed.
@@ -167,6 +171,9 @@ pub enum JoinError {
     /// The handshake failed.
     #[error("invite handshake failed: {0}")]
     Protocol(String),
+    /// No randomness for the handshake.
+    #[error(transparent)]
+    Random(#[from] RandomError),
     /// The node stopped.
     #[error("the node stopped")]
     Stopped,
@@ -250,9 +257,9 @@ fn core_now(origin: StdInstant, rt: &Arc<dyn Runtime>) -> Instant {
     Instant::from_duration(rt.now().saturating_duration_since(origin))
 }
 
-fn session_random() -> Result<SessionRandom, String> {
-    let ephemeral = random::<32>().map_err(|e| e.to_string())?;
-    let nonce = random::<24>().map_err(|e| e.to_string())?;
+fn session_random() -> Result<SessionRandom, RandomError> {
+    let ephemeral = random::<32>()?;
+    let nonce = random::<24>()?;
     Ok(SessionRandom { ephemeral, nonce })
 }
 
@@ -298,17 +305,14 @@ impl Node {
             .ok_or(InviteError::NoRelay)?
             .clone();
         let network = kad_network(&inner.options.kad_protocol);
-        let token_bytes = random::<8>().map_err(|e| InviteError::Internal(e.to_string()))?;
+        let token_bytes = random::<8>()?;
         let code = InviteCode::new(
             Token::from_bytes(token_bytes),
             &relay,
             network,
             self.peer_id(),
-        )
-        .map_err(|e| InviteError::Internal(e.to_string()))?;
-        let text = code
-            .encode()
-            .map_err(|e| InviteError::Internal(e.to_string()))?;
+        )?;
+        let text = code.encode()?;
         let proto = StreamProtocol::new(protocol::INVITE);
         let incoming = inner
             .control
@@ -416,14 +420,19 @@ impl Node {
         let dial = async {
             self.ensure_connected(relay_peer, vec![relay_addr])
                 .await
-                .map_err(|e| JoinError::Unreachable(format!("relay in the code: {e}")))?;
+                .map_err(|e| {
+                    JoinError::Unreachable(format!(
+                        "relay in the code: {}",
+                        crate::error::chain(&e)
+                    ))
+                })?;
             if self.path(inviter).is_none() {
                 // One retry: see `Node::connect` on circuit requests racing
                 // the relay connection's set-up.
                 if self.dial(inviter, vec![circuit.clone()]).await.is_err() {
                     self.dial(inviter, vec![circuit])
                         .await
-                        .map_err(|e| JoinError::Unreachable(e.to_string()))?;
+                        .map_err(|e| JoinError::Unreachable(crate::error::chain(&e)))?;
                 }
             }
             self.inner()
@@ -439,7 +448,7 @@ impl Node {
             .timeout(JOIN_TIMEOUT, dial)
             .await
             .ok_or(JoinError::Timeout)??;
-        let random = session_random().map_err(JoinError::Protocol)?;
+        let random = session_random()?;
         let origin = rt.now();
         let config = JoinerConfig::default().with_name(name);
         let mut machine = Joiner::new(code, config, Instant::ZERO, random);
@@ -861,6 +870,6 @@ fn free_name(names: &peerup_core::naming::Names, name: &Name, peer: PeerId) -> O
 
 impl From<StartError> for JoinError {
     fn from(e: StartError) -> Self {
-        JoinError::Protocol(e.to_string())
+        JoinError::Protocol(crate::error::chain(&e))
     }
 }

@@ -35,15 +35,18 @@ use peerup_core::time::UnixTime;
 use peerup_core::wire::ConnectionPath;
 
 use self::behaviour::{Behaviour, Parts};
+pub use self::driver::DialFailure;
 use self::driver::{Command, Driver};
 pub use self::options::{NodeOptions, ServiceSpec, load_authorized_keys};
 pub use self::ping::{PingError, PingReply};
 pub use self::service::{Forwarder, ServiceStream};
 pub use self::service_name::{IntoServiceName, InvalidService, InvalidServiceName};
 pub use self::status::{ConnInfo, PeerState, ProxyState, RelayState, Status};
+use crate::error::RandomError;
 use crate::fs::{self, FsError};
 pub use crate::fs::{
-    generate_identity, load_or_create_identity, parse_authorized_keys, read_authorized_keys,
+    AuthorizedKeysError, AuthorizedKeysFault, IdentityError, generate_identity,
+    load_or_create_identity, parse_authorized_keys, read_authorized_keys,
 };
 use crate::gate::GateShared;
 pub use crate::gate::NotAuthorized;
@@ -61,12 +64,6 @@ const LISTEN_QUIET: Duration = Duration::from_millis(200);
 /// it (see `Node::wait_identified`).
 const IDENTIFY_WAIT: Duration = Duration::from_secs(3);
 
-pub(crate) fn random<const N: usize>() -> Result<[u8; N], StartError> {
-    let mut b = [0u8; N];
-    getrandom::fill(&mut b).map_err(|e| StartError::Random(e.to_string()))?;
-    Ok(b)
-}
-
 /// Why a node could not start (or an operation on files failed).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -75,21 +72,11 @@ pub enum StartError {
     #[error(transparent)]
     Fs(#[from] FsError),
     /// The identity key is unusable.
-    #[error("identity key {}: {message}", path.display())]
-    Identity {
-        /// The key file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
     /// `authorized_keys` has errors.
-    #[error("{}: {message}", path.display())]
-    AuthorizedKeys {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
+    #[error(transparent)]
+    AuthorizedKeys(#[from] AuthorizedKeysError),
     /// Gating is on but there is no `authorized_keys` file.
     #[error(
         "connection gating is enabled but {} does not exist; create it (add peers with `peerup auth add <peer-id>` or `peerup-relay authorize <peer-id>`, or pair with `peerup invite`) or set security.enable_connection_gating: false",
@@ -99,39 +86,66 @@ pub enum StartError {
         /// The expected file.
         path: PathBuf,
     },
-    /// The config is inconsistent.
-    #[error("{}: {message}", path.display())]
+    /// A service's `allowed_peers` names a peer the config does not know.
+    #[error("{}", path.display())]
     Config {
         /// The config file.
         path: PathBuf,
         /// What is wrong.
-        message: String,
+        #[source]
+        source: ResolveError,
     },
     /// A transport could not be built.
-    #[error("cannot set up transports: {0}")]
-    Transport(String),
+    #[error("cannot set up transports")]
+    Transport(#[source] std::io::Error),
+    /// The DHT protocol name is not a protocol name.
+    #[error("invalid DHT protocol")]
+    DhtProtocol(#[source] libp2p::swarm::InvalidProtocol),
     /// A listen address could not be used.
-    #[error("cannot listen on {addr}: {message}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         /// The address.
         addr: Multiaddr,
         /// Why.
-        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A service could not be exposed.
-    #[error("cannot expose service `{name}`: {message}")]
+    #[error("cannot expose service `{name}`")]
     Service {
         /// The service.
         name: String,
         /// Why.
-        message: String,
+        #[source]
+        source: ServiceError,
     },
     /// No randomness.
-    #[error("the OS random number generator failed: {0}")]
-    Random(String),
+    #[error(transparent)]
+    Random(#[from] RandomError),
     /// The node stopped.
     #[error("the node has stopped")]
     Stopped,
+}
+
+/// Why a service could not be exposed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The name is not a DNS label.
+    #[error("not a valid service name: {0}")]
+    InvalidName(peerup_core::wire::label::LabelError),
+    /// The local address does not parse.
+    #[error(transparent)]
+    LocalAddress(#[from] peerup_core::config::node::LocalAddressError),
+    /// The name is one of peerup's own protocols.
+    #[error("the name is reserved for peerup's own protocols")]
+    Reserved,
+    /// The protocol ID built from the name is invalid.
+    #[error("not a valid protocol name")]
+    Protocol(#[source] libp2p::swarm::InvalidProtocol),
+    /// Something already serves this protocol.
+    #[error("already exposed")]
+    AlreadyExposed,
 }
 
 /// Something that happened in the node.
@@ -415,16 +429,44 @@ pub fn warning_text(w: &Warning) -> String {
 #[non_exhaustive]
 pub enum ConnectError {
     /// No address worked (direct, through the relays, or from the DHT).
-    #[error("cannot reach peer {peer}: {message}")]
+    #[error("cannot reach peer {peer}")]
     Unreachable {
         /// The peer.
         peer: PeerId,
-        /// What was tried.
-        message: String,
+        /// What was tried and how it failed.
+        #[source]
+        reason: Unreachable,
     },
     /// The node stopped.
     #[error("the node has stopped")]
     Stopped,
+}
+
+/// How reaching a peer failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unreachable {
+    /// Relays are configured and none answered.
+    #[error("no relay is reachable")]
+    NoRelay,
+    /// Dialing failed.
+    #[error(transparent)]
+    Dial(#[from] DialFailure),
+    /// Dialing failed and no relay kept our connection: the relay's gate
+    /// most likely turned this machine away.
+    #[error(
+        "no relay kept our connection: is this machine ({us}) in the relay's relay_authorized_keys?"
+    )]
+    RelayRefused {
+        /// This node.
+        us: PeerId,
+        /// The dial's failure.
+        #[source]
+        dial: DialFailure,
+    },
+    /// A connection opened and closed at once: the peer's gate.
+    #[error("the peer closed the connection at once (is this machine in its authorized_keys?)")]
+    ClosedAtOnce,
 }
 
 /// A running peerup node. Clone it freely; [`Node::shutdown`] stops it.
@@ -456,15 +498,15 @@ impl Node {
         let (relay_transport, relay_behaviour) = relay::client::new(peer_id);
         let base = rt
             .transport(&options.keypair, &options.transport)
-            .map_err(|e| StartError::Transport(e.to_string()))?;
+            .map_err(StartError::Transport)?;
         let relayed = secure_tcp(relay_transport, &options.keypair, &options.transport)
-            .map_err(|e| StartError::Transport(e.to_string()))?;
+            .map_err(StartError::Transport)?;
         let transport = relayed
             .or_transport(base)
             .map(|either, _| either.into_inner())
             .boxed();
         let kad_protocol = StreamProtocol::try_from_owned(options.kad_protocol.clone())
-            .map_err(|e| StartError::Transport(format!("invalid DHT protocol: {e}")))?;
+            .map_err(StartError::DhtProtocol)?;
         let behaviour = Behaviour::new(Parts {
             keypair: options.keypair.clone(),
             relay: relay_behaviour,
@@ -487,7 +529,7 @@ impl Node {
                 .listen_on(addr.clone())
                 .map_err(|e| StartError::Listen {
                     addr: addr.clone(),
-                    message: crate::error::chain(&e),
+                    source: Box::new(e),
                 })?;
         }
         let (tx, rx) = mpsc::channel(256);
@@ -631,7 +673,10 @@ impl Node {
             .map_err(|_| ConnectError::Stopped)?;
         rx.await
             .map_err(|_| ConnectError::Stopped)?
-            .map_err(|message| ConnectError::Unreachable { peer, message })
+            .map_err(|e| ConnectError::Unreachable {
+                peer,
+                reason: e.into(),
+            })
     }
 
     /// Connects to `peer` (a relay) at `addrs` unless a connection exists
@@ -654,7 +699,10 @@ impl Node {
             .map_err(|_| ConnectError::Stopped)?;
         rx.await
             .map_err(|_| ConnectError::Stopped)?
-            .map_err(|message| ConnectError::Unreachable { peer, message })?;
+            .map_err(|e| ConnectError::Unreachable {
+                peer,
+                reason: e.into(),
+            })?;
         self.wait_identified(peer).await;
         Ok(())
     }
@@ -714,13 +762,15 @@ impl Node {
                 .await
             {
                 Ok(()) => circuits.push(r.circuit_to(peer)),
-                Err(e) => tracing::debug!(relay = %r, error = %e, "relay unreachable"),
+                Err(e) => {
+                    tracing::debug!(relay = %r, error = %crate::error::chain(&e), "relay unreachable");
+                }
             }
         }
         let mut first = if circuits.is_empty() && !relays.is_empty() {
             Err(ConnectError::Unreachable {
                 peer,
-                message: "no relay is reachable".into(),
+                reason: Unreachable::NoRelay,
             })
         } else {
             self.dial(peer, circuits.clone()).await
@@ -737,7 +787,7 @@ impl Node {
             return Ok(p);
         }
         if let Err(e) = &first {
-            tracing::info!(%peer, error = %e, "no connection through the relays; asking the DHT");
+            tracing::info!(%peer, error = %crate::error::chain(e), "no connection through the relays; asking the DHT");
         }
         let found = self.find_peer(peer).await?;
         if !found.is_empty() {
@@ -748,21 +798,24 @@ impl Node {
             }
         }
         match first {
-            Err(ConnectError::Unreachable { peer, message })
-                if !relays.is_empty() && !self.inner.options.relays.iter().any(|r| self.path(r.peer_id()).is_some()) =>
+            Err(ConnectError::Unreachable {
+                peer,
+                reason: Unreachable::Dial(dial),
+            }) if !relays.is_empty()
+                && !relays.iter().any(|r| self.path(r.peer_id()).is_some()) =>
             {
                 Err(ConnectError::Unreachable {
                     peer,
-                    message: format!(
-                        "{message} (no relay kept our connection: is this machine ({}) in the relay's relay_authorized_keys?)",
-                        self.inner.peer_id
-                    ),
+                    reason: Unreachable::RelayRefused {
+                        us: self.inner.peer_id,
+                        dial,
+                    },
                 })
             }
             Err(e) => Err(e),
             Ok(()) => Err(ConnectError::Unreachable {
                 peer,
-                message: "the peer closed the connection at once (is this machine in its authorized_keys?)".into(),
+                reason: Unreachable::ClosedAtOnce,
             }),
         }
     }
@@ -790,7 +843,7 @@ impl Node {
     ) -> Result<libp2p::Stream, crate::streams::OpenError> {
         self.connect(peer)
             .await
-            .map_err(|e| crate::streams::OpenError::Io(std::io::Error::other(e.to_string())))?;
+            .map_err(|e| crate::streams::OpenError::Io(std::io::Error::other(e)))?;
         Ok(self.inner.control.open(peer, protocol).await?.stream)
     }
 
@@ -973,7 +1026,7 @@ async fn wait_listening(
                 SwarmEvent::ListenerClosed { addresses, reason: Err(e), .. } => {
                     return Err(StartError::Listen {
                         addr: addresses.first().cloned().unwrap_or_else(Multiaddr::empty),
-                        message: crate::error::chain(&e),
+                        source: Box::new(e),
                     });
                 }
                 other => tracing::trace!(?other, "event before listening"),

@@ -277,12 +277,12 @@ impl NodeOptions {
         let names = config.names.clone();
         let mut services = BTreeMap::new();
         for (name, svc) in &config.services {
-            let allowed = svc
-                .resolve_allowed_peers(&names)
-                .map_err(|e| StartError::Config {
-                    path: config_path.to_owned(),
-                    message: e.to_string(),
-                })?;
+            let allowed =
+                svc.resolve_allowed_peers(&names)
+                    .map_err(|source| StartError::Config {
+                        path: config_path.to_owned(),
+                        source,
+                    })?;
             services.insert(
                 name.clone(),
                 ServiceSpec {

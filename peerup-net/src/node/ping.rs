@@ -10,7 +10,7 @@ use peerup_core::authz::{Decision, Direction, StreamKind};
 use peerup_core::wire::ConnectionPath;
 use peerup_core::wire::pingpong::{self, Line, Reply};
 
-use super::{ConnectError, Event, Node, StartError};
+use super::{ConnectError, Event, Node, ServiceError, StartError};
 
 /// One reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,15 +126,15 @@ impl Node {
         let proto =
             StreamProtocol::try_from_owned(id.to_owned()).map_err(|e| StartError::Service {
                 name: id.to_owned(),
-                message: e.to_string(),
+                source: ServiceError::Protocol(e),
             })?;
         let mut incoming = self
             .inner()
             .control
             .accept(proto)
-            .map_err(|e| StartError::Service {
+            .map_err(|_| StartError::Service {
                 name: id.to_owned(),
-                message: e.to_string(),
+                source: ServiceError::AlreadyExposed,
             })?;
         let inner = self.inner().clone();
         let rt = self.runtime();

@@ -31,8 +31,8 @@ use peerup_core::wire::label::DnsLabel;
 use peerup_core::wire::protocol;
 
 use super::{
-    ConnectError, Event, Inner, IntoServiceName, InvalidServiceName, Node, ProxyState, ServiceSpec,
-    StartError,
+    ConnectError, Event, Inner, IntoServiceName, InvalidServiceName, Node, ProxyState,
+    ServiceError, ServiceSpec, StartError,
 };
 use crate::runtime::{Runtime, TcpStream};
 use crate::splice::{Counters, Splice};
@@ -206,17 +206,12 @@ impl Node {
     ) -> Result<(), StartError> {
         let name = name.into_service_name().map_err(|e| StartError::Service {
             name: e.name().to_owned(),
-            message: format!("not a valid service name: {}", e.reason()),
+            source: ServiceError::InvalidName(e.reason().clone()),
         })?;
-        let local: LocalAddress =
-            local
-                .parse()
-                .map_err(
-                    |e: peerup_core::config::node::LocalAddressError| StartError::Service {
-                        name: name.to_string(),
-                        message: e.to_string(),
-                    },
-                )?;
+        let local: LocalAddress = local.parse().map_err(|e| StartError::Service {
+            name: name.to_string(),
+            source: ServiceError::LocalAddress(e),
+        })?;
         self.expose(name, ServiceSpec { local, rule })
     }
 
@@ -224,20 +219,20 @@ impl Node {
     /// [`NodeOptions::with_service`](super::NodeOptions::with_service)'s).
     pub(crate) fn expose(&self, name: DnsLabel, spec: ServiceSpec) -> Result<(), StartError> {
         let ServiceSpec { local, rule } = spec;
-        let err = |message: String| StartError::Service {
+        let err = |source| StartError::Service {
             name: name.to_string(),
-            message,
+            source,
         };
         if protocol::is_reserved_service_name(name.as_str()) {
-            return Err(err("the name is reserved for peerup's own protocols".into()));
+            return Err(err(ServiceError::Reserved));
         }
         let proto = StreamProtocol::try_from_owned(protocol::service(&name))
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(ServiceError::Protocol(e)))?;
         let incoming = self
             .inner()
             .control
             .accept(proto)
-            .map_err(|_| err("already exposed".into()))?;
+            .map_err(|_| err(ServiceError::AlreadyExposed))?;
         let enabled = rule.enabled;
         self.inner()
             .policy
@@ -363,7 +358,7 @@ impl Node {
                     return Err(OpenServiceError::Connect(ConnectError::Stopped));
                 }
                 Some(Err(e)) => {
-                    tracing::debug!(%peer, %service, attempt, error = %e, "opening service failed");
+                    tracing::debug!(%peer, %service, attempt, error = %crate::error::chain(&e), "opening service failed");
                     last = match e {
                         OpenServiceError::Failed { last, .. } => {
                             if last.contains("timed out") {
@@ -375,7 +370,7 @@ impl Node {
                         }
                         other => {
                             closed_in_a_row = 0;
-                            other.to_string()
+                            crate::error::chain(&other)
                         }
                     };
                 }
@@ -463,7 +458,7 @@ impl Node {
                                 .await;
                             }
                             Err(e) => {
-                                tracing::warn!(%peer, %service, error = %e, "cannot reach the remote service");
+                                tracing::warn!(%peer, %service, error = %crate::error::chain(&e), "cannot reach the remote service");
                                 let _ = tcp.set_abort_on_close();
                             }
                         }
