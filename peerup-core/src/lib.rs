@@ -36,6 +36,7 @@
 //! | [`relay_addr`] | the flexible `peerup relay add` input | seed README, `peerup relay` |
 //! | [`reservation`] | relay reservations: dial, identify, listen, retry with backoff | ARCHITECTURE.md, relay reservations |
 //! | [`naming`] | friendly names and target resolution | WIRE.md §9 `names` |
+//! | [`pairing`] | relay pairing: the relay's code groups, probation, introductions | WIRE.md §13, §14 |
 //! | [`time`] | wall-clock and virtual instants as values, back-off | - |
 //!
 //! With the `internal-test-exports` feature (the fuzz crate and this
@@ -60,6 +61,7 @@ pub mod invite;
 #[cfg(any(test, feature = "internal-test-exports"))]
 pub mod models;
 pub mod naming;
+pub mod pairing;
 pub mod proxy;
 pub mod relay_addr;
 pub mod reservation;

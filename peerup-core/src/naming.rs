@@ -133,6 +133,46 @@ impl<'de> serde::Deserialize<'de> for Name {
     }
 }
 
+/// A friendly name for `peer` made from `wanted`, a name another
+/// machine chose (a pairing answer, an introduction): characters a name
+/// cannot hold become `-`, leading ones that cannot start it are dropped,
+/// it is cut to fit, and when another peer already has it in `names` the
+/// first free of `wanted-2`, `wanted-3`, ... is taken. A name `peer`
+/// already has is kept as it is.
+///
+/// `None` when nothing usable is left (empty, only punctuation, a peer
+/// ID) or no suffix up to 1,000 is free.
+pub fn unique_name(wanted: &str, peer: &PeerId, names: &Names) -> Option<Name> {
+    let cleaned: String = wanted
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .skip_while(|c| !c.is_ascii_alphanumeric())
+        .take(Name::MAX_LEN)
+        .collect();
+    let base = Name::new(cleaned.trim_end_matches(['-', '.', '_'])).ok()?;
+    let free = |n: &Name| names.get(n.as_str()).is_none_or(|p| p == *peer);
+    if free(&base) {
+        return Some(base);
+    }
+    (2..=1000).find_map(|i| {
+        let suffix = format!("-{i}");
+        let stem: String = base
+            .as_str()
+            .chars()
+            .take(Name::MAX_LEN - suffix.len())
+            .collect();
+        Name::new(&format!("{stem}{suffix}"))
+            .ok()
+            .filter(|n| free(n))
+    })
+}
+
 /// Parses a peer ID with an error that says what was expected.
 ///
 /// # Errors
