@@ -20,6 +20,7 @@ use libp2p::swarm::{
     THandler, THandlerInEvent, THandlerOutEvent, ToSwarm, dummy,
 };
 use peerup_core::authz::{Decision, DenyReason, Direction, Policy};
+use peerup_core::pairing::enroll::{Admission, Enrollment};
 
 use crate::runtime::Runtime;
 use crate::streams::inbound_path;
@@ -49,6 +50,41 @@ pub struct GateShared {
     /// Peers the open invite refuses (too many failed attempts): not let
     /// in to pair again until the invite ends.
     pub pairing_blocked: Mutex<HashSet<PeerId>>,
+    /// The relay's strangers on probation while pairing codes are open
+    /// (`None` on a node, whose invite window the limits above bound).
+    pub probation: Option<Probation>,
+}
+
+/// The relay's probation ([`Enrollment`]) with the origin of its virtual
+/// time.
+pub struct Probation {
+    machine: Mutex<Enrollment>,
+    origin: std::time::Instant,
+}
+
+impl Probation {
+    /// No stranger on probation; time counts from `origin`.
+    pub fn new(origin: std::time::Instant) -> Self {
+        Probation {
+            machine: Mutex::new(Enrollment::new()),
+            origin,
+        }
+    }
+
+    /// `at` as the machine's instant.
+    pub fn instant(&self, at: std::time::Instant) -> peerup_core::time::Instant {
+        peerup_core::time::Instant::from_duration(at.saturating_duration_since(self.origin))
+    }
+
+    /// The machine's instant as a runtime instant.
+    pub fn to_runtime(&self, at: peerup_core::time::Instant) -> std::time::Instant {
+        self.origin + at.as_duration()
+    }
+
+    /// Runs `f` on the machine.
+    pub fn with<T>(&self, f: impl FnOnce(&mut Enrollment) -> T) -> T {
+        f(&mut self.machine.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 impl GateShared {
@@ -156,6 +192,15 @@ impl NetworkBehaviour for Gate {
                 {
                     return deny("too many connections from this peer let in to pair");
                 }
+                if let Some(probation) = &self.shared.probation {
+                    let now = probation.instant(self.rt.now());
+                    // The policy lets strangers in only while the relay
+                    // is enrolling (its pairing window is open then).
+                    match probation.with(|m| m.handle_connection(now, peer, true)) {
+                        Admission::Probation { .. } => {}
+                        Admission::Refused(why) => return deny(&why.to_string()),
+                    }
+                }
                 tracing::info!(%peer, "accepting a connection for pairing only");
                 pairing.insert(connection, peer);
                 drop(pairing);
@@ -207,11 +252,15 @@ impl NetworkBehaviour for Gate {
             FromSwarm::ListenFailure(f) => f.connection_id,
             _ => return,
         };
-        self.shared
+        let stranger = self
+            .shared
             .pairing_only
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&connection);
+        if let (Some(peer), Some(probation)) = (stranger, &self.shared.probation) {
+            probation.with(|m| m.handle_closed(&peer));
+        }
     }
 
     fn on_connection_handler_event(

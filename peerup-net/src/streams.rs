@@ -340,9 +340,12 @@ impl Drop for Incoming {
 /// The behaviour; put it in the node's behaviour and keep a [`Control`].
 pub struct Behaviour {
     shared: Arc<Mutex<Shared>>,
-    /// Which connections were let in only to pair (they are offered the
-    /// invite protocol alone).
+    /// Which connections were let in only to pair (they are offered
+    /// `pairing_protocol` alone).
     gate: Option<Arc<GateShared>>,
+    /// The protocol a pairing-only connection is offered: the invite on a
+    /// node, relay pairing on the relay.
+    pairing_protocol: StreamProtocol,
 }
 
 impl Default for Behaviour {
@@ -357,6 +360,7 @@ impl Behaviour {
         Behaviour {
             shared: Arc::new(Mutex::new(Shared::default())),
             gate: None,
+            pairing_protocol: StreamProtocol::new(protocol::INVITE),
         }
     }
 
@@ -364,6 +368,13 @@ impl Behaviour {
     /// protocol alone.
     pub fn with_gate(mut self, gate: Arc<GateShared>) -> Self {
         self.gate = Some(gate);
+        self
+    }
+
+    /// Offers pairing-only connections `protocol` instead of the invite
+    /// (the relay: `/peerup/relay-pair/1.0.0`).
+    pub fn with_pairing_protocol(mut self, protocol: StreamProtocol) -> Self {
+        self.pairing_protocol = protocol;
         self
     }
 
@@ -394,7 +405,7 @@ impl NetworkBehaviour for Behaviour {
         let receiver = Shared::lock(&self.shared).register(peer, connection, path, pairing_only);
         let mut handler = Handler::new(peer, connection, path, self.shared.clone(), receiver);
         if pairing_only {
-            handler.only = Some(StreamProtocol::new(protocol::INVITE));
+            handler.only = Some(self.pairing_protocol.clone());
         }
         Ok(handler)
     }
