@@ -30,13 +30,14 @@
 //! | [`authorized_keys`] | the `authorized_keys` document: parse, render, edit (`attributes`, `line`, `document`) | WIRE.md §7 |
 //! | [`authz`] | the authorization policy: who may connect, open which stream, pair; expiry | WIRE.md §7 |
 //! | [`config`] | `peerup.yaml`, `relay-server.yaml`, field values, units, search order, archive names, comment-keeping edits, commit-confirmed apply | WIRE.md §9-§11 |
-//! | [`invite`] | invite code v1 and the invite handshake machines (inviter, joiner) | WIRE.md §5, §6 |
+//! | [`invite`] | invite code v1, the invite handshake machines (inviter, joiner), and the relay pairing code (invite code v2, [`invite::AnyCode`] reads both) | WIRE.md §5, §6, §13 |
+//! | [`pairing`] | relay pairing: the `relay-pair` request and answer, peer introductions, group IDs and HMAC proofs (`wire`); the relay's code groups (`tokens`), probation (`enroll`), introduction rules (`intro`) | WIRE.md §13, §14 |
+//! | [`verify`] | the verification code of a pair of peers (emoji, number, `verified=` value) | WIRE.md §15 |
 //! | [`wire`] | protocol IDs, DNS labels, sealed frames, ping-pong, the connection path (direct or relayed) | WIRE.md §2, §3, §6 |
 //! | [`proxy`] | the proxy's half-close bookkeeping | - |
 //! | [`relay_addr`] | the flexible `peerup relay add` input | seed README, `peerup relay` |
 //! | [`reservation`] | relay reservations: dial, identify, listen, retry with backoff | ARCHITECTURE.md, relay reservations |
 //! | [`naming`] | friendly names and target resolution | WIRE.md §9 `names` |
-//! | [`pairing`] | relay pairing: the relay's code groups, probation, introductions | WIRE.md §13, §14 |
 //! | [`time`] | wall-clock and virtual instants as values, back-off | - |
 //!
 //! With the `internal-test-exports` feature (the fuzz crate and this
@@ -68,6 +69,7 @@ pub mod reservation;
 #[cfg(any(test, feature = "internal-test-exports"))]
 pub mod sim;
 pub mod time;
+pub mod verify;
 pub mod wire;
 
 pub use libp2p_identity::PeerId;

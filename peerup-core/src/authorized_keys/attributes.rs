@@ -217,6 +217,13 @@ impl Attributes {
         self.verified.as_deref()
     }
 
+    /// Whether the `verified` value records the verification code `code`
+    /// (of this machine and the entry's peer, [`crate::verify::Code::new`]).
+    /// False when `verified` is unset or was set for another pair.
+    pub fn is_verified_for(&self, code: &crate::verify::Code) -> bool {
+        self.verified().is_some_and(|v| code.matches_verified(v))
+    }
+
     /// The `group` value.
     pub fn group(&self) -> Option<&str> {
         self.group.as_deref()
@@ -325,7 +332,7 @@ fn is_verified(value: &str) -> bool {
 /// Characters never written by an edit: line breaks and other control
 /// characters (tab aside), and the bidirectional-text controls that can make
 /// a line display differently from what it says.
-pub(super) fn is_unsafe_char(c: char) -> bool {
+pub(crate) fn is_unsafe_char(c: char) -> bool {
     (c.is_control() && c != '\t')
         || matches!(
             c,

@@ -71,6 +71,7 @@ mod line;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use attributes::is_unsafe_char;
 pub use attributes::{AttributeError, Attributes, EXPIRES, GROUP, HMAC_PROOF, VERIFIED};
 pub use document::{Document, EditError, InvalidLines, Removed, Status};
 pub use line::{CommentError, Entry, Line, LineEnding, LineError, LineKind, render_entry};

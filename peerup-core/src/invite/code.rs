@@ -10,6 +10,10 @@
 //! tabs and newlines and ignores case, so a code survives being read out,
 //! retyped, or wrapped by a terminal.
 //!
+//! Version 2 (relay pairing, WIRE.md §13) is [`super::pairing_code`]; it
+//! shares the text form and the helpers here, and
+//! [`AnyCode`](super::AnyCode) tells the two apart by the first byte.
+//!
 //! The token is the invite's secret: it is zeroized on drop, compared in
 //! constant time, and redacted from `Debug`. An `InviteCode`'s `Debug` shows
 //! no token either; never log a code's text.
@@ -176,6 +180,32 @@ pub enum DecodeError {
     /// The relay port is 0.
     #[error("invite code has relay port 0")]
     RelayPortZero,
+    /// A version-2 code (relay pairing) shorter than
+    /// [`pairing_code::MIN_LEN`](super::pairing_code::MIN_LEN).
+    #[error(
+        "pairing code is too short ({len} bytes; at least {} needed): paste the whole code",
+        super::pairing_code::MIN_LEN
+    )]
+    PairingCodeTooShort {
+        /// Decoded length.
+        len: usize,
+    },
+    /// Bytes after the last field of a code that has no open-ended field
+    /// (version 2).
+    #[error("invite code has {len} unexpected bytes at its end: paste only the code")]
+    TrailingBytes {
+        /// How many bytes follow the network name.
+        len: usize,
+    },
+    /// A valid version that is not the one this decoder reads (a version-1
+    /// invite given where a version-2 pairing code was expected).
+    #[error("this is a version {version} invite code; a version {expected} code was expected here")]
+    UnexpectedVersion {
+        /// The version byte of the code.
+        version: u8,
+        /// The version this decoder reads.
+        expected: u8,
+    },
 }
 
 impl InviteCode {
@@ -282,18 +312,7 @@ impl InviteCode {
         let net_bytes = rest.get(..net_len).ok_or(DecodeError::Truncated {
             field: "network name",
         })?;
-        let network = if net_bytes.is_empty() {
-            None
-        } else {
-            let text = core::str::from_utf8(net_bytes).map_err(|_| {
-                DecodeError::InvalidNetworkName(LabelError::InvalidChar {
-                    text: String::from_utf8_lossy(net_bytes).into_owned(),
-                    found: char::REPLACEMENT_CHARACTER,
-                    position: 1,
-                })
-            })?;
-            Some(DnsLabel::new(text).map_err(DecodeError::InvalidNetworkName)?)
-        };
+        let network = network_name(net_bytes)?;
         let inviter_bytes = &rest[net_len..];
         if inviter_bytes.is_empty() {
             return Err(DecodeError::Truncated {
@@ -318,36 +337,67 @@ impl InviteCode {
     /// # Errors
     /// As [`InviteCode::to_bytes`].
     pub fn encode(&self) -> Result<String, EncodeError> {
-        Ok(group(&BASE32_NOPAD.encode(&self.to_bytes()?)))
+        Ok(bytes_to_text(&self.to_bytes()?))
     }
 
     /// Parses the text form, tolerant of case, dashes and whitespace.
+    ///
+    /// A version-2 code (relay pairing) is refused here as
+    /// [`DecodeError::NewerVersion`]; [`AnyCode::decode`](super::AnyCode::decode)
+    /// reads both versions.
     ///
     /// # Errors
     /// [`DecodeError`] naming the first problem (the position of a bad
     /// character is 1-based in `text` as given).
     pub fn decode(text: &str) -> Result<Self, DecodeError> {
-        let mut clean = String::with_capacity(text.len());
-        for (i, c) in text.chars().enumerate() {
-            match c {
-                '-' | ' ' | '\t' | '\n' | '\r' => {}
-                'a'..='z' | 'A'..='Z' | '2'..='7' => clean.push(c.to_ascii_uppercase()),
-                _ => {
-                    return Err(DecodeError::InvalidCharacter {
-                        found: c,
-                        position: i + 1,
-                    });
-                }
+        InviteCode::from_bytes(&text_to_bytes(text)?)
+    }
+}
+
+/// The bytes of a code's text form: separators (`-`, spaces, tabs, line
+/// breaks) dropped, case ignored, base32 decoded. Shared by both versions.
+pub(crate) fn text_to_bytes(text: &str) -> Result<Vec<u8>, DecodeError> {
+    let mut clean = String::with_capacity(text.len());
+    for (i, c) in text.chars().enumerate() {
+        match c {
+            '-' | ' ' | '\t' | '\n' | '\r' => {}
+            'a'..='z' | 'A'..='Z' | '2'..='7' => clean.push(c.to_ascii_uppercase()),
+            _ => {
+                return Err(DecodeError::InvalidCharacter {
+                    found: c,
+                    position: i + 1,
+                });
             }
         }
-        if clean.is_empty() {
-            return Err(DecodeError::Empty);
-        }
-        let raw = BASE32_NOPAD
-            .decode(clean.as_bytes())
-            .map_err(|_| DecodeError::Base32)?;
-        InviteCode::from_bytes(&raw)
     }
+    if clean.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    BASE32_NOPAD
+        .decode(clean.as_bytes())
+        .map_err(|_| DecodeError::Base32)
+}
+
+/// The text form of a code's bytes: base32 in dash-joined groups of four.
+pub(crate) fn bytes_to_text(bytes: &[u8]) -> String {
+    group(&BASE32_NOPAD.encode(bytes))
+}
+
+/// The network name field of a code: empty is no network, else a DNS label.
+pub(crate) fn network_name(bytes: &[u8]) -> Result<Option<DnsLabel>, DecodeError> {
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let text = core::str::from_utf8(bytes).map_err(|_| {
+        DecodeError::InvalidNetworkName(LabelError::InvalidChar {
+            text: String::from_utf8_lossy(bytes).into_owned(),
+            found: char::REPLACEMENT_CHARACTER,
+            position: 1,
+        })
+    })?;
+    DnsLabel::new(text)
+        .map(Some)
+        .map_err(DecodeError::InvalidNetworkName)
 }
 
 /// Joins `text` in groups of [`GROUP`] characters with `-`.
@@ -362,7 +412,7 @@ pub(crate) fn group(text: &str) -> String {
     out
 }
 
-fn ipv4_tcp(addr: &Multiaddr) -> Option<(Ipv4Addr, u16)> {
+pub(crate) fn ipv4_tcp(addr: &Multiaddr) -> Option<(Ipv4Addr, u16)> {
     let mut it = addr.iter();
     match (it.next(), it.next(), it.next(), it.next()) {
         (Some(Protocol::Ip4(ip)), Some(Protocol::Tcp(port)), Some(Protocol::P2p(_)), None) => {

@@ -23,12 +23,13 @@
 //! token.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+pub use super::wire::GroupId;
+use super::wire::Proof;
 use crate::PeerId;
 use crate::time::UnixTime;
 
@@ -47,70 +48,6 @@ pub const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const MAX_GROUPS: usize = 64;
 /// Longest name the relay records for a member (the request's bound).
 pub const MAX_NAME_LEN: usize = 64;
-
-/// A group's ID: 4 random bytes, shown as 8 lower-case hex digits.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct GroupId([u8; 4]);
-
-impl GroupId {
-    /// The ID made of these bytes.
-    pub fn from_bytes(bytes: [u8; 4]) -> Self {
-        GroupId(bytes)
-    }
-
-    /// Parses 8 hex digits (either case).
-    ///
-    /// # Errors
-    /// [`GroupIdError`] for any other text.
-    pub fn parse(text: &str) -> Result<Self, GroupIdError> {
-        let err = || GroupIdError {
-            text: text.chars().take(32).collect(),
-        };
-        let b = text.as_bytes();
-        if b.len() != 8 {
-            return Err(err());
-        }
-        let mut out = [0u8; 4];
-        for (i, pair) in b.chunks(2).enumerate() {
-            let hi = hex_digit(pair[0]).ok_or_else(err)?;
-            let lo = hex_digit(pair[1]).ok_or_else(err)?;
-            out[i] = hi << 4 | lo;
-        }
-        Ok(GroupId(out))
-    }
-}
-
-fn hex_digit(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
-impl fmt::Display for GroupId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for GroupId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "GroupId({self})")
-    }
-}
-
-/// The text is not a group ID.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{text}` is not a pairing group ID (8 hex digits, as `peerup-relay pair` printed it)")]
-pub struct GroupIdError {
-    /// The rejected text (at most 32 characters of it).
-    pub text: String,
-}
 
 /// What the operator asked for (`peerup-relay pair`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,7 +89,7 @@ pub enum CreateError {
     )]
     TooManyGroups,
     /// The random group ID is taken (the caller draws again).
-    #[error("group ID {0} is taken")]
+    #[error("group ID {} is taken", .0.as_str())]
     IdTaken(GroupId),
     /// The same token twice (the caller's randomness is broken).
     #[error("two codes of one group are the same; the random number generator is broken")]
@@ -193,7 +130,7 @@ pub struct Member {
     /// The name it gave (or the relay gave it).
     pub name: String,
     /// `HMAC-SHA256(token, group ID)`: its proof of holding a code.
-    pub proof: [u8; 32],
+    pub proof: Proof,
     /// When it joined.
     pub joined: UnixTime,
 }
@@ -335,7 +272,7 @@ impl TokenStore {
         }
         let slots = vec![Slot::Unused { failures: 0 }; tokens.len()];
         self.groups.insert(
-            id,
+            id.clone(),
             Group {
                 expires: now.saturating_add(spec.ttl),
                 spec,
@@ -367,8 +304,8 @@ impl TokenStore {
         let mut found = None;
         for (id, g) in &self.groups {
             for (i, stored) in g.hashes.iter().enumerate() {
-                if bool::from(stored.ct_eq(&h)) {
-                    found = Some((*id, i));
+                if bool::from(stored[..].ct_eq(&h[..])) {
+                    found = Some((id.clone(), i));
                 }
             }
         }
@@ -402,7 +339,7 @@ impl TokenStore {
         now: UnixTime,
         ticket: &Ticket,
         name: Option<&str>,
-        proof: [u8; 32],
+        proof: Proof,
     ) -> Result<Joined, RedeemError> {
         let g = self
             .groups
@@ -412,13 +349,7 @@ impl TokenStore {
             Some(Slot::Pending { peer, .. }) if *peer == ticket.peer => {}
             _ => return Err(RedeemError::Gone),
         }
-        let name = match name.filter(|n| !n.is_empty()) {
-            Some(n) => n.chars().take(MAX_NAME_LEN).collect(),
-            None => match &g.spec.name_prefix {
-                Some(p) => format!("{p}-{}", ticket.index + 1),
-                None => format!("paired-{}", now.date()),
-            },
-        };
+        let name = member_name(&g.spec, ticket.index, name, now);
         let member = Member {
             peer: ticket.peer,
             name,
@@ -435,7 +366,7 @@ impl TokenStore {
             .collect();
         g.slots[ticket.index] = Slot::Used(member.clone());
         Ok(Joined {
-            group: ticket.group,
+            group: ticket.group.clone(),
             group_size: u8::try_from(g.slots.len()).unwrap_or(u8::MAX),
             member,
             others,
@@ -475,8 +406,8 @@ impl TokenStore {
     /// returned so the operator can be told who they are.
     ///
     /// Returns `None` for an unknown group.
-    pub fn revoke(&mut self, id: GroupId) -> Option<Vec<Member>> {
-        self.groups.remove(&id).map(|g| members(&g))
+    pub fn revoke(&mut self, id: &GroupId) -> Option<Vec<Member>> {
+        self.groups.remove(id).map(|g| members(&g))
     }
 
     /// Drops the groups whose TTL has passed. Their members stay
@@ -503,8 +434,23 @@ impl TokenStore {
     }
 
     /// The members of `id` (for introductions).
-    pub fn members(&self, id: GroupId) -> Vec<Member> {
-        self.groups.get(&id).map(members).unwrap_or_default()
+    pub fn members(&self, id: &GroupId) -> Vec<Member> {
+        self.groups.get(id).map(members).unwrap_or_default()
+    }
+
+    /// The name the ticket's joiner gets: the one it sent (cut to
+    /// [`MAX_NAME_LEN`]), else `<prefix>-<n>` or `paired-<date>`; what
+    /// [`TokenStore::complete`] records for the same arguments.
+    pub fn member_name(&self, ticket: &Ticket, name: Option<&str>, now: UnixTime) -> String {
+        match self.groups.get(&ticket.group) {
+            Some(g) => member_name(&g.spec, ticket.index, name, now),
+            None => member_name(&GroupSpec::default(), ticket.index, name, now),
+        }
+    }
+
+    /// How long the authorizations of `id`'s members last (`--expires`).
+    pub fn authorization_ttl(&self, id: &GroupId) -> Option<Duration> {
+        self.groups.get(id).and_then(|g| g.spec.authorization_ttl)
     }
 
     /// The groups `peer` is a member of, live ones only.
@@ -516,14 +462,14 @@ impl TokenStore {
                     .iter()
                     .any(|s| matches!(s, Slot::Used(m) if m.peer == *peer))
             })
-            .map(|(id, _)| *id)
+            .map(|(id, _)| id.clone())
             .collect()
     }
 
     /// The size of `id`, if it is live.
-    pub fn group_size(&self, id: GroupId) -> Option<u8> {
+    pub fn group_size(&self, id: &GroupId) -> Option<u8> {
         self.groups
-            .get(&id)
+            .get(id)
             .map(|g| u8::try_from(g.slots.len()).unwrap_or(u8::MAX))
     }
 
@@ -534,7 +480,7 @@ impl TokenStore {
             .iter()
             .filter(|(_, g)| now < g.expires)
             .map(|(id, g)| GroupInfo {
-                id: *id,
+                id: id.clone(),
                 created: g.created,
                 expires: g.expires,
                 size: g.slots.len(),
@@ -547,13 +493,13 @@ impl TokenStore {
                 members: members(g),
             })
             .collect();
-        out.sort_by_key(|g| (g.created, g.id));
+        out.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         out
     }
 
     /// The state of one slot (for tests and `--list`).
-    pub fn slot(&self, id: GroupId, index: usize) -> Option<&Slot> {
-        self.groups.get(&id).and_then(|g| g.slots.get(index))
+    pub fn slot(&self, id: &GroupId, index: usize) -> Option<&Slot> {
+        self.groups.get(id).and_then(|g| g.slots.get(index))
     }
 }
 
@@ -565,4 +511,14 @@ fn members(g: &Group) -> Vec<Member> {
             _ => None,
         })
         .collect()
+}
+
+fn member_name(spec: &GroupSpec, index: usize, name: Option<&str>, now: UnixTime) -> String {
+    match name.filter(|n| !n.is_empty()) {
+        Some(n) => n.chars().take(MAX_NAME_LEN).collect(),
+        None => match &spec.name_prefix {
+            Some(p) => format!("{p}-{}", index + 1),
+            None => format!("paired-{}", now.date()),
+        },
+    }
 }

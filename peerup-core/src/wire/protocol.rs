@@ -5,12 +5,22 @@
 //! | `/peerup/<service>/1.0.0` | one per exposed TCP service |
 //! | `/pingpong/1.0.0` (configurable) | application ping |
 //! | `/peerup/invite/1.0.0` | invite/join pairing |
+//! | `/peerup/relay-pair/1.0.0` | relay pairing, joiner -> relay (WIRE.md §13) |
+//! | `/peerup/peer-notify/1.0.0` | peer introductions, relay -> node (WIRE.md §14) |
 //! | `/peerup/kad/1.0.0`, `/peerup/<network>/kad/1.0.0` | private Kademlia |
 
 use super::label::DnsLabel;
 
 /// The invite/join handshake, opened by the joiner (WIRE.md §6).
 pub const INVITE: &str = "/peerup/invite/1.0.0";
+
+/// Relay pairing, opened by the joiner on the relay (WIRE.md §13); the
+/// messages are [`crate::pairing::wire`].
+pub const RELAY_PAIR: &str = "/peerup/relay-pair/1.0.0";
+
+/// Peer introductions, opened by the relay on a node (WIRE.md §14); the
+/// message is [`crate::pairing::wire::Introduction`].
+pub const PEER_NOTIFY: &str = "/peerup/peer-notify/1.0.0";
 
 /// The default application ping protocol (WIRE.md §3).
 pub const PING_PONG: &str = "/pingpong/1.0.0";
@@ -25,9 +35,9 @@ pub const NODE_AGENT_PREFIX: &str = "peerup/";
 pub const RELAY_AGENT_PREFIX: &str = "relay-server/";
 
 /// Service names that would collide with peerup's own protocols:
-/// a service `kad` would be `/peerup/kad/1.0.0`, the DHT; `invite` would be
-/// the pairing protocol.
-pub const RESERVED_SERVICE_NAMES: &[&str] = &["kad", "invite"];
+/// a service `kad` would be `/peerup/kad/1.0.0`, the DHT; `invite`,
+/// `relay-pair` and `peer-notify` would be the pairing protocols.
+pub const RESERVED_SERVICE_NAMES: &[&str] = &["kad", "invite", "relay-pair", "peer-notify"];
 
 /// Whether `name` is reserved and so cannot name a service.
 pub fn is_reserved_service_name(name: &str) -> bool {
@@ -93,6 +103,8 @@ mod tests {
         assert_eq!(service_name("/peerup/ssh/1.0.0"), Some(label("ssh")));
         assert_eq!(service_name("/peerup/kad/1.0.0"), None);
         assert_eq!(service_name(INVITE), None);
+        assert_eq!(service_name(RELAY_PAIR), None);
+        assert_eq!(service_name(PEER_NOTIFY), None);
         assert_eq!(service_name("/peerup/a/b/1.0.0"), None);
         assert_eq!(service_name("/pingpong/1.0.0"), None);
     }
