@@ -361,6 +361,21 @@ impl<L: PartialEq> Reservations<L> {
         }
     }
 
+    /// Something changed on `relay`'s side that makes a retry worth it
+    /// now (we were just authorized there, by pairing): a relay without
+    /// a listener, not being dialed, is tried at once, its backoff reset.
+    pub fn handle_retry_now(&mut self, relay: &PeerId) {
+        let Some(i) = self.find(relay) else {
+            return;
+        };
+        let r = &mut self.relays[i];
+        if r.listener != Listener::None || r.awaiting_identify {
+            return;
+        }
+        r.backoff.succeed();
+        self.connect(i);
+    }
+
     /// The next output.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()

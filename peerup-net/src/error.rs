@@ -12,7 +12,7 @@ pub struct RandomError(#[source] getrandom::Error);
 ///
 /// # Errors
 /// [`RandomError`] when the OS has none to give.
-pub(crate) fn random<const N: usize>() -> Result<[u8; N], RandomError> {
+pub fn random<const N: usize>() -> Result<[u8; N], RandomError> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).map_err(RandomError)?;
     Ok(b)

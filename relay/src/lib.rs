@@ -9,6 +9,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod health;
+mod pairing;
 mod server;
 
+pub use pairing::{PairingError, PairingGroup};
 pub use server::{Limits, Relay, RelayError, RelayEvent, RelayOptions, RelayStats};

@@ -22,7 +22,6 @@
 //!    comes back as an authorized peer) and introduce it to the group's
 //!    connected members.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -45,11 +44,11 @@ use crate::server::Relay;
 
 /// Longest wait for a joiner's request, and for an introduction's
 /// delivery.
-pub const PAIR_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const PAIR_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Pairing requests served at once (probation already bounds strangers;
 /// this bounds authorized peers that pair again).
-pub const MAX_CONCURRENT_PAIRINGS: usize = 16;
+pub(crate) const MAX_CONCURRENT_PAIRINGS: usize = 16;
 
 /// The relay's pairing state.
 #[derive(Default)]
@@ -254,7 +253,10 @@ async fn pair_one(relay: &Relay, inbound: Inbound) {
     let mut stream = inbound.stream;
     let rt = relay.runtime();
     let request = rt
-        .timeout(PAIR_TIMEOUT, read_to_end_bounded(&mut stream, Request::MAX_LEN))
+        .timeout(
+            PAIR_TIMEOUT,
+            read_to_end_bounded(&mut stream, Request::MAX_LEN),
+        )
         .await
         .flatten()
         .and_then(|b| Request::decode(&b).ok());
@@ -284,7 +286,10 @@ async fn pair_one(relay: &Relay, inbound: Inbound) {
             introduce_group(relay, &joined.group, Some(peer)).await;
         }
         None => {
-            relay.stats().pairing_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            relay
+                .stats()
+                .pairing_failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             relay.end_probation(peer, false).await;
         }
     }
@@ -295,7 +300,11 @@ struct JoinedGroup {
     group: GroupId,
 }
 
-async fn redeem(relay: &Relay, peer: PeerId, request: &Request) -> Result<(Paired, JoinedGroup), ()> {
+async fn redeem(
+    relay: &Relay,
+    peer: PeerId,
+    request: &Request,
+) -> Result<(Paired, JoinedGroup), ()> {
     let now = relay.runtime().wall_clock();
     let ticket = match relay
         .pairing()
@@ -310,7 +319,10 @@ async fn redeem(relay: &Relay, peer: PeerId, request: &Request) -> Result<(Paire
     let group = ticket.group.clone();
     let (name, expires) = relay.pairing().tokens(|t| {
         let spec_expiry = t.authorization_ttl(&group).map(|d| now.saturating_add(d));
-        (t.member_name(&ticket, Some(&request.name), now), spec_expiry)
+        (
+            t.member_name(&ticket, Some(&request.name), now),
+            spec_expiry,
+        )
     });
     if let Err(e) = authorize_member(relay, peer, &name, &group, expires).await {
         let burned = relay.pairing().tokens(|t| t.abort(&ticket));
@@ -320,7 +332,7 @@ async fn redeem(relay: &Relay, peer: PeerId, request: &Request) -> Result<(Paire
     let proof = Proof::compute(&request.token, &group);
     let joined = relay
         .pairing()
-        .tokens(|t| t.complete(now, &ticket, Some(&name), *proof.as_bytes()))
+        .tokens(|t| t.complete(now, &ticket, Some(&name), proof))
         .map_err(|e| tracing::warn!(%peer, reason = %e, "pairing: the group went away"))?;
     tracing::info!(%peer, name = %joined.member.name, group = %group, "pairing: joined");
     relay.publish_paired(peer, &group);
@@ -450,14 +462,19 @@ fn group_members(relay: &Relay, group: &GroupId) -> Vec<(PeerId, IntroducedPeer)
                 IntroducedPeer {
                     peer,
                     name,
-                    proof: from_store.map(|m| Proof::from_bytes(m.proof)),
+                    proof: from_store.map(|m| m.proof.clone()),
                 },
             )
         })
         .collect()
 }
 
-async fn introduce(relay: &Relay, to: PeerId, group: &GroupId, members: &[(PeerId, IntroducedPeer)]) {
+async fn introduce(
+    relay: &Relay,
+    to: PeerId,
+    group: &GroupId,
+    members: &[(PeerId, IntroducedPeer)],
+) {
     let others: Vec<IntroducedPeer> = members
         .iter()
         .filter(|(p, _)| *p != to)
@@ -508,12 +525,4 @@ async fn introduce(relay: &Relay, to: PeerId, group: &GroupId, members: &[(PeerI
     } else {
         tracing::debug!(peer = %to, %group, "could not deliver introductions");
     }
-}
-
-/// The peers in `doc` whose line names `group`.
-pub(crate) fn members_in(doc: &Document, group: &str) -> BTreeSet<PeerId> {
-    doc.entries()
-        .filter(|e| e.attributes().get(GROUP) == Some(group))
-        .map(|e| e.peer())
-        .collect()
 }

@@ -26,14 +26,17 @@ use peerup_core::authz::{Connection, Policy, Warning};
 use peerup_core::config::RelayConfig;
 use peerup_core::wire::protocol;
 use peerup_net::fs::IdentityLock;
-use peerup_net::gate::{Gate, GateShared};
+use peerup_net::gate::{Gate, GateShared, PairingFilter, Probation};
 use peerup_net::limits::{ConnectionLimits, LimitStats, Limits as ConnLimits};
 use peerup_net::metering::{Meter, metered};
 use peerup_net::node::{
     StartError, load_authorized_keys, load_or_create_identity, read_authorized_keys,
 };
 use peerup_net::runtime::{Runtime, TransportOptions};
+use peerup_net::streams;
 use peerup_net::watch::{FileWatcher, Fingerprint};
+
+use crate::pairing::PairingState;
 
 /// Resource limits (WIRE.md §11).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,6 +242,14 @@ pub enum RelayEvent {
         /// Disconnected peers.
         peers: Vec<PeerId>,
     },
+    /// A machine joined a pairing group (it is in `relay_authorized_keys`
+    /// now).
+    Paired {
+        /// The new member.
+        peer: PeerId,
+        /// Its group.
+        group: String,
+    },
 }
 
 /// Counters for `/healthz` and `/metrics`.
@@ -267,23 +278,39 @@ pub struct RelayStats {
     pub limits: LimitStats,
     /// Peers disconnected because their `expires=` passed.
     pub expired: AtomicU64,
+    /// Machines that joined with a pairing code.
+    pub paired: AtomicU64,
+    /// Pairing attempts refused (bad, unknown, used, burned or expired
+    /// codes; late or oversized requests).
+    pub pairing_failed: AtomicU64,
     /// Bytes in and out of every connection.
     pub meter: Arc<Meter>,
 }
 
+/// The relay's behaviours. The gate comes first: it records the
+/// connections let in on probation (to pair) before the others hear of
+/// them, and every `PairingFilter` keeps those connections from its
+/// behaviour, so a stranger on probation is served relay pairing alone:
+/// no reservation, no circuit, no DHT, no identify.
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     limits: ConnLimits,
     gate: Gate,
-    relay: relay::Behaviour,
-    identify: identify::Behaviour,
-    ping: ping::Behaviour,
-    kad: kad::Behaviour<kad::store::MemoryStore>,
+    relay: PairingFilter<relay::Behaviour>,
+    identify: PairingFilter<identify::Behaviour>,
+    ping: PairingFilter<ping::Behaviour>,
+    kad: PairingFilter<kad::Behaviour<kad::store::MemoryStore>>,
+    streams: streams::Behaviour,
 }
 
 enum Command {
     /// Apply the document; `true` for its removals only.
     Reload(Document, bool, oneshot::Sender<Vec<PeerId>>),
+    /// Open or close enrollment to match the pairing groups.
+    SyncEnrollment(oneshot::Sender<()>),
+    /// A probation ended: paired (`true`) or failed; close the peer's
+    /// pairing-only connections.
+    EndProbation(PeerId, bool),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -307,6 +334,19 @@ pub struct Relay {
     _identity_lock: Option<Arc<IdentityLock>>,
     /// The runtime (its wall clock decides `expires=`).
     rt: Arc<dyn Runtime>,
+    /// The authorized peers as last loaded (their `group=` attributes
+    /// say whom to introduce).
+    doc: Arc<Mutex<Document>>,
+    /// Where they live, if in a file.
+    ak_path: Option<PathBuf>,
+    /// Pairing groups and introductions.
+    pairing: Arc<PairingState>,
+    /// The gate's shared state (probation).
+    gate: Arc<GateShared>,
+    /// Streams (pairing, introductions).
+    streams: streams::Control,
+    /// The DHT protocol (its network name goes into pairing codes).
+    kad_protocol: String,
 }
 
 impl std::fmt::Debug for Relay {
@@ -406,17 +446,29 @@ impl Relay {
         kad.set_mode(Some(kad::Mode::Server));
         let connection_limits = options.connection_limits;
         tracing::info!(?connection_limits, "connection limits");
+        let gate_shared = Arc::new(GateShared {
+            probation: Some(Probation::new(rt.now())),
+            ..GateShared::default()
+        });
+        let g = gate_shared.clone();
+        let streams = streams::Behaviour::new()
+            .with_gate(g.clone())
+            .with_pairing_protocol(StreamProtocol::new(protocol::RELAY_PAIR));
+        let stream_control = streams.control();
         let behaviour = Behaviour {
             limits: ConnLimits::new(connection_limits),
-            gate: Gate::new(policy.clone(), Arc::new(GateShared::default()), rt.clone())
-                .with_outbound_gated(),
-            relay: relay_behaviour,
-            identify: identify::Behaviour::new(
-                identify::Config::new("/peerup/1.0.0".to_owned(), options.keypair.public())
-                    .with_agent_version(protocol::relay_agent(env!("CARGO_PKG_VERSION"))),
+            gate: Gate::new(policy.clone(), g.clone(), rt.clone()).with_outbound_gated(),
+            relay: PairingFilter::new(relay_behaviour, g.clone()),
+            identify: PairingFilter::new(
+                identify::Behaviour::new(
+                    identify::Config::new("/peerup/1.0.0".to_owned(), options.keypair.public())
+                        .with_agent_version(protocol::relay_agent(env!("CARGO_PKG_VERSION"))),
+                ),
+                g.clone(),
             ),
-            ping: ping::Behaviour::new(ping::Config::new()),
-            kad,
+            ping: PairingFilter::new(ping::Behaviour::new(ping::Config::new()), g.clone()),
+            kad: PairingFilter::new(kad, g),
+            streams,
         };
         let exec = rt.clone();
         let config = libp2p::swarm::Config::with_executor(move |f| exec.spawn(f))
@@ -486,7 +538,17 @@ impl Relay {
             policy: policy.clone(),
             _identity_lock: options.identity_lock.clone(),
             rt: rt.clone(),
+            doc: Arc::new(Mutex::new(options.authorized_keys.clone())),
+            ak_path: options.authorized_keys_path.clone(),
+            pairing: Arc::new(PairingState::default()),
+            gate: gate_shared,
+            streams: stream_control.clone(),
+            kad_protocol: options.kad_protocol.clone(),
         };
+        match stream_control.accept(StreamProtocol::new(protocol::RELAY_PAIR)) {
+            Ok(incoming) => rt.spawn(Box::pin(crate::pairing::serve(relay.clone(), incoming))),
+            Err(e) => tracing::error!(error = %e, "cannot serve relay pairing"),
+        }
         let driver = Driver {
             swarm,
             rt: rt.clone(),
@@ -719,6 +781,76 @@ impl Relay {
         !self.commands.is_closed()
     }
 
+    /// The runtime the relay runs on.
+    pub(crate) fn runtime(&self) -> Arc<dyn Runtime> {
+        self.rt.clone()
+    }
+
+    pub(crate) fn pairing(&self) -> &PairingState {
+        &self.pairing
+    }
+
+    pub(crate) fn kad_protocol(&self) -> &str {
+        &self.kad_protocol
+    }
+
+    pub(crate) fn streams(&self) -> &streams::Control {
+        &self.streams
+    }
+
+    /// `relay_authorized_keys` as last loaded.
+    pub fn authorized_keys_doc(&self) -> Document {
+        self.doc.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn authorized_keys_path(&self) -> Option<&Path> {
+        self.ak_path.as_deref()
+    }
+
+    pub(crate) fn is_connected(&self, peer: &PeerId) -> bool {
+        !self.streams.connections(*peer).is_empty()
+    }
+
+    /// Now, in the probation machine's time.
+    pub(crate) fn probation_now(&self) -> peerup_core::time::Instant {
+        match &self.gate.probation {
+            Some(p) => p.instant(self.rt.now()),
+            None => peerup_core::time::Instant::ZERO,
+        }
+    }
+
+    /// Asks the event loop to open or close enrollment to match the
+    /// groups.
+    pub(crate) async fn sync_enrollment(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .commands
+            .clone()
+            .send(Command::SyncEnrollment(tx))
+            .await
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
+    }
+
+    /// Ends `peer`'s probation after its pairing stream.
+    pub(crate) async fn end_probation(&self, peer: PeerId, paired: bool) {
+        let _ = self
+            .commands
+            .clone()
+            .send(Command::EndProbation(peer, paired))
+            .await;
+    }
+
+    pub(crate) fn publish_paired(&self, peer: PeerId, group: &peerup_core::pairing::wire::GroupId) {
+        self.stats.paired.fetch_add(1, Ordering::Relaxed);
+        self.publish(RelayEvent::Paired {
+            peer,
+            group: group.as_str().to_owned(),
+        });
+    }
+
     fn publish(&self, e: RelayEvent) {
         self.events
             .lock()
@@ -781,12 +913,37 @@ impl Driver {
                 .map_or(EXPIRY_RECHECK, |at| {
                     self.rt.wall_clock().until(at).min(EXPIRY_RECHECK)
                 });
+            // Probations end and pairing groups expire on time too.
+            let groups = self
+                .relay
+                .pairing
+                .tokens(|t| t.next_expiry())
+                .map(|at| self.rt.wall_clock().until(at));
+            let wait = [Some(wait), self.probation_wait(), groups]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(EXPIRY_RECHECK);
             let mut expiry = futures::FutureExt::fuse(self.rt.sleep(wait));
             futures::select_biased! {
                 cmd = commands.next() => match cmd {
                     Some(Command::Reload(doc, removals_only, reply)) => {
                         let revoked = self.reload(&doc, removals_only);
                         let _ = reply.send(revoked);
+                    }
+                    Some(Command::SyncEnrollment(reply)) => {
+                        self.sync_enrollment();
+                        let _ = reply.send(());
+                    }
+                    Some(Command::EndProbation(peer, paired)) => {
+                        if let Some(p) = &self.relay.gate.probation {
+                            p.with(|m| if paired { m.handle_paired(&peer) } else { let _ = m.handle_failed(peer); });
+                        }
+                        // Paired: it comes back as an authorized peer, on
+                        // a connection its reservation can use. Failed: a
+                        // person who mistyped reconnects.
+                        self.close_pairing_connections(&peer);
+                        self.sync_enrollment();
                     }
                     Some(Command::Shutdown(reply)) => {
                         let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
@@ -799,18 +956,132 @@ impl Driver {
                     None => return,
                 },
                 event = self.swarm.select_next_some() => self.on_event(event),
-                () = expiry => self.revalidate(),
+                () = expiry => {
+                    self.revalidate();
+                    self.sync_enrollment();
+                    self.probation_tick();
+                }
             }
         }
     }
 
     /// Disconnects the peers whose authorization expired.
-    fn revalidate(&mut self) {
-        let connected: Vec<Connection> = self
-            .swarm
-            .connected_peers()
-            .map(|p| Connection::inbound(*p))
+    /// The connected peers as the policy sees them: a peer whose only
+    /// connections were let in on probation is a pairing-only one.
+    fn connections(&self) -> Vec<Connection> {
+        let strangers: HashSet<PeerId> = self
+            .relay
+            .gate
+            .pairing_only
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .copied()
             .collect();
+        self.swarm
+            .connected_peers()
+            .map(|p| {
+                if strangers.contains(p)
+                    && self
+                        .relay
+                        .streams
+                        .connections(*p)
+                        .iter()
+                        .all(|(c, _)| self.relay.gate.is_pairing_only(*c))
+                {
+                    Connection::pairing(*p)
+                } else {
+                    Connection::inbound(*p)
+                }
+            })
+            .collect()
+    }
+
+    /// Opens enrollment while some group has an unused code, closes it
+    /// (and every probation) when none has.
+    fn sync_enrollment(&mut self) {
+        let wall = self.rt.wall_clock();
+        let enrolling = self.relay.pairing.tokens(|t| {
+            t.expire(wall);
+            t.enrolling(wall)
+        });
+        let pairing = self
+            .policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_pairing();
+        if enrolling == pairing {
+            return;
+        }
+        if enrolling {
+            tracing::info!("pairing codes are open: admitting strangers on probation to pair");
+            self.policy
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .open_pairing();
+            return;
+        }
+        tracing::info!("no pairing code is open: enrollment closed");
+        let connected = self.connections();
+        let change = self
+            .policy
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .close_pairing(connected, wall);
+        for p in change.revoked {
+            let _ = self.swarm.disconnect_peer_id(p);
+        }
+        self.probation_tick();
+    }
+
+    /// Closes the strangers whose probation is over (or all of them once
+    /// enrollment closed).
+    fn probation_tick(&mut self) {
+        let Some(probation) = &self.relay.gate.probation else {
+            return;
+        };
+        let enrolling = self
+            .policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_pairing();
+        let now = probation.instant(self.rt.now());
+        let due = probation.with(|m| m.handle_timeout(now, enrolling));
+        for peer in due {
+            tracing::info!(%peer, "probation over without pairing: closing");
+            self.close_pairing_connections(&peer);
+        }
+    }
+
+    fn close_pairing_connections(&mut self, peer: &PeerId) {
+        let ids: Vec<libp2p::swarm::ConnectionId> = self
+            .relay
+            .gate
+            .pairing_only
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, p)| *p == peer)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in ids {
+            self.swarm.close_connection(c);
+        }
+    }
+
+    /// When the next probation ends, as a wait from now.
+    fn probation_wait(&self) -> Option<Duration> {
+        let probation = self.relay.gate.probation.as_ref()?;
+        let at = probation.with(|m| m.next_deadline())?;
+        Some(
+            probation
+                .to_runtime(at)
+                .saturating_duration_since(self.rt.now()),
+        )
+    }
+
+    fn revalidate(&mut self) {
+        let connected: Vec<Connection> = self.connections();
         let change = self
             .policy
             .read()
@@ -834,11 +1105,10 @@ impl Driver {
     }
 
     fn reload(&mut self, doc: &Document, removals_only: bool) -> Vec<PeerId> {
-        let connected: Vec<Connection> = self
-            .swarm
-            .connected_peers()
-            .map(|p| Connection::inbound(*p))
-            .collect();
+        if !removals_only {
+            *self.relay.doc.lock().unwrap_or_else(|e| e.into_inner()) = doc.clone();
+        }
+        let connected: Vec<Connection> = self.connections();
         let mut policy = self.policy.write().unwrap_or_else(|e| e.into_inner());
         let change = if removals_only {
             policy.reload_removals(doc, connected, self.rt.wall_clock())
@@ -889,6 +1159,21 @@ impl Driver {
                 }
                 if num_established.get() == 1 {
                     stats.connected_peers.fetch_add(1, Ordering::Relaxed);
+                }
+                // A member of a pairing group is told of the others each
+                // time it connects (within the re-send window).
+                if self.relay.is_authorized(&peer_id)
+                    && !self
+                        .relay
+                        .gate
+                        .probation
+                        .as_ref()
+                        .is_some_and(|p| p.with(|m| m.on_probation(&peer_id)))
+                {
+                    let relay = self.relay.clone();
+                    self.rt.spawn(Box::pin(async move {
+                        crate::pairing::introduce_to(&relay, peer_id).await;
+                    }));
                 }
             }
             SwarmEvent::ConnectionClosed {

@@ -54,6 +54,10 @@ pub(crate) enum Command {
     Disconnect {
         peer: PeerId,
     },
+    /// Reserve on this relay now (we were just authorized there).
+    RetryRelay {
+        relay: PeerId,
+    },
     CloseConnection {
         connection: ConnectionId,
     },
@@ -340,6 +344,10 @@ impl Driver {
                 for a in addrs {
                     self.swarm.add_peer_address(peer, a);
                 }
+            }
+            Command::RetryRelay { relay } => {
+                self.reservations.handle_retry_now(&relay);
+                self.drain_reservations();
             }
             Command::Disconnect { peer } => {
                 let _ = self.swarm.disconnect_peer_id(peer);

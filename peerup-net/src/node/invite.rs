@@ -159,6 +159,17 @@ pub enum JoinError {
     /// The code's token is wrong, or the invite expired.
     #[error("wrong or expired invite code")]
     WrongCode,
+    /// The relay refused the pairing code (one answer for every reason).
+    #[error(
+        "the relay refused the pairing code: it is wrong, already used, or expired (ask the relay operator for a new one: `peerup-relay pair`)"
+    )]
+    PairingRefused,
+    /// The relay closed the connection before answering: it is not
+    /// admitting machines to pair.
+    #[error(
+        "the relay closed the connection without answering: no pairing codes are open on it (all used, expired or revoked), or it refused this machine after failed attempts; ask the relay operator for a new code (`peerup-relay pair`)"
+    )]
+    RelayClosed,
     /// The inviter answered `ERR`.
     #[error("the inviter refused: {0}")]
     Refused(String),

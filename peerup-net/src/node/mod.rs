@@ -11,6 +11,7 @@ mod driver;
 pub mod invite;
 mod options;
 mod ping;
+mod relay_pair;
 pub mod service;
 mod service_name;
 mod status;
@@ -39,6 +40,7 @@ pub use self::driver::DialFailure;
 use self::driver::{Command, Driver};
 pub use self::options::{NodeOptions, ServiceSpec, load_authorized_keys};
 pub use self::ping::{PingError, PingReply};
+pub use self::relay_pair::RelayJoined;
 pub use self::service::{Forwarder, ServiceStream};
 pub use self::service_name::{IntoServiceName, InvalidService, InvalidServiceName};
 pub use self::status::{ConnInfo, PeerState, ProxyState, RelayState, Status};
@@ -204,6 +206,14 @@ pub enum Event {
     },
     /// A condition to warn about (gating disabled, nobody authorized...).
     Warning(String),
+    /// A relay introduced members of a pairing group we joined; they are
+    /// authorized now.
+    Introduced {
+        /// The group.
+        group: String,
+        /// The peers added.
+        peers: Vec<PeerId>,
+    },
     /// The node stopped.
     Stopped,
 }
@@ -572,6 +582,7 @@ impl Node {
         if let Some(id) = node.inner.options.ping_pong.clone() {
             node.serve_ping(&id)?;
         }
+        node.serve_introductions();
         for w in warnings {
             node.inner.publish(Event::Warning(warning_text(&w)));
         }
@@ -614,6 +625,11 @@ impl Node {
             .unwrap_or_else(|e| e.into_inner())
             .push(tx);
         rx
+    }
+
+    /// `authorized_keys` as last loaded.
+    pub fn authorized_keys(&self) -> Document {
+        self.inner.authorized_keys_doc()
     }
 
     /// The names map.
