@@ -114,4 +114,7 @@ replay!(
     half_close,
     confirm,
     reservation,
+    pairing_code,
+    relay_pair,
+    peer_notify,
 );

@@ -9,6 +9,9 @@
 //!
 //! | target | input | property |
 //! |---|---|---|
+//! | [`pairing_code`] | bytes (also with the first byte set to 2), and the same bytes as text | `AnyCode` agrees with the decoder the first byte names; decoding accepts only canonical bytes, within `MIN_LEN..=MAX_LEN`, no trailing bytes; text and bytes agree; encode/decode and rebuilding from the relay address round-trip |
+//! | [`relay_pair`] | a buffer decoded as a request and as an answer, then a script building both | decoders accept only canonical bytes within their bound, answers within their rules (count below group size, no peer twice, names valid `authorized_keys` comments, group IDs valid `group=` values); every strict prefix reads as truncated; encodable messages round-trip |
+//! | [`peer_notify`] | a buffer decoded as an introduction, then a script building one; the text as `hmac_proof=` and `verified=` values | as `relay_pair` for introductions (a zero proof is absent); proof hex round-trips; a `verified=` value matches only its own pair |
 //! | [`invite_code`] | bytes, and the same bytes as text | `from_bytes` accepts only canonical bytes (`to_bytes` gives them back); the text form decodes to the same result; `decode(encode(c)) == c` |
 //! | [`sealed_frame`] | a buffer; a key, nonce and plaintext | `decode` bounds and `needed`; `seal`/`open` round trip; a wrong key or a flipped bit never opens; re-sealing an opened frame gives it back |
 //! | [`invite_handshake`] | a script of stream events and time steps, or a seeded [`sim::Pair`](crate::sim::Pair) with tampering joiners | no `Authorize` or `Paired` unless the joiner holds the token; at most one pairing; finished states are terminal; no session outlives its deadline |
@@ -36,6 +39,7 @@ mod config;
 mod handshake;
 mod invite_code;
 mod names;
+mod pairing;
 mod reservation;
 mod streams;
 
@@ -44,6 +48,7 @@ pub use config::{config_node, config_relay, confirm};
 pub use handshake::invite_handshake;
 pub use invite_code::{invite_code, sealed_frame};
 pub use names::{names, relay_addr};
+pub use pairing::{pairing_code, peer_notify, relay_pair};
 pub use reservation::reservation;
 pub use streams::{half_close, pingpong};
 
@@ -154,7 +159,7 @@ fn pick_name(input: &mut Input<'_>) -> Option<Name> {
 pub type Target = fn(&[u8]);
 
 /// Every target, by the name of its cargo-fuzz binary and corpus folder.
-pub const TARGETS: [(&str, Target); 12] = [
+pub const TARGETS: [(&str, Target); 15] = [
     ("invite_code", invite_code),
     ("sealed_frame", sealed_frame),
     ("invite_handshake", invite_handshake),
@@ -167,6 +172,9 @@ pub const TARGETS: [(&str, Target); 12] = [
     ("half_close", half_close),
     ("confirm", confirm),
     ("reservation", reservation),
+    ("pairing_code", pairing_code),
+    ("relay_pair", relay_pair),
+    ("peer_notify", peer_notify),
 ];
 
 #[cfg(test)]

@@ -37,7 +37,7 @@
 //!   [`GroupId`] (it becomes a `group=` attribute); every peer ID must be
 //!   exactly one valid multihash in its canonical form (raw bytes in the
 //!   answer, base58 text of at most
-//!   [`MAX_PEER_ID_TEXT`](crate::identity::MAX_PEER_ID_TEXT) bytes in an
+//!   [`MAX_PEER_ID_TEXT`] bytes in an
 //!   introduction); names follow the rule above (at most 64 bytes in an
 //!   answer, where they come from requests, 255 in an introduction, where
 //!   they are the relay's `authorized_keys` comments); no peer may be listed
@@ -318,7 +318,9 @@ pub enum TextError {
     NotUtf8,
     /// A control character (line break, tab, escape...) or a
     /// bidirectional-text control.
-    #[error("name has {found:?} at position {position}; control characters are not allowed")]
+    #[error(
+        "name has {found:?} at position {position}; control and bidirectional-text characters are not allowed"
+    )]
     ControlCharacter {
         /// The character.
         found: char,

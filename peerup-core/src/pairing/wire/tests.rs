@@ -741,7 +741,7 @@ fn introduction_rejections() {
         vec![0xff; 52],
         raw.clone(),
         format!(" {text}").into_bytes(),
-        text[..text.len() - 1].as_bytes().to_vec(),
+        text.as_bytes()[..text.len() - 1].to_vec(),
     ] {
         assert_eq!(
             Introduction::decode(&entry(&bad, bad.len() as u16, b"x")),
