@@ -41,6 +41,16 @@ async fn tcp_forwarder() {
     common::scenarios::tcp_forwarder(rt()).await;
 }
 
+#[async_std::test]
+async fn reservation_without_addresses_uses_dialed_address() {
+    common::scenarios::reservation_without_addresses_uses_dialed_address(rt()).await;
+}
+
+#[async_std::test]
+async fn relay_announces_its_listen_addresses() {
+    common::scenarios::relay_announces_its_listen_addresses(rt()).await;
+}
+
 /// The scenarios above, in the order of `common/scenarios.rs`.
 const RUN: &[&str] = &[
     "relayed_proxy_64mib_with_half_close",
@@ -50,6 +60,8 @@ const RUN: &[&str] = &[
     "peer_found_through_the_dht",
     "invite_and_join_through_the_relay",
     "tcp_forwarder",
+    "reservation_without_addresses_uses_dialed_address",
+    "relay_announces_its_listen_addresses",
 ];
 
 /// A scenario added to the shared file fails this until it runs here too.

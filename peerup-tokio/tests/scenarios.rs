@@ -49,3 +49,13 @@ async fn invite_and_join_through_the_relay() {
 async fn tcp_forwarder() {
     common::scenarios::tcp_forwarder(rt()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reservation_without_addresses_uses_dialed_address() {
+    common::scenarios::reservation_without_addresses_uses_dialed_address(rt()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_announces_its_listen_addresses() {
+    common::scenarios::relay_announces_its_listen_addresses(rt()).await;
+}

@@ -5,7 +5,8 @@
 //! authorized is disconnected right after the handshake, so it can neither
 //! reserve nor open a circuit, and a circuit's destination holds a
 //! reservation, so it is authorized too. Identify, ping and Kademlia (server
-//! mode, the network's bootstrap node) run beside it.
+//! mode, the network's bootstrap node) run beside it. Reservation answers
+//! carry the listen addresses that [`announce`] picks (WIRE.md §17).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
@@ -36,6 +37,7 @@ use peerup_net::runtime::{Runtime, TransportOptions};
 use peerup_net::streams;
 use peerup_net::watch::{FileWatcher, Fingerprint};
 
+use crate::announce;
 use crate::pairing::PairingState;
 
 /// Resource limits (WIRE.md §11).
@@ -507,7 +509,6 @@ impl Relay {
                 }) => {
                     quiet_until = rt.now() + Duration::from_millis(200);
                     seen.insert(listener_id);
-                    swarm.add_external_address(address.clone());
                     addrs.push(address);
                 }
                 Some(SwarmEvent::ListenerClosed {
@@ -523,6 +524,8 @@ impl Relay {
                 Some(_) => {}
             }
         }
+        // Reservation answers carry these (WIRE.md §17, `announce`).
+        announce::sync(&mut swarm, &addrs);
         let (tx, rx) = mpsc::channel(16);
         let relay = Relay {
             peer_id,
@@ -1138,13 +1141,19 @@ impl Driver {
         let stats = self.relay.stats.clone();
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
-                self.swarm.add_external_address(address.clone());
                 let mut listen = self.relay.listen.lock().unwrap_or_else(|e| e.into_inner());
                 if !listen.contains(&address) {
                     listen.push(address.clone());
                 }
-                drop(listen);
+                let listen = listen.clone();
+                announce::sync(&mut self.swarm, &listen);
                 self.relay.publish(RelayEvent::Listening(address));
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                let mut listen = self.relay.listen.lock().unwrap_or_else(|e| e.into_inner());
+                listen.retain(|a| *a != address);
+                let listen = listen.clone();
+                announce::sync(&mut self.swarm, &listen);
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,

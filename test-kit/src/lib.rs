@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+pub mod hop;
 pub mod scenarios;
 
 use std::net::SocketAddr;

@@ -383,3 +383,148 @@ pub async fn tcp_forwarder(rt: Arc<dyn Runtime>) {
     home.shutdown().await;
     relay.shutdown().await;
 }
+
+/// A relay that answers reservations with no address (a plain libp2p
+/// relay without an external address, as a go-libp2p relay without a
+/// public address answers; WIRE.md §17): the node's reservation holds
+/// anyway, its circuit address is the relay address it dialed plus
+/// `/p2p-circuit`, `status` shows it, and a second node reaches the first
+/// through the circuit.
+pub async fn reservation_without_addresses_uses_dialed_address(rt: Arc<dyn Runtime>) {
+    use peerup_core::relay_addr::RelayAddr;
+    use peerup_net::Event;
+    use peerup_net::libp2p::multiaddr::Protocol;
+
+    let (hk, lk) = (key(), key());
+    let (home_id, laptop_id) = (hk.public().to_peer_id(), lk.public().to_peer_id());
+    let relay = hop::BareRelay::start(&rt).await;
+    let options = |k, peer| {
+        let mut o = NodeOptions::new(k)
+            .with_listen(vec![])
+            .with_relays(vec![RelayAddr::new(relay.addr.clone()).unwrap()])
+            .with_authorized_keys(doc(&[peer]), None);
+        o.transport.quic = false;
+        o
+    };
+    let svc = start_service(&rt, 4096).await;
+    let home = Node::start(
+        rt.clone(),
+        options(hk, laptop_id)
+            .with_service(label("data"), svc.addr.to_string(), open())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut events = home.events();
+    // The first outcome: a circuit address, or the reservation lost
+    // (what the unpatched relay client makes of the empty answer).
+    let outcome = rt
+        .timeout(LIMIT, async {
+            while let Some(e) = events.next().await {
+                match e {
+                    Event::Listening { addr } if addr.iter().any(|p| p == Protocol::P2pCircuit) => {
+                        return Ok(addr);
+                    }
+                    Event::ReservationLost { error, .. } => return Err(error),
+                    _ => {}
+                }
+            }
+            Err("event stream ended".to_owned())
+        })
+        .await
+        .expect("timed out waiting for the reservation");
+    let circuit = match outcome {
+        Ok(addr) => addr,
+        Err(error) => panic!("reservation lost: {error}"),
+    };
+    let expected = relay
+        .addr
+        .clone()
+        .with(Protocol::P2pCircuit)
+        .with(Protocol::P2p(home_id));
+    assert_eq!(circuit, expected);
+    let state = home.status().relays[&relay.peer_id].clone();
+    assert!(state.reserved, "{state:?}");
+    assert_eq!(state.circuit_addr, Some(expected));
+
+    let laptop = Node::start(rt.clone(), options(lk, home_id)).await.unwrap();
+    let stream = laptop.open_service(home_id, "data").await.unwrap();
+    assert_eq!(stream.path(), ConnectionPath::Relayed);
+    let (reply, digest) = exchange(stream, b"through an address-less relay").await;
+    assert_eq!(reply, pattern(2, 4096));
+    assert_eq!(digest, sha(b"through an address-less relay"));
+    laptop.shutdown().await;
+    home.shutdown().await;
+}
+
+/// A peerup relay with no confirmed external address announces the
+/// addresses it listens on in its reservation answers (WIRE.md §17), as a
+/// client reads them off the wire: on loopback, its loopback address; on
+/// the wildcard, the interface addresses of the widest reach (never the
+/// wildcard, and loopback only on a host with nothing else).
+pub async fn relay_announces_its_listen_addresses(rt: Arc<dyn Runtime>) {
+    use peerup_net::libp2p::multiaddr::Protocol;
+
+    let client = key();
+    let client_id = client.public().to_peer_id();
+    let relay = start_relay(&rt, &[client_id]).await;
+    let answer = hop::reserve(&rt, &client, relay_addr(&relay).multiaddr()).await;
+    assert!(!answer.is_empty(), "empty reservation answer");
+    assert_eq!(answer, relay.full_addrs());
+    relay.shutdown().await;
+
+    let mut o = peerup_relay::RelayOptions::new(key());
+    o.listen = vec!["/ip4/0.0.0.0/tcp/0".parse().unwrap()];
+    o.authorized_keys = doc(&[client_id]);
+    o.transport.quic = false;
+    let relay = Relay::start(rt.clone(), o).await.unwrap();
+    // Start returns with the first address; the others follow: wait until
+    // every IPv4 address of the host's interfaces is reported.
+    let host: Vec<std::net::Ipv4Addr> = if_addrs::get_if_addrs()
+        .unwrap()
+        .iter()
+        .filter_map(|i| match i.ip() {
+            std::net::IpAddr::V4(ip) => Some(ip),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .collect();
+    let mut events = relay.events();
+    let reported = rt
+        .timeout(LIMIT, async {
+            loop {
+                let all = relay.full_addrs();
+                if host.iter().all(|ip| {
+                    all.iter()
+                        .any(|a| a.iter().any(|p| p == Protocol::Ip4(*ip)))
+                }) {
+                    return all;
+                }
+                events.next().await.expect("relay events");
+            }
+        })
+        .await;
+    let all = reported.expect("the relay reports every interface address");
+    let dial = all
+        .iter()
+        .find(|a| a.iter().any(|p| p == Protocol::Ip4([127, 0, 0, 1].into())))
+        .expect("a wildcard listener reports 127.0.0.1")
+        .clone();
+    let answer = hop::reserve(&rt, &client, &dial).await;
+    eprintln!("a wildcard relay announces {answer:?} of {all:?}");
+    assert!(!answer.is_empty(), "empty reservation answer");
+    let is_loopback = |a: &Multiaddr| {
+        a.iter().any(|p| match p {
+            Protocol::Ip4(ip) => ip.is_loopback(),
+            Protocol::Ip6(ip) => ip.is_loopback(),
+            _ => false,
+        })
+    };
+    for a in &answer {
+        assert!(all.contains(a), "{a} is not one of {all:?}");
+        assert!(
+            !is_loopback(a) || all.iter().all(is_loopback),
+            "loopback {a} announced beside {all:?}"
+        );
+    }
+    relay.shutdown().await;
+}
