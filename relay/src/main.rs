@@ -18,6 +18,8 @@ use peerup_core::naming::parse_peer_id;
 use peerup_net::Runtime;
 use peerup_net::fs;
 use peerup_relay::{Relay, RelayOptions, health};
+
+mod cli_pair;
 use peerup_tokio::TokioRuntime;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -83,6 +85,19 @@ enum Command {
     },
     /// List authorized peers.
     ListPeers,
+    /// Make one-time pairing codes: each machine runs `peerup join <code>`
+    /// and is authorized here and paired with the others, no SSH to the
+    /// relay needed. Talks to the running relay.
+    #[command(
+        after_help = "Examples:\n  peerup-relay pair                      one code, valid 1h\n  \
+                  peerup-relay pair --count 3 --ttl 2h   three machines\n  \
+                  peerup-relay pair --count 2 --expires 30d --name-prefix lab\n  \
+                  peerup-relay pair --list\n  peerup-relay pair --revoke 1a2b3c4d\n\n\
+                  Codes are secrets until used: send each over a channel you trust. A code\n\
+                  works once; three failed uses burn it. Codes live in the running relay's\n\
+                  memory only: a restart forgets them (machines that joined stay authorized)."
+    )]
+    Pair(cli_pair::PairArgs),
     /// Validate or roll back the config.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -140,6 +155,7 @@ fn run(cli: Cli) -> Result<()> {
         } => authorize(&cli.config, &peer, comment.as_deref(), expires.as_deref()),
         Command::Deauthorize { peer } => deauthorize(&cli.config, &peer),
         Command::ListPeers => list_peers(&cli.config),
+        Command::Pair(args) => cli_pair::run(&cli.config, &control_socket(&cli.config), &args),
         Command::Config(ConfigCommand::Validate) => validate(&cli.config),
         Command::Config(ConfigCommand::Rollback) => rollback(&cli.config),
         Command::Version => {
@@ -313,12 +329,16 @@ impl Drop for RemoveOnDrop {
 }
 
 /// A control request: one JSON line.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Serialize, serde::Deserialize, Default)]
 struct ControlRequest {
     /// A peer that must be refused after the reload.
     expect_denied: Option<String>,
     /// A peer that must be allowed after the reload.
     expect_authorized: Option<String>,
+    /// A pairing-group operation (`peerup-relay pair`) instead of a
+    /// reload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pair: Option<cli_pair::PairRequest>,
 }
 
 /// The answer: one JSON line.
@@ -326,6 +346,9 @@ struct ControlRequest {
 struct ControlReply {
     ok: bool,
     message: String,
+    /// What a pairing operation produced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pair: Option<cli_pair::PairReply>,
 }
 
 async fn serve_control(listener: tokio::net::UnixListener, relay: Relay, ak_path: PathBuf) {
@@ -358,7 +381,9 @@ async fn serve_control(listener: tokio::net::UnixListener, relay: Relay, ak_path
             Err(e) => ControlReply {
                 ok: false,
                 message: format!("bad request: {e}"),
+                pair: None,
             },
+            Ok(ControlRequest { pair: Some(op), .. }) => cli_pair::serve(&relay, op).await,
             Ok(req) => apply(&relay, &ak_path, req).await,
         };
         let mut out = serde_json::to_string(&reply).unwrap_or_default();
@@ -374,6 +399,7 @@ async fn apply(relay: &Relay, ak_path: &Path, req: ControlRequest) -> ControlRep
             ok: req.expect_denied.is_none(),
             message: "connection gating is off: every peer may use this relay, listed or not"
                 .to_owned(),
+            pair: None,
         };
     }
     let revoked = match relay.reload_authorized_keys_file(ak_path).await {
@@ -382,6 +408,7 @@ async fn apply(relay: &Relay, ak_path: &Path, req: ControlRequest) -> ControlRep
             return ControlReply {
                 ok: false,
                 message: format!("the running relay did not apply the change: {e}"),
+                pair: None,
             };
         }
     };
@@ -391,6 +418,7 @@ async fn apply(relay: &Relay, ak_path: &Path, req: ControlRequest) -> ControlRep
             return ControlReply {
                 ok: false,
                 message: format!("bad peer ID {text}"),
+                pair: None,
             };
         };
         if relay.is_authorized(&peer) != want {
@@ -401,10 +429,12 @@ async fn apply(relay: &Relay, ak_path: &Path, req: ControlRequest) -> ControlRep
                     if want { "refuses" } else { "lets in" },
                     ak_path.display()
                 ),
+                pair: None,
             };
         }
     }
     ControlReply {
+        pair: None,
         ok: true,
         message: if revoked.is_empty() {
             "the running relay applied it".to_owned()
@@ -454,13 +484,13 @@ fn tell_running_relay(config: &Path, peer: peerup_core::PeerId, authorized: bool
     let text = Some(peer.to_string());
     let req = if authorized {
         ControlRequest {
-            expect_denied: None,
             expect_authorized: text,
+            ..ControlRequest::default()
         }
     } else {
         ControlRequest {
             expect_denied: text,
-            expect_authorized: None,
+            ..ControlRequest::default()
         }
     };
     let mut line = serde_json::to_string(&req)?;
@@ -484,7 +514,7 @@ fn tell_running_relay(config: &Path, peer: peerup_core::PeerId, authorized: bool
 
 /// `text` as a QR code for the terminal, drawn as `peerup invite` draws
 /// its codes (half blocks, error correction M, quiet zone).
-fn qr(text: &str) -> Option<String> {
+pub(crate) fn qr(text: &str) -> Option<String> {
     use qrcode::render::unicode::Dense1x2;
     let code =
         qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M).ok()?;

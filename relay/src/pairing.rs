@@ -116,7 +116,7 @@ fn code_address(relay: &Relay, preferred: Option<&Multiaddr>) -> Option<Multiadd
     let mut candidates: Vec<(u8, Multiaddr)> = relay
         .listen_addrs()
         .iter()
-        .filter_map(|a| ipv4_tcp(a))
+        .filter_map(ipv4_tcp)
         .filter(|(ip, _)| !ip.is_unspecified())
         .map(|(ip, port)| {
             let rank = if ip.is_loopback() {
@@ -462,7 +462,7 @@ fn group_members(relay: &Relay, group: &GroupId) -> Vec<(PeerId, IntroducedPeer)
                 IntroducedPeer {
                     peer,
                     name,
-                    proof: from_store.map(|m| m.proof.clone()),
+                    proof: from_store.map(|m| m.proof),
                 },
             )
         })
