@@ -99,6 +99,12 @@ pub(crate) enum Command {
     Join(cmd::join::JoinArgs),
     /// Show this machine's peer ID.
     Whoami,
+    /// Compare the verification code of this machine and a peer with what
+    /// the peer shows, and record the match (`verified=`).
+    #[command(
+        after_help = "Examples:\n  peerup verify laptop            show the code, ask, record a match\n  peerup verify laptop --show     only show it\n  peerup verify laptop --yes      record a match you have checked\n\nBoth machines show the same emoji and number only if each holds the other's\nreal key: a machine in the middle of the pairing would show different ones."
+    )]
+    Verify(cmd::verify::VerifyArgs),
     /// Manage authorized peers (authorized_keys).
     #[command(subcommand)]
     Auth(cmd::auth::AuthCommand),

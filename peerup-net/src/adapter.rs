@@ -57,6 +57,11 @@ macro_rules! adapter_node_methods {
             self.inner.names()
         }
 
+        /// `authorized_keys` as last loaded.
+        pub fn authorized_keys(&self) -> $crate::core::authorized_keys::Document {
+            self.inner.authorized_keys()
+        }
+
         /// Replaces the names map.
         pub fn load_names(&self, names: Names) {
             self.inner.load_names(names);

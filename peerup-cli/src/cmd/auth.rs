@@ -123,6 +123,7 @@ pub(crate) async fn run(global: &Global, cmd: AuthCommand) -> Result<ExitCode> {
         AuthCommand::List => {
             let doc = read(&ctx)?;
             let t = system_wall_clock();
+            let us = super::our_peer_id(&ctx).ok();
             if doc.is_empty() {
                 println!("No authorized peers in {}", path.display());
             }
@@ -138,8 +139,26 @@ pub(crate) async fn run(global: &Global, cmd: AuthCommand) -> Result<ExitCode> {
                     .expires()
                     .map(|x| format!("  expires {x}"))
                     .unwrap_or_default();
+                let verified = match (
+                    us,
+                    e.attributes().get(peerup_core::authorized_keys::VERIFIED),
+                ) {
+                    (_, None) => "",
+                    (Some(us), Some(_))
+                        if e.attributes()
+                            .is_verified_for(&peerup_core::verify::Code::new(&us, &e.peer())) =>
+                    {
+                        "  verified"
+                    }
+                    (_, Some(_)) => "  verified= DOES NOT MATCH (run `peerup verify` again)",
+                };
+                let group = e
+                    .attributes()
+                    .get(peerup_core::authorized_keys::GROUP)
+                    .map(|g| format!("  group {g}"))
+                    .unwrap_or_default();
                 println!(
-                    "{}  {:<12} {}{expires}{state}",
+                    "{}  {:<12} {}{verified}{group}{expires}{state}",
                     e.peer(),
                     name,
                     e.comment().unwrap_or("")

@@ -11,6 +11,7 @@ pub(crate) mod ping;
 pub(crate) mod proxy;
 pub(crate) mod relay;
 pub(crate) mod status;
+pub(crate) mod verify;
 
 use std::process::ExitCode;
 
@@ -40,6 +41,7 @@ pub(crate) fn run(global: &Global, command: Command) -> Result<ExitCode> {
             Command::Invite(a) => invite::run(global, a).await,
             Command::Join(a) => join::run(global, a).await,
             Command::Whoami => whoami(global),
+            Command::Verify(a) => verify::run(global, &a),
             Command::Auth(a) => auth::run(global, a).await,
             Command::Relay(a) => relay::run(global, a).await,
             Command::Config(a) => config::run(global, a).await,
@@ -52,6 +54,12 @@ pub(crate) fn run(global: &Global, command: Command) -> Result<ExitCode> {
 
 fn whoami(global: &Global) -> Result<ExitCode> {
     let ctx = crate::context::load(global)?;
+    println!("{}", our_peer_id(&ctx)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// This machine's peer ID, from its identity key.
+pub(crate) fn our_peer_id(ctx: &Ctx) -> Result<PeerId> {
     let key = ctx.config.key_file_path(&ctx.path);
     let bytes = peerup_net::fs::read_private(&key).map_err(|e| {
         if e.is_not_found() {
@@ -63,10 +71,7 @@ fn whoami(global: &Global) -> Result<ExitCode> {
             e.into()
         }
     })?;
-    let peer =
-        peerup_core::identity::peer_id_of(&bytes).map_err(|e| anyhow!("{}: {e}", key.display()))?;
-    println!("{peer}");
-    Ok(ExitCode::SUCCESS)
+    peerup_core::identity::peer_id_of(&bytes).map_err(|e| anyhow!("{}: {e}", key.display()))
 }
 
 /// Resolves a command's target: a name from the config, else a peer ID.

@@ -47,6 +47,13 @@ pub(crate) fn document(node: &Node, ctx: &Ctx, uptime: Duration) -> Value {
         .iter()
         .map(|r| r.peer_id())
         .collect();
+    let keys = node.authorized_keys();
+    let verified = |p: &peerup_core::PeerId| {
+        keys.get(p).is_some_and(|e| {
+            e.attributes()
+                .is_verified_for(&peerup_core::verify::Code::new(&node.peer_id(), p))
+        })
+    };
     let peers: Vec<Value> = s
         .peers
         .iter()
@@ -55,6 +62,7 @@ pub(crate) fn document(node: &Node, ctx: &Ctx, uptime: Duration) -> Value {
             json!({
                 "peer_id": p.to_string(),
                 "name": name(p),
+                "verified": verified(p),
                 "path": st.path().map(|p| p.to_string()),
                 "rtt_ms": st.rtt.map(|r| r.as_secs_f64() * 1000.0),
                 "authorized": node.is_authorized(p),
@@ -150,8 +158,13 @@ fn text(v: &Value) -> String {
         let label = p["name"]
             .as_str()
             .map_or(s(&p["peer_id"]), |n| format!("{n} ({})", s(&p["peer_id"])));
+        let verified = if p["verified"].as_bool() == Some(true) {
+            " verified"
+        } else {
+            ""
+        };
         out.push_str(&format!(
-            "Peer:      {label} [{}] rtt {rtt}\n",
+            "Peer:      {label} [{}] rtt {rtt}{verified}\n",
             s(&p["path"])
         ));
     }
