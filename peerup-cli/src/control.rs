@@ -120,6 +120,17 @@ pub(crate) enum Reply {
         /// Its name.
         name: Option<String>,
     },
+    /// Joined a relay's pairing group.
+    RelayJoined {
+        /// The relay.
+        relay: String,
+        /// The group.
+        group: String,
+        /// The members that joined before (peer ID, name as saved).
+        members: Vec<(String, Option<String>)>,
+        /// Whether the relay was added to the config.
+        relay_added: bool,
+    },
     /// Done, with a message.
     Ok {
         /// What was done.

@@ -246,6 +246,19 @@ macro_rules! adapter_node_methods {
             self.inner.join(code, name).await
         }
 
+        /// Joins the relay's pairing group in `code` (a version-2 code from
+        /// `peerup-relay pair`) and saves the relay and the members.
+        ///
+        /// # Errors
+        /// [`JoinError`] with what to do next.
+        pub async fn join_relay(
+            &self,
+            code: &$crate::core::invite::PairingCode,
+            name: Option<Name>,
+        ) -> Result<$crate::node::RelayJoined, JoinError> {
+            self.inner.join_relay(code, name).await
+        }
+
         /// Inbound connections refused by a connection limit so far.
         pub fn limit_stats(&self) -> &LimitStats {
             self.inner.limit_stats()

@@ -127,12 +127,33 @@ async fn three_machines_join_with_codes_and_reach_each_other() {
             .flatten();
         assert!(reserved.is_some(), "{} never reserved", n.peer_id());
     }
+    // Every member line names the group, the introduced ones too.
+    for n in &nodes {
+        let doc = n.authorized_keys();
+        for p in ids.iter().filter(|p| **p != n.peer_id()) {
+            let e = doc.get(p).unwrap();
+            assert_eq!(
+                e.attributes().get(peerup_core::authorized_keys::GROUP),
+                Some(group.id.as_str()),
+                "{} about {p}",
+                n.peer_id()
+            );
+        }
+    }
     // And every pair reaches the other through the relay.
     for a in &nodes {
         for b in &ids {
             if *b == a.peer_id() {
                 continue;
             }
+            // Connect first: the path settles (a relayed connection may be
+            // upgraded to a direct one on loopback) before the ping.
+            let path = rt.timeout(LIMIT, a.connect(*b)).await;
+            assert!(
+                matches!(path, Some(Ok(_))),
+                "{} -> {b}: {path:?}",
+                a.peer_id()
+            );
             let reply = rt.timeout(LIMIT, a.ping(*b)).await;
             assert!(
                 matches!(reply, Some(Ok(_))),

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Result, anyhow, bail};
 use futures::StreamExt;
 use peerup_core::config::confirm::Confirm;
-use peerup_core::invite::InviteCode;
+use peerup_core::invite::AnyCode;
 use peerup_core::naming::Name;
 use peerup_core::time::Backoff;
 use peerup_core::time::UnixTime;
@@ -648,12 +648,19 @@ async fn handle(
             futures::future::pending::<()>().await;
         }
         Request::Join { code, name } => {
-            let code =
-                InviteCode::decode(&code).map_err(|e| anyhow!("invalid invite code: {e}"))?;
+            let code = AnyCode::decode(&code).map_err(|e| anyhow!("invalid invite code: {e}"))?;
             let name = name
                 .map(|n| Name::new(&n))
                 .transpose()
                 .map_err(|e| anyhow!("--name: {e}"))?;
+            let code = match code {
+                AnyCode::Invite(c) => c,
+                AnyCode::Pairing(c) => {
+                    let j = node.join_relay(&c, name).await?;
+                    control::send(w, &super::join::relay_joined_reply(&j)).await?;
+                    return Ok(());
+                }
+            };
             let p = node.join(&code, name).await?;
             control::send(
                 w,

@@ -1,4 +1,6 @@
-//! `peerup join`: accept an invite; creates a config if none exists.
+//! `peerup join`: accept an invite (code version 1, from a peer) or join a
+//! relay's pairing group (version 2, from `peerup-relay pair`); creates a
+//! config if none exists.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -6,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, anyhow};
 use clap::Args;
-use peerup_core::invite::InviteCode;
+use peerup_core::invite::{AnyCode, PairingCode};
 use peerup_core::naming::Name;
 use peerup_core::relay_addr::RelayAddr;
 use peerup_net::fs::LockMode;
@@ -24,6 +26,10 @@ pub(crate) struct JoinArgs {
     /// This machine's friendly name, given to the inviter (e.g. laptop).
     #[arg(long)]
     name: Option<String>,
+    /// After joining a relay's group, do not start `peerup daemon` (it is
+    /// started in the background when none runs).
+    #[arg(long)]
+    no_daemon: bool,
 }
 
 fn read_code(args: &JoinArgs) -> Result<String> {
@@ -56,8 +62,12 @@ fn read_code(args: &JoinArgs) -> Result<String> {
 
 pub(crate) async fn run(global: &Global, args: JoinArgs) -> Result<ExitCode> {
     let code_text = read_code(&args)?;
-    let code = InviteCode::decode(&code_text)
-        .map_err(|e| anyhow!("invalid invite code: {e} (paste the whole code as one argument, quoted if it has spaces)"))?;
+    let code = match AnyCode::decode(&code_text)
+        .map_err(|e| anyhow!("invalid invite code: {e} (paste the whole code as one argument, quoted if it has spaces)"))?
+    {
+        AnyCode::Invite(c) => c,
+        AnyCode::Pairing(c) => return run_pairing(global, &args, &code_text, &c).await,
+    };
     let name = args
         .name
         .as_deref()
@@ -136,4 +146,199 @@ fn joined(peer: &str, name: Option<&str>) {
         }
         None => println!("Joined {peer}: added to authorized_keys."),
     }
+}
+
+/// The daemon's answer to a relay join.
+pub(crate) fn relay_joined_reply(j: &peerup_net::node::RelayJoined) -> Reply {
+    Reply::RelayJoined {
+        relay: j.relay.to_string(),
+        group: j.group.clone(),
+        members: j
+            .members
+            .iter()
+            .map(|(p, n)| (p.to_string(), n.as_ref().map(Name::to_string)))
+            .collect(),
+        relay_added: j.relay_added,
+    }
+}
+
+/// Loads the config, or creates one around `relay` for a first machine.
+fn config_for(global: &Global, relay: &RelayAddr, what: &str) -> Result<context::Ctx> {
+    match context::find(global) {
+        Ok(path) => context::load_path(&path, true),
+        Err(_) => {
+            let dir = super::init::target_dir(global, None)?;
+            let path: PathBuf = super::init::target_config(global, &dir);
+            let peer = super::init::create(&dir, &path, std::slice::from_ref(relay), false)?;
+            println!(
+                "Created {} (peer ID {peer}) with the relay from the {what}",
+                path.display()
+            );
+            context::load_path(&path, true)
+        }
+    }
+}
+
+/// `peerup join <version-2 code>`: joins the relay's pairing group.
+async fn run_pairing(
+    global: &Global,
+    args: &JoinArgs,
+    code_text: &str,
+    code: &PairingCode,
+) -> Result<ExitCode> {
+    let name = args
+        .name
+        .as_deref()
+        .map(Name::new)
+        .transpose()
+        .map_err(|e| anyhow!("--name: {e}"))?;
+    let relay_addr = code
+        .relay_addr()
+        .with(peerup_core::multiaddr::Protocol::P2p(code.relay_peer));
+    let relay = RelayAddr::new(relay_addr).map_err(|e| anyhow!("pairing code relay: {e}"))?;
+    let ctx = config_for(global, &relay, "pairing code")?;
+    let us = super::our_peer_id(&ctx)?;
+    let request = Request::Join {
+        code: code_text.to_owned(),
+        name: args.name.clone(),
+    };
+    let pb = crate::ui::spinner("Pairing with the relay...");
+    let (joined, daemon_running) =
+        match super::daemon_or_node(&ctx, &request, false, LockMode::Exclusive).await {
+            Ok(super::Through::Daemon(mut client)) => {
+                let mut answer = None;
+                while let Some(reply) = client.next().await? {
+                    match reply {
+                        Reply::RelayJoined {
+                            relay,
+                            group,
+                            members,
+                            relay_added,
+                        } => {
+                            answer = Some((relay, group, members, relay_added));
+                            break;
+                        }
+                        Reply::Error { message } => {
+                            pb.finish_and_clear();
+                            return Err(anyhow!(message));
+                        }
+                        _ => {}
+                    }
+                }
+                pb.finish_and_clear();
+                let Some(a) = answer else {
+                    return Err(anyhow!("the daemon stopped before the join finished"));
+                };
+                (a, true)
+            }
+            Ok(super::Through::Own(node)) => {
+                let result = node.join_relay(code, name).await;
+                pb.finish_and_clear();
+                node.shutdown().await;
+                let j = result?;
+                let Reply::RelayJoined {
+                    relay,
+                    group,
+                    members,
+                    relay_added,
+                } = relay_joined_reply(&j)
+                else {
+                    unreachable!("relay_joined_reply makes a RelayJoined")
+                };
+                ((relay, group, members, relay_added), false)
+            }
+            Err(e) => {
+                pb.finish_and_clear();
+                return Err(e);
+            }
+        };
+    let (relay_id, group, members, relay_added) = joined;
+    println!("Joined pairing group {group} on relay {relay_id}: this machine is authorized there.");
+    if relay_added {
+        println!("Added the relay to {}.", ctx.path.display());
+    }
+    if members.is_empty() {
+        println!("You are the first machine of the group; the others are added as they join.");
+    }
+    for (peer, name) in &members {
+        let label = name
+            .as_ref()
+            .map_or_else(|| peer.clone(), |n| format!("{n} ({peer})"));
+        let code = peer
+            .parse::<peerup_core::PeerId>()
+            .map(|p| peerup_core::verify::Code::new(&us, &p));
+        println!("Authorized {label} [unverified]");
+        if let Ok(c) = code {
+            println!(
+                "  verification code: {}  {}",
+                c.emoji_text(),
+                c.number_text()
+            );
+            println!(
+                "  check it shows the same with `peerup verify {us}` there, then `peerup verify {}` here",
+                name.as_deref().unwrap_or(peer)
+            );
+        }
+    }
+    if daemon_running {
+        if relay_added {
+            println!("Restart the daemon to reserve on the new relay.");
+        }
+    } else if args.no_daemon {
+        println!("Start the daemon to be reachable: peerup daemon");
+    } else {
+        start_daemon(&ctx)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts `peerup daemon` for this config in the background (its own
+/// session, output to `daemon.log` beside the config) and waits until it
+/// answers on its control socket.
+fn start_daemon(ctx: &context::Ctx) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe()
+        .map_err(|e| anyhow!("cannot find this program to start the daemon: {e}"))?;
+    let dir = ctx
+        .path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), PathBuf::from);
+    let log_path = dir.join("daemon.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| anyhow!("{}: {e}", log_path.display()))?;
+    let child = std::process::Command::new(exe)
+        .arg("--config")
+        .arg(&ctx.path)
+        .arg("daemon")
+        .stdin(std::process::Stdio::null())
+        .stdout(
+            log.try_clone()
+                .map_err(|e| anyhow!("{}: {e}", log_path.display()))?,
+        )
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| anyhow!("could not start the daemon ({e}); start it with `peerup daemon`"))?;
+    let socket = ctx.socket();
+    for _ in 0..100 {
+        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+            println!(
+                "Started the daemon (pid {}, log {}); run it as a service to keep it across reboots (see README).",
+                child.id(),
+                log_path.display()
+            );
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    println!(
+        "Started the daemon (pid {}), but it is not answering yet; see {}",
+        child.id(),
+        log_path.display()
+    );
+    Ok(())
 }

@@ -89,7 +89,7 @@ impl Node {
         let bytes = request
             .encode()
             .map_err(|e| JoinError::Protocol(e.to_string()))?;
-        let exchange = async {
+        let exchange = || async {
             self.dial(relay, vec![addr.clone()]).await.map_err(|e| {
                 JoinError::Unreachable(format!("relay in the code: {}", crate::error::chain(&e)))
             })?;
@@ -120,10 +120,21 @@ impl Node {
                 )),
             }
         };
-        let answer = rt
-            .timeout(PAIR_TIMEOUT, exchange)
+        let mut answer = rt
+            .timeout(PAIR_TIMEOUT, exchange())
             .await
-            .ok_or(JoinError::Timeout)??;
+            .ok_or(JoinError::Timeout)?;
+        if matches!(answer, Err(JoinError::RelayClosed)) {
+            // A connection the relay had already closed (it refused us a
+            // moment ago, when no codes were open) can still look open
+            // here: try once more on a fresh one.
+            self.disconnect_and_wait(relay).await;
+            answer = rt
+                .timeout(PAIR_TIMEOUT, exchange())
+                .await
+                .ok_or(JoinError::Timeout)?;
+        }
+        let answer = answer?;
         // The relay let this connection in on probation, for pairing only:
         // the next one (our reservation) is a fresh, authorized one.
         self.disconnect_and_wait(relay).await;
@@ -146,7 +157,7 @@ impl Node {
         let inner = self.inner();
         let relay_addr = RelayAddr::new(addr.with(libp2p::multiaddr::Protocol::P2p(relay)))
             .map_err(|e| JoinError::Protocol(e.to_string()))?;
-        let saved = save_group(inner, |doc, names, today| {
+        let saved = save_group(inner, &paired.group, |doc, names, today| {
             let members = accept_answer(
                 &inner.peer_id,
                 &relay,
@@ -243,8 +254,10 @@ impl Node {
             })
             .collect();
         let mut refusal = None;
-        let saved = save_group(inner, |doc, names, today| {
-            match accept_introduction(
+        let saved = save_group(
+            inner,
+            &intro.group,
+            |doc, names, today| match accept_introduction(
                 &inner.peer_id,
                 &from,
                 &relays,
@@ -260,8 +273,8 @@ impl Node {
                     refusal = Some(e);
                     (None, Vec::new())
                 }
-            }
-        });
+            },
+        );
         match (refusal, saved) {
             (Some(why), _) => tracing::warn!(relay = %from, "{why}"),
             (None, Err(e)) => {
@@ -292,6 +305,7 @@ struct RelayLine {
 /// it, and saves the new names. Returns the members added.
 fn save_group(
     inner: &Arc<Inner>,
+    group: &GroupId,
     decide: impl FnOnce(
         &Document,
         &peerup_core::naming::Names,
@@ -321,7 +335,6 @@ fn save_group(
     if relay_line.is_none() && members.is_empty() {
         return Ok(members);
     }
-    let group = relay_line.as_ref().map(|r| r.group.as_str().to_owned());
     if let Some(r) = &relay_line {
         let attrs = [
             (GROUP, r.group.as_str().to_owned()),
@@ -342,11 +355,9 @@ fn save_group(
         }
     }
     for m in &members {
-        let g = group.clone().unwrap_or_default();
-        let mut a = Attributes::new();
-        if !g.is_empty() {
-            a = a.with(GROUP, &g).map_err(|e| e.to_string())?;
-        }
+        let mut a = Attributes::new()
+            .with(GROUP, group.as_str())
+            .map_err(|e| e.to_string())?;
         if let Some(p) = &m.proof {
             a = a.with(HMAC_PROOF, p).map_err(|e| e.to_string())?;
         }
