@@ -1,4 +1,9 @@
 //! `peerup join`: accept an invite; creates a config if none exists.
+//!
+//! `--non-interactive` (the Go version's flag, for scripts): the code comes
+//! from the arguments or `$PEERUP_INVITE_CODE` only, nothing is asked and
+//! no spinner drawn, notes go to stderr, and stdout gets one line: the
+//! paired peer's ID, then its name when it gave one.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -18,12 +23,18 @@ use crate::control::{Reply, Request};
 #[derive(Args, Debug)]
 pub(crate) struct JoinArgs {
     /// The invite code (its groups may be given as separate words); else
-    /// $PEERUP_INVITE_CODE, else standard input.
+    /// $PEERUP_INVITE_CODE, else standard input (or a prompt on a
+    /// terminal).
     #[arg(value_name = "CODE", num_args = 0..)]
     code: Vec<String>,
     /// This machine's friendly name, given to the inviter (e.g. laptop).
     #[arg(long)]
     name: Option<String>,
+    /// For scripts: take the code from the arguments or
+    /// $PEERUP_INVITE_CODE only, never prompt or read stdin, and print only
+    /// the result on stdout: `<peer-id> [<name>]`, one line.
+    #[arg(long)]
+    non_interactive: bool,
 }
 
 fn read_code(args: &JoinArgs) -> Result<String> {
@@ -34,6 +45,11 @@ fn read_code(args: &JoinArgs) -> Result<String> {
         && !c.trim().is_empty()
     {
         return Ok(c);
+    }
+    if args.non_interactive {
+        return Err(anyhow!(
+            "no invite code: with --non-interactive, pass it as an argument or in $PEERUP_INVITE_CODE (nothing is asked and stdin is not read)"
+        ));
     }
     if crate::ui::interactive() {
         let c: String = dialoguer::Input::new()
@@ -55,6 +71,7 @@ fn read_code(args: &JoinArgs) -> Result<String> {
 }
 
 pub(crate) async fn run(global: &Global, args: JoinArgs) -> Result<ExitCode> {
+    let quiet = args.non_interactive;
     let code_text = read_code(&args)?;
     let code = InviteCode::decode(&code_text)
         .map_err(|e| anyhow!("invalid invite code: {e} (paste the whole code as one argument, quoted if it has spaces)"))?;
@@ -72,10 +89,15 @@ pub(crate) async fn run(global: &Global, args: JoinArgs) -> Result<ExitCode> {
             let dir = super::init::target_dir(global, None)?;
             let path: PathBuf = super::init::target_config(global, &dir);
             let peer = super::init::create(&dir, &path, std::slice::from_ref(&relay), false)?;
-            println!(
+            let note = format!(
                 "Created {} (peer ID {peer}) with the relay from the invite",
                 path.display()
             );
+            if quiet {
+                eprintln!("{note}");
+            } else {
+                println!("{note}");
+            }
             context::load_path(&path, true)?
         }
     };
@@ -94,14 +116,18 @@ pub(crate) async fn run(global: &Global, args: JoinArgs) -> Result<ExitCode> {
         code: code_text.clone(),
         name: args.name.clone(),
     };
-    let pb = crate::ui::spinner("Connecting to the inviter through the relay...");
+    let pb = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        crate::ui::spinner("Connecting to the inviter through the relay...")
+    };
     let node = match super::daemon_or_node(&ctx, &request, false, LockMode::Exclusive).await {
         Ok(super::Through::Daemon(mut client)) => {
             while let Some(reply) = client.next().await? {
                 match reply {
                     Reply::Paired { peer, name } => {
                         pb.finish_and_clear();
-                        joined(&peer, name.as_deref());
+                        joined(&peer, name.as_deref(), quiet);
                         return Ok(ExitCode::SUCCESS);
                     }
                     Reply::Error { message } => {
@@ -124,11 +150,25 @@ pub(crate) async fn run(global: &Global, args: JoinArgs) -> Result<ExitCode> {
     pb.finish_and_clear();
     node.shutdown().await;
     let p = result?;
-    joined(&p.peer.to_string(), p.name.as_ref().map(Name::as_str));
+    joined(
+        &p.peer.to_string(),
+        p.name.as_ref().map(Name::as_str),
+        quiet,
+    );
     Ok(ExitCode::SUCCESS)
 }
 
-fn joined(peer: &str, name: Option<&str>) {
+/// Says who was paired: for people, with what to try next; with
+/// `--non-interactive`, as `<peer-id> [<name>]` alone (a name never holds
+/// a space).
+fn joined(peer: &str, name: Option<&str>, quiet: bool) {
+    if quiet {
+        match name {
+            Some(n) => println!("{peer} {n}"),
+            None => println!("{peer}"),
+        }
+        return;
+    }
     match name {
         Some(n) => {
             println!("Joined {n} ({peer}): added to authorized_keys and names.");
