@@ -1,7 +1,7 @@
 //! The daemon's control socket: a Unix socket (mode 0600) in the config
-//! directory through which `status`, `ping`, `invite`, `join`, `auth` and
-//! `config confirm|apply` act on the running daemon instead of starting a
-//! second node with the same identity.
+//! directory through which `status`, `ping`, `invite`, `join`, `auth`,
+//! `service` and `config confirm|apply` act on the running daemon instead
+//! of starting a second node with the same identity.
 //!
 //! Protocol: the client sends one JSON request line; the daemon answers
 //! with JSON reply lines and closes. Only the socket's owner can connect
@@ -46,10 +46,11 @@ pub(crate) enum Request {
         /// This machine's name.
         name: Option<String>,
     },
-    /// Reload authorized_keys and names now; with an expectation, reply
-    /// an error unless the running daemon's decision for that peer is the
-    /// one expected (so `auth remove` cannot say "done" while the daemon
-    /// still lets the peer in).
+    /// Reload authorized_keys, names and services now; with an
+    /// expectation, reply an error unless the running daemon's state is
+    /// the one expected (so `auth remove` cannot say "done" while the
+    /// daemon still lets the peer in, nor `service disable` while it still
+    /// serves the service).
     Reload {
         /// A peer that must be denied after the reload.
         #[serde(default)]
@@ -57,6 +58,9 @@ pub(crate) enum Request {
         /// A peer that must be authorized after the reload.
         #[serde(default)]
         expect_authorized: Option<String>,
+        /// A service that must be in this state after the reload.
+        #[serde(default)]
+        expect_service: Option<ServiceExpectation>,
     },
     /// Cancel the open invite.
     CancelInvite,
@@ -74,6 +78,58 @@ pub(crate) enum Request {
     Confirm,
     /// Exit so the service manager restarts the daemon (after `config apply`).
     Restart,
+}
+
+/// What a service must be once the daemon has applied the config
+/// (`peerup service add|remove|enable|disable`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ServiceExpectation {
+    /// The service.
+    pub name: String,
+    /// Its state; `None`: not exposed at all.
+    pub state: Option<ServiceState>,
+}
+
+/// A service as the daemon exposes it, in words the two sides compare.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ServiceState {
+    /// `host:port`.
+    pub local_address: String,
+    /// Whether it is served.
+    pub enabled: bool,
+    /// The peer IDs allowed (names resolved), sorted; `None`: every
+    /// authorized peer.
+    pub allowed_peers: Option<Vec<String>>,
+}
+
+impl ServiceState {
+    /// The state of a service spec.
+    pub(crate) fn of(spec: &peerup_net::node::ServiceSpec) -> Self {
+        ServiceState {
+            local_address: spec.local.to_string(),
+            enabled: spec.rule.enabled,
+            allowed_peers: spec
+                .rule
+                .allowed_peers
+                .as_ref()
+                .map(|set| set.iter().map(ToString::to_string).collect()),
+        }
+    }
+}
+
+impl std::fmt::Display for ServiceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} -> {}",
+            if self.enabled { "enabled" } else { "disabled" },
+            self.local_address
+        )?;
+        match &self.allowed_peers {
+            None => Ok(()),
+            Some(list) => write!(f, ", allowed_peers [{}]", list.join(", ")),
+        }
+    }
 }
 
 /// One reply line.

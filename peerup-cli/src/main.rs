@@ -35,9 +35,9 @@ pub(crate) const EXIT_RESTART: u8 = 75;
     long_about = "peerup connects your machines through a relay you run (circuit relay v2), punches \
                   direct holes through NAT where it can (DCUtR), and exposes local TCP services to \
                   the peers in authorized_keys only.",
-    after_help = "Quick start:\n  peerup init --relay <relay-multiaddr>        on each machine\n  \
+    after_help = "Quick start:\n  peerup init --relay <relay-multiaddr>         on each machine\n  \
                   peerup invite --name home                     on the server, then on the laptop:\n  \
-                  peerup join <code> --name laptop\n  peerup daemon                                  on the server (exposes services)\n  \
+                  peerup join <code> --name laptop\n  peerup service add ssh localhost:22           on the server\n  peerup daemon                                 on the server (exposes services)\n  \
                   peerup proxy home ssh 2222                    on the laptop; then ssh -p 2222 user@localhost\n\n\
                   Config: --config <path>, else ./peerup.yaml, ~/.config/peerup/config.yaml, /etc/peerup/config.yaml.\n\
                   Logs: RUST_LOG=debug, or -v / -q. Exit codes: 0 ok, 1 failure, 2 usage error."
@@ -94,7 +94,7 @@ pub(crate) enum Command {
     Invite(cmd::invite::InviteArgs),
     /// Join a peer's invite: mutual authorization and names, in one step.
     #[command(
-        after_help = "Examples:\n  peerup join AEAS-GRLH-... --name laptop\n  PEERUP_INVITE_CODE=AEAS-GRLH-... peerup join\n  peerup join < code.txt"
+        after_help = "Examples:\n  peerup join AEAS-GRLH-... --name laptop\n  PEERUP_INVITE_CODE=AEAS-GRLH-... peerup join\n  peerup join < code.txt\n\nIn scripts (never prompts; prints only the paired peer on stdout):\n  peer=$(PEERUP_INVITE_CODE=\"$code\" peerup join --non-interactive --name laptop)\n  peerup join --non-interactive \"$code\"\n\nThe code comes from `peerup invite` on the other machine (valid once, 10 minutes by default)."
     )]
     Join(cmd::join::JoinArgs),
     /// Show this machine's peer ID.
@@ -111,6 +111,12 @@ pub(crate) enum Command {
     /// Manage relay addresses.
     #[command(subcommand)]
     Relay(cmd::relay::RelayCommand),
+    /// Manage exposed services (a running daemon applies changes at once).
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  peerup service add ssh localhost:22\n  peerup service add web 127.0.0.1:8080 --allow laptop\n  peerup service list\n  peerup service disable web\n  peerup service enable web\n  peerup service remove web\n\nThe config keeps its comments. With a daemon running, each change is applied live and\nthe command fails unless the daemon confirms it; connections a change no longer allows are cut."
+    )]
+    Service(cmd::service::ServiceCommand),
     /// Validate, show, apply (commit-confirmed), confirm or roll back the config.
     #[command(subcommand)]
     Config(cmd::config::ConfigCommand),

@@ -339,9 +339,19 @@ fn the_whole_journey() {
     if !daemon.log().contains("invite open") {
         daemon.wait_line("invite open");
     }
-    let o = sb.peerup("laptop", &["join", code.trim(), "--name", "laptop"]);
+    // `--non-interactive`, as a script would: stdout is the paired peer
+    // and its name, alone on one line.
+    let o = sb.peerup(
+        "laptop",
+        &["join", "--non-interactive", code.trim(), "--name", "laptop"],
+    );
     assert!(o.status.success(), "{}", out(&o));
-    assert!(out(&o).contains("Joined home"), "{}", out(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("{home} home\n"),
+        "{}",
+        out(&o)
+    );
     assert!(invite.wait().success(), "{}", invite.log());
     assert!(
         invite.log().contains("Paired with laptop"),
@@ -582,6 +592,73 @@ fn bad_input_fails_with_one_line_and_changes_nothing() {
             "/nonexistent/peerup.yaml",
             1,
         ),
+        (
+            vec!["--config", cfg, "service", "add", "SSH", "localhost:22"],
+            "service name `SSH` contains 'S'",
+            1,
+        ),
+        (
+            vec!["--config", cfg, "service", "add", "kad", "localhost:22"],
+            "service name `kad` is reserved",
+            1,
+        ),
+        (
+            vec!["--config", cfg, "service", "add", "ssh", "localhost"],
+            "address `localhost` needs a port",
+            1,
+        ),
+        (
+            vec!["--config", cfg, "service", "add", "ssh", "localhost:0"],
+            "invalid port `0`",
+            1,
+        ),
+        (
+            vec![
+                "--config",
+                cfg,
+                "service",
+                "add",
+                "ssh",
+                "localhost:22",
+                "--allow",
+                "nobody",
+            ],
+            "--allow: cannot resolve target `nobody`",
+            1,
+        ),
+        (
+            vec!["--config", cfg, "service", "remove", "nosuch"],
+            "no service `nosuch`",
+            1,
+        ),
+        (
+            vec!["--config", cfg, "service", "disable", "nosuch"],
+            "no services are configured",
+            1,
+        ),
+        (
+            vec!["--config", cfg, "service", "add", "ssh"],
+            "required",
+            2,
+        ),
+        (
+            vec!["--config", cfg, "join", "--non-interactive"],
+            "no invite code: with --non-interactive",
+            1,
+        ),
+        (
+            vec![
+                "--config",
+                cfg,
+                "join",
+                "--non-interactive",
+                "ABCD-EFGH-1234",
+            ],
+            "invalid invite code",
+            1,
+        ),
+        // Before looking for a config: nothing is created.
+        (vec!["join", "--non-interactive"], "no invite code", 1),
         (vec!["whoami"], "no config file found", 1),
         (vec!["ping"], "required", 2),
         (vec!["frobnicate"], "unrecognized subcommand", 2),
@@ -671,6 +748,327 @@ fn bad_input_fails_with_one_line_and_changes_nothing() {
         out(&o)
     );
     drop(busy);
+}
+
+/// The comment lines of `text`, in order.
+fn comments(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| l.trim_start().starts_with('#'))
+        .collect()
+}
+
+/// `service add|list|disable|enable|remove` without a daemon: the config is
+/// edited in place (every comment kept, the file back to what it was plus
+/// `services: {}` at the end), repeated changes are no-ops, conflicts and
+/// shapes the editor cannot change fail naming the file.
+#[test]
+fn service_commands_edit_the_config_keeping_comments() {
+    let sb = Sandbox::new("service");
+    let relay = "/ip4/127.0.0.1/tcp/7777/p2p/12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL";
+    init(&sb, "a", relay);
+    let path = sb.config("a");
+    let mut original = std::fs::read_to_string(&path).unwrap();
+    original.push_str("# my own note\n");
+    std::fs::write(&path, &original).unwrap();
+    let laptop = peerup_core::identity::keypair_from_seed([5; 32])
+        .public()
+        .to_peer_id()
+        .to_string();
+    let run = |args: &[&str]| {
+        let o = sb.peerup("a", args);
+        let now = std::fs::read_to_string(&path).unwrap();
+        let mut kept = comments(&now).into_iter();
+        for c in comments(&original) {
+            assert!(kept.any(|k| k == c), "{args:?} lost {c:?}:\n{now}");
+        }
+        o
+    };
+    let ok = |args: &[&str], expect: &str| {
+        let o = run(args);
+        assert!(o.status.success(), "{args:?}: {}", out(&o));
+        assert!(out(&o).contains(expect), "{args:?}: {}", out(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+
+    ok(&["service", "list"], "No services in");
+    let added = ok(
+        &["service", "add", "ssh", "localhost:22"],
+        "Added service ssh -> localhost:22",
+    );
+    assert!(added.contains("No daemon is running"), "{added}");
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .ends_with("# my own note\n\nservices:\n  ssh:\n    enabled: true\n    local_address: \"localhost:22\"\n")
+    );
+    ok(
+        &[
+            "service",
+            "add",
+            "web",
+            "127.0.0.1:8080",
+            "--allow",
+            &laptop,
+        ],
+        "Added service web",
+    );
+    let table = ok(&["service", "list"], "NAME");
+    assert!(
+        table.lines().any(|l| l.starts_with("ssh ")
+            && l.contains("localhost:22")
+            && l.contains("enabled")
+            && l.ends_with("every authorized peer")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("web ") && l.ends_with(&laptop)),
+        "{table}"
+    );
+    let o = run(&["service", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list[0]["name"], "ssh");
+    assert_eq!(list[0]["allowed_peers"], serde_json::Value::Null);
+    assert_eq!(list[1]["local_address"], "127.0.0.1:8080");
+    assert_eq!(list[1]["allowed_peers"][0], laptop.as_str());
+
+    ok(&["service", "disable", "web"], "Service web disabled");
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("    enabled: false\n")
+    );
+    ok(&["service", "list"], "disabled");
+    ok(&["service", "disable", "web"], "already disabled");
+    // A disabled one is not added over: enabled, or removed first.
+    let o = run(&["service", "add", "web", "127.0.0.1:9090"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("peerup service enable web"), "{}", out(&o));
+    ok(&["service", "enable", "web"], "Service web enabled");
+    ok(&["config", "validate"], "OK");
+    // The same again changes nothing; another address is a conflict.
+    ok(
+        &["service", "add", "ssh", "localhost:22"],
+        "nothing to change",
+    );
+    let before = std::fs::read_to_string(&path).unwrap();
+    let o = run(&["service", "add", "ssh", "localhost:2222"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("service `ssh` is already in") && err.contains("peerup service remove ssh"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+
+    ok(&["service", "remove", "ssh"], "Removed service ssh");
+    ok(&["service", "remove", "web"], "Removed service web");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{original}\nservices: {{}}\n")
+    );
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // A shape the editor does not change: refused, naming file and line.
+    let flow = format!("{original}services: {{ssh: {{local_address: \"localhost:22\"}}}}\n");
+    std::fs::write(&path, &flow).unwrap();
+    let line = flow.lines().count();
+    for args in [
+        &["service", "add", "web", "localhost:80"][..],
+        &["service", "disable", "ssh"][..],
+        &["service", "remove", "ssh"][..],
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", out(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&format!(
+                "{}: cannot edit services safely: line {line}",
+                path.display()
+            )) && err.contains("edit the file by hand"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), flow);
+    }
+}
+
+/// `join --non-interactive` reads neither a prompt nor stdin: with stdin
+/// held open and no code it fails at once; a code from the environment is
+/// used (and checked); stdout stays empty on failure.
+#[test]
+fn join_non_interactive_never_waits_for_input() {
+    let sb = Sandbox::new("join-ni");
+    let relay = "/ip4/127.0.0.1/tcp/7777/p2p/12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL";
+    init(&sb, "a", relay);
+    let cfg = sb.config("a");
+    let cfg = cfg.to_str().unwrap();
+    let run = |env: Option<&str>| {
+        let mut c = sb.cmd(&[
+            "--config",
+            cfg,
+            "join",
+            "--non-interactive",
+            "--name",
+            "laptop",
+        ]);
+        if let Some(code) = env {
+            c.env("PEERUP_INVITE_CODE", code);
+        }
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Held open, never written: a prompt or a read of stdin would wait
+        // here until the limit.
+        let stdin = child.stdin.take();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let o = rx
+            .recv_timeout(LIMIT)
+            .expect("join --non-interactive waited for input")
+            .unwrap();
+        drop(stdin);
+        o
+    };
+    let o = run(None);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(o.stdout.is_empty(), "{}", out(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no invite code") && err.contains("$PEERUP_INVITE_CODE"),
+        "{err}"
+    );
+    let o = run(Some("NOT-A-CODE"));
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(o.stdout.is_empty(), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("invalid invite code"),
+        "{}",
+        out(&o)
+    );
+    // Blank in the environment counts as none.
+    let o = run(Some("   "));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no invite code"),
+        "{}",
+        out(&o)
+    );
+}
+
+/// With a daemon running, `service add|disable|enable|remove` apply at
+/// once (no restart) and say so: a peer proxies to a service added live,
+/// an open proxied connection is cut when the service is disabled and new
+/// ones are refused, re-enabled it serves again, removed it is unknown; a
+/// hand edit of the file applies the same way.
+#[test]
+fn service_changes_apply_to_a_running_daemon() {
+    let sb = Sandbox::new("live");
+    let placeholder =
+        "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL";
+    let home = init(&sb, "home", placeholder);
+    let laptop = init(&sb, "laptop", placeholder);
+    let relay = TestRelay::start(&[home, laptop]);
+    for (node, other) in [("home", laptop), ("laptop", home)] {
+        for args in [
+            vec!["relay", "add", relay.addr.as_str()],
+            vec!["relay", "remove", "-f", placeholder],
+        ] {
+            let o = sb.peerup(node, &args);
+            assert!(o.status.success(), "{}", out(&o));
+        }
+        let o = sb.peerup(node, &["auth", "add", &other.to_string()]);
+        assert!(o.status.success(), "{}", out(&o));
+    }
+    let echo = echo_service();
+    let mut daemon = sb.spawn("home", &["daemon"]);
+    daemon.wait_line("Services: none");
+    daemon.wait_line("relay reservation accepted");
+
+    let ok = |args: &[&str], expect: &str| {
+        let o = sb.peerup("home", args);
+        assert!(o.status.success(), "{args:?}: {}", out(&o));
+        assert!(out(&o).contains(expect), "{args:?}: {}", out(&o));
+    };
+    ok(
+        &["service", "add", "echo", &echo.to_string()],
+        "Running daemon: names reloaded; services added echo",
+    );
+    let port = free_port();
+    let home_id = home.to_string();
+    let mut proxy = sb.spawn("laptop", &["proxy", &home_id, "echo", &port.to_string()]);
+    proxy.wait_line("Forwarding");
+    assert_eq!(echo_through(port, b"hello").unwrap(), b"hello");
+
+    // An open connection, then the service is disabled: it is cut.
+    let mut open = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    open.set_read_timeout(Some(LIMIT)).unwrap();
+    open.write_all(b"ping").unwrap();
+    let mut buf = [0u8; 4];
+    open.read_exact(&mut buf).unwrap();
+    ok(
+        &["service", "disable", "echo"],
+        "services changed echo (1 proxied connection(s) no longer allowed were cut)",
+    );
+    let mut rest = Vec::new();
+    let cut = open.read_to_end(&mut rest);
+    assert!(cut.is_err() || rest.is_empty(), "{cut:?} {rest:?}");
+    let denied = echo_through(port, b"anyone?");
+    assert!(
+        denied.is_err() || denied.as_ref().is_ok_and(Vec::is_empty),
+        "{denied:?}"
+    );
+    daemon.wait_line("service `echo` is disabled");
+
+    ok(&["service", "enable", "echo"], "services changed echo");
+    assert_eq!(echo_through(port, b"back").unwrap(), b"back");
+
+    // A second one added, the first removed: unknown to the peer now.
+    ok(
+        &["service", "add", "other", &echo.to_string()],
+        "services added other",
+    );
+    ok(&["service", "remove", "echo"], "services removed echo");
+    let gone = echo_through(port, b"x");
+    assert!(
+        gone.is_err() || gone.as_ref().is_ok_and(Vec::is_empty),
+        "{gone:?}"
+    );
+    proxy.wait_line("does not expose a service `echo`");
+    let o = sb.peerup("home", &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(status["services"].as_array().unwrap().len(), 1, "{status}");
+    assert_eq!(status["services"][0]["name"], "other");
+
+    // A hand edit (the file watch) applies too.
+    let path = sb.config("home");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("enabled: true", "enabled: false")).unwrap();
+    daemon.wait_line("services changed other");
+    let o = sb.peerup("home", &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(status["services"].as_array().unwrap().len(), 0, "{status}");
+
+    // All of it in one daemon: it never restarted.
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(
+        daemon.log().matches("Peer ID:").count(),
+        1,
+        "{}",
+        daemon.log()
+    );
+    proxy.stop();
+    daemon.stop();
 }
 
 fn relay_peer(addr: &str) -> &str {

@@ -1,5 +1,5 @@
-//! `config::edit`: minimal, comment-keeping edits of `names:` and
-//! `relay.addresses`, checked by re-parsing.
+//! `config::edit`: minimal, comment-keeping edits of `names:`,
+//! `relay.addresses` and `services:`, checked by re-parsing.
 
 // In a module so that `cargo test config` selects these tests.
 mod config_edit {
@@ -7,7 +7,10 @@ mod config_edit {
     use std::path::Path;
 
     use peerup_core::PeerId;
-    use peerup_core::config::edit::{EditError, add_relay, remove_name, remove_relay, set_name};
+    use peerup_core::config::edit::{
+        EditError, add_relay, add_service, remove_name, remove_relay, remove_service, set_name,
+        set_service_enabled,
+    };
     use peerup_core::config::node::{LocalAddress, PeerRef, Service};
     use peerup_core::config::{Config, ConfigError, render_template};
     use peerup_core::identity::keypair_from_seed;
@@ -625,6 +628,228 @@ names: {}
     }
 
     // -----------------------------------------------------------------
+    // services
+
+    fn label(s: &str) -> DnsLabel {
+        DnsLabel::new(s).unwrap()
+    }
+
+    fn service(addr: &str, allowed: Option<&[&str]>) -> Service {
+        let mut s = Service::new(addr.parse::<LocalAddress>().unwrap());
+        s.allowed_peers = allowed.map(|list| {
+            list.iter()
+                .map(|p| match p.parse::<PeerId>() {
+                    Ok(id) => PeerRef::Id(id),
+                    Err(_) => PeerRef::Name(name(p)),
+                })
+                .collect()
+        });
+        s
+    }
+
+    fn with_service(text: &str, n: &str, s: &Service) -> Config {
+        let mut c = parse(text);
+        c.services.insert(label(n), s.clone());
+        c
+    }
+
+    #[test]
+    fn adds_a_service_to_the_init_template_keeping_its_comments() {
+        let template = render_template("identity.key", &[vps()], None);
+        let ssh = service("localhost:22", None);
+        let out = add_service(&template, &label("ssh"), &ssh).unwrap();
+        // Appended after everything (the commented-out example stays).
+        assert_eq!(
+            out,
+            format!(
+                "{template}\nservices:\n  ssh:\n    enabled: true\n    local_address: \"localhost:22\"\n"
+            )
+        );
+        assert_eq!(parse(&out), with_service(&template, "ssh", &ssh));
+        // A second one goes after the first, with its allowed_peers.
+        let text = out.replace("names: {}", &format!("names:\n  laptop: {PHONE}"));
+        let web = service("127.0.0.1:8080", Some(&["laptop", HOME]));
+        let out = add_service(&text, &label("web"), &web).unwrap();
+        assert!(
+            out.ends_with(&format!(
+                "  ssh:\n    enabled: true\n    local_address: \"localhost:22\"\n  web:\n    enabled: true\n    local_address: \"127.0.0.1:8080\"\n    allowed_peers:\n      - \"laptop\"\n      - \"{HOME}\"\n"
+            )),
+            "{out}"
+        );
+        assert_eq!(parse(&out), with_service(&text, "web", &web));
+        // Removing both leaves `services: {}`, and the config as it was.
+        let out = remove_service(&out, &label("ssh")).unwrap();
+        let out = remove_service(&out, &label("web")).unwrap();
+        assert!(out.ends_with("\nservices: {}\n"), "{out}");
+        assert_eq!(
+            parse(&out),
+            parse(&text.replace(
+                "services:\n  ssh:\n    enabled: true\n    local_address: \"localhost:22\"\n",
+                ""
+            ))
+        );
+        for comment in template.lines().filter(|l| l.starts_with('#')) {
+            assert!(out.contains(comment), "lost {comment:?}");
+        }
+    }
+
+    #[test]
+    fn adds_after_the_last_service_with_the_files_indent() {
+        let text = "services:   # mine\n    ssh:\n        local_address: localhost:22  # sshd\n        # allowed_peers: []\n    # web: later\n\n# end\nversion: 1\n";
+        let rdp = service("[::1]:3389", Some(&[]));
+        let out = add_service(text, &label("rdp"), &rdp).unwrap();
+        assert_eq!(
+            out,
+            "services:   # mine\n    ssh:\n        local_address: localhost:22  # sshd\n        # allowed_peers: []\n    rdp:\n        enabled: true\n        local_address: \"[::1]:3389\"\n        allowed_peers: []\n    # web: later\n\n# end\nversion: 1\n"
+        );
+        assert_eq!(parse(&out), with_service(text, "rdp", &rdp));
+        // Every empty spelling becomes a block.
+        for empty in [
+            "services:",
+            "services: {}",
+            "services: ~",
+            "services: {}  # none",
+        ] {
+            let text = format!("version: 1\n{empty}\n#   ssh: example\n");
+            let out = add_service(&text, &label("ssh"), &service("localhost:22", None)).unwrap();
+            let head = empty.replace(" {}", "").replace(" ~", "");
+            assert_eq!(
+                out,
+                format!(
+                    "version: 1\n{head}\n  ssh:\n    enabled: true\n    local_address: \"localhost:22\"\n#   ssh: example\n"
+                ),
+                "{empty}"
+            );
+        }
+    }
+
+    #[test]
+    fn removes_a_service_block_and_nothing_after_it() {
+        let text = "services:\n  ssh:\n    enabled: true\n    # the daemon\n    local_address: \"localhost:22\"\n  # about web\n  web:\n    local_address: localhost:80\n    allowed_peers:\n      - \"12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL\"\n\n# trailing\nnames: {}\n";
+        let out = remove_service(text, &label("ssh")).unwrap();
+        assert_eq!(
+            out,
+            "services:\n  # about web\n  web:\n    local_address: localhost:80\n    allowed_peers:\n      - \"12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL\"\n\n# trailing\nnames: {}\n"
+        );
+        let out = remove_service(&out, &label("web")).unwrap();
+        assert_eq!(
+            out,
+            "services: {}\n  # about web\n\n# trailing\nnames: {}\n"
+        );
+        assert!(parse(&out).services.is_empty());
+        // A service written as a flow mapping on its line goes whole.
+        let text = "services:\n  a: {local_address: \"localhost:1\"}\n  b:\n    local_address: localhost:2\n";
+        let out = remove_service(text, &label("a")).unwrap();
+        assert_eq!(out, "services:\n  b:\n    local_address: localhost:2\n");
+    }
+
+    #[test]
+    fn sets_enabled_in_place_or_adds_it() {
+        let text = "services:\n  ssh:\n    enabled: true   # on\n    local_address: localhost:22\n  web:\n    # no enabled: the default\n    local_address: localhost:80\n";
+        let out = set_service_enabled(text, &label("ssh"), false).unwrap();
+        assert_eq!(
+            out,
+            text.replace("enabled: true   # on", "enabled: false   # on")
+        );
+        assert!(!parse(&out).services[&label("ssh")].enabled);
+        let back = set_service_enabled(&out, &label("ssh"), true).unwrap();
+        assert_eq!(back, text);
+        // Already so: unchanged, byte for byte.
+        assert_eq!(
+            set_service_enabled(text, &label("web"), true).unwrap(),
+            text
+        );
+        let out = set_service_enabled(text, &label("web"), false).unwrap();
+        assert_eq!(
+            out,
+            text.replace(
+                "    local_address: localhost:80\n",
+                "    enabled: false\n    local_address: localhost:80\n"
+            )
+        );
+        let mut expected = parse(text);
+        expected.services.get_mut(&label("web")).unwrap().enabled = false;
+        assert_eq!(parse(&out), expected);
+    }
+
+    #[test]
+    fn service_edits_refuse_with_the_reason() {
+        let text = format!(
+            "names:\n  laptop: {PHONE}\nservices:\n  ssh:\n    local_address: localhost:22\n"
+        );
+        let ssh = service("localhost:2222", None);
+        let err = add_service(&text, &label("ssh"), &ssh).unwrap_err();
+        assert_eq!(err.to_string(), "service `ssh` is already in services");
+        let err = add_service(&text, &label("kad"), &ssh).unwrap_err();
+        assert!(matches!(err, EditError::InvalidService { .. }), "{err:?}");
+        assert!(err.to_string().contains("reserved"), "{err}");
+        let err = add_service(
+            &text,
+            &label("web"),
+            &service("localhost:80", Some(&["bob"])),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "service `web`: allowed_peers names `bob`, which is not in names (known: laptop)"
+        );
+        let err = remove_service(&text, &label("web")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no service `web` in services (configured: ssh)"
+        );
+        let err = set_service_enabled(README, &label("web"), false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no service `web` in services (no services are configured)"
+        );
+        // Flow mappings are refused, naming the line.
+        let flow = "version: 1\nservices: {ssh: {local_address: \"localhost:22\"}}\n";
+        for err in [
+            add_service(flow, &label("web"), &ssh).unwrap_err(),
+            remove_service(flow, &label("ssh")).unwrap_err(),
+            set_service_enabled(flow, &label("ssh"), false).unwrap_err(),
+        ] {
+            assert!(
+                matches!(&err, EditError::Unsupported { line: 2, path, .. } if path.to_string() == "services"),
+                "{err:?}"
+            );
+            assert!(err.to_string().contains("edit the file by hand"), "{err}");
+        }
+        let inner = "services:\n  ssh: {local_address: \"localhost:22\"}\n";
+        let err = set_service_enabled(inner, &label("ssh"), false).unwrap_err();
+        assert!(
+            matches!(&err, EditError::Unsupported { line: 2, path, .. } if path.to_string() == "services.ssh"),
+            "{err:?}"
+        );
+        let anchored = "services:\n  ssh: &s\n    local_address: localhost:22\n";
+        assert!(matches!(
+            remove_service(anchored, &label("ssh")),
+            Err(EditError::Unsupported { line: 2, .. })
+        ));
+        // Input that does not load names the file and line.
+        let err = add_service("services: [ssh]\n", &label("ssh"), &ssh)
+            .unwrap_err()
+            .with_file(Path::new("/etc/peerup/config.yaml"));
+        assert!(
+            err.to_string().starts_with("/etc/peerup/config.yaml:1:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn service_edits_keep_crlf() {
+        let text = README.replace('\n', "\r\n");
+        let out = add_service(&text, &label("ssh"), &service("localhost:22", None)).unwrap();
+        assert_eq!(out.matches('\n').count(), out.matches("\r\n").count());
+        let out = set_service_enabled(&out, &label("ssh"), false).unwrap();
+        assert_eq!(out.matches('\n').count(), out.matches("\r\n").count());
+        let out = remove_service(&out, &label("ssh")).unwrap();
+        assert_eq!(out.matches('\n').count(), out.matches("\r\n").count());
+        assert_eq!(parse(&out), parse(README));
+    }
+
+    // -----------------------------------------------------------------
     // properties
 
     fn peers() -> Vec<PeerId> {
@@ -881,6 +1106,74 @@ names: {}
             }
         }
 
+
+        #[test]
+        fn service_edits_change_only_the_service(
+            (text, look) in rendered(),
+            existing in prop::collection::btree_map("[a-z][a-z0-9-]{0,6}", (1u16..9000, any::<bool>()), 0..4),
+            n in "[a-z][a-z0-9-]{0,6}",
+            port in 1u16..9000,
+            allowed in prop::option::of(subsequence(peers(), 0..3)),
+            off in any::<bool>(),
+            reuse in any::<prop::sample::Index>(),
+        ) {
+            // Services written by `render`, then edited.
+            let mut base = parse(&text);
+            for (k, (p, enabled)) in &existing {
+                if let Ok(l) = DnsLabel::new(k) && !["kad", "invite"].contains(&k.as_str()) {
+                    let mut s = service(&format!("localhost:{p}"), None);
+                    s.enabled = *enabled;
+                    base.services.insert(l, s);
+                }
+            }
+            let mut text = if look.renderer == 0 { base.render() } else { base.render_commented() };
+            if look.crlf {
+                text = text.replace('\n', "\r\n");
+            }
+            let before = parse(&text);
+            // Half the time, a service that is configured.
+            let keys: Vec<String> = before.services.keys().map(ToString::to_string).collect();
+            let n = if off && !keys.is_empty() { reuse.get(&keys).clone() } else { n };
+            let Ok(l) = DnsLabel::new(&n) else { return Ok(()) };
+            if ["kad", "invite"].contains(&n.as_str()) {
+                return Ok(());
+            }
+            let mut s = service(&format!("localhost:{port}"), None);
+            s.allowed_peers = allowed.map(|v| v.into_iter().map(PeerRef::Id).collect());
+            if before.services.contains_key(&l) {
+                let is_dup = matches!(add_service(&text, &l, &s), Err(EditError::ServiceExists { .. }));
+                prop_assert!(is_dup);
+                let out = set_service_enabled(&text, &l, !off).unwrap();
+                let mut expected = before.clone();
+                expected.services.get_mut(&l).unwrap().enabled = !off;
+                prop_assert_eq!(parse(&out), expected);
+                check_form(&text, &out, &look)?;
+                let out = remove_service(&text, &l).unwrap();
+                let mut expected = before.clone();
+                expected.services.remove(&l);
+                prop_assert_eq!(parse(&out), expected);
+                check_form(&text, &out, &look)?;
+            } else {
+                let out = add_service(&text, &l, &s).unwrap();
+                let mut expected = before.clone();
+                expected.services.insert(l.clone(), s.clone());
+                prop_assert_eq!(parse(&out), expected.clone());
+                check_form(&text, &out, &look)?;
+                // Nothing but added lines (and `services: {}` turned into
+                // `services:`).
+                let (old, _) = middle(&text, &out);
+                prop_assert!(old.iter().all(|l| l.starts_with("services:")), "{:?}", old);
+                let out = set_service_enabled(&out, &l, !off).unwrap();
+                expected.services.get_mut(&l).unwrap().enabled = !off;
+                prop_assert_eq!(parse(&out), expected);
+                let back = remove_service(&out, &l).unwrap();
+                prop_assert_eq!(parse(&back), before.clone());
+                if !before.services.is_empty() && look.final_newline {
+                    prop_assert_eq!(&back, &text);
+                }
+            }
+        }
+
         #[test]
         fn never_panics_and_never_returns_a_config_that_does_not_load(
             text in prop_oneof![
@@ -896,11 +1189,15 @@ names: {}
             pick in 0usize..5,
         ) {
             let addr = relay_pool()[pick].clone();
+            let svc = label(["ssh", "xrdp", "web"][pick % 3]);
             for out in [
                 set_name(&text, &n, p),
                 remove_name(&text, &n),
                 add_relay(&text, &addr),
                 remove_relay(&text, &addr),
+                add_service(&text, &svc, &service("localhost:22", None)),
+                remove_service(&text, &svc),
+                set_service_enabled(&text, &svc, pick % 2 == 0),
             ]
             .into_iter()
             .flatten()

@@ -130,17 +130,55 @@ macro_rules! adapter_node_methods {
             self.inner.expose_service(name, local, rule)
         }
 
-        /// Stops exposing a service (connections in progress continue).
-        pub fn unexpose_service(&self, name: impl IntoServiceName) {
-            self.inner.unexpose_service(name);
+        /// Stops exposing a service at once: its protocol is no longer
+        /// negotiated and its proxied connections are cut on both sides.
+        /// Returns whether it was exposed.
+        pub fn unexpose_service(&self, name: impl IntoServiceName) -> bool {
+            self.inner.unexpose_service(name)
         }
 
-        /// The configured local address and rule of a service.
+        /// Changes an exposed service's rule live (`enabled`,
+        /// `allowed_peers`); its proxied connections the new rule no longer
+        /// allows are cut. Returns how many were cut.
+        ///
+        /// # Errors
+        /// [`ServiceRuleError`]($crate::node::ServiceRuleError): an invalid
+        /// name, or a service that is not exposed.
+        pub fn set_service_rule(
+            &self,
+            name: impl IntoServiceName,
+            rule: ServiceRule,
+        ) -> Result<usize, $crate::node::ServiceRuleError> {
+            self.inner.set_service_rule(name, rule)
+        }
+
+        /// Makes the exposed services exactly `wanted` (added, removed,
+        /// changed live; connections no longer allowed are cut), as the
+        /// daemon does when its config changes.
+        ///
+        /// # Errors
+        /// [`StartError::Service`] for the first service that could not be
+        /// exposed; the changes before it stay made.
+        pub fn apply_services(
+            &self,
+            wanted: std::collections::BTreeMap<$crate::core::wire::label::DnsLabel, ServiceSpec>,
+        ) -> Result<$crate::node::ServicesChange, StartError> {
+            self.inner.apply_services(wanted)
+        }
+
+        /// A service's local address and rule as exposed now.
         pub fn service_rule(&self, name: impl IntoServiceName) -> Option<ServiceSpec> {
             self.inner.service_rule(name)
         }
 
-        /// Exposed service names.
+        /// Every service exposed now, enabled or not.
+        pub fn service_specs(
+            &self,
+        ) -> std::collections::BTreeMap<$crate::core::wire::label::DnsLabel, ServiceSpec> {
+            self.inner.service_specs()
+        }
+
+        /// The names of the services exposed and enabled now.
         pub fn services(&self) -> std::collections::BTreeSet<String> {
             self.inner.services()
         }
@@ -285,8 +323,8 @@ pub mod exports {
     pub use crate::node::service::{Forwarder, OpenServiceError};
     pub use crate::node::{
         ConnectError, Event, IntoServiceName, InvalidService, InvalidServiceName, NodeOptions,
-        PingError, PingReply, ServiceSpec, StartError, Status, generate_identity,
-        load_or_create_identity,
+        PingError, PingReply, ServiceRuleError, ServiceSpec, ServicesChange, StartError, Status,
+        generate_identity, load_or_create_identity, services_from_config,
     };
     pub use crate::runtime::{Runtime, TransportOptions};
     pub use crate::streams::OpenError;

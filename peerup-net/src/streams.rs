@@ -135,6 +135,10 @@ struct Conn {
 struct Queue {
     items: VecDeque<Inbound>,
     waker: Option<Waker>,
+    /// Which [`Incoming`] owns it: after [`Control::stop_accepting`] the
+    /// protocol may be accepted again, and the old `Incoming` must
+    /// neither read nor remove the new queue.
+    owner: u64,
 }
 
 #[derive(Default)]
@@ -142,6 +146,7 @@ struct Shared {
     protocols: HashMap<StreamProtocol, Queue>,
     connections: HashMap<ConnectionId, Conn>,
     next_order: u64,
+    next_owner: u64,
     dropped: u64,
 }
 
@@ -266,12 +271,39 @@ impl Control {
         if shared.protocols.contains_key(&protocol) {
             return Err(AlreadyRegistered(protocol));
         }
-        shared.protocols.insert(protocol.clone(), Queue::default());
+        shared.next_owner += 1;
+        let owner = shared.next_owner;
+        shared.protocols.insert(
+            protocol.clone(),
+            Queue {
+                owner,
+                ..Queue::default()
+            },
+        );
         Ok(Incoming {
             shared: self.shared.clone(),
             protocol,
+            owner,
             done: false,
         })
+    }
+
+    /// Stops accepting `protocol` now, whoever holds its [`Incoming`]: new
+    /// streams are no longer negotiated (the peer hears "not supported"),
+    /// the streams still queued are reset, and the `Incoming` ends. The
+    /// protocol can be accepted again at once. Returns whether it was
+    /// accepted.
+    pub fn stop_accepting(&self, protocol: &StreamProtocol) -> bool {
+        let removed = Shared::lock(&self.shared).protocols.remove(protocol);
+        match removed {
+            Some(mut q) => {
+                if let Some(w) = q.waker.take() {
+                    w.wake();
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     /// The established connections to `peer`: `(connection, path)`.
@@ -303,6 +335,7 @@ impl Control {
 pub struct Incoming {
     shared: Arc<Mutex<Shared>>,
     protocol: StreamProtocol,
+    owner: u64,
     done: bool,
 }
 
@@ -316,7 +349,12 @@ impl futures::Stream for Incoming {
     type Item = Inbound;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
         let mut shared = Shared::lock(&self.shared);
-        let Some(q) = shared.protocols.get_mut(&self.protocol) else {
+        let owner = self.owner;
+        let Some(q) = shared
+            .protocols
+            .get_mut(&self.protocol)
+            .filter(|q| q.owner == owner)
+        else {
             drop(shared);
             self.done = true;
             return Poll::Ready(None);
@@ -333,7 +371,14 @@ impl futures::Stream for Incoming {
 
 impl Drop for Incoming {
     fn drop(&mut self) {
-        Shared::lock(&self.shared).protocols.remove(&self.protocol);
+        let mut shared = Shared::lock(&self.shared);
+        if shared
+            .protocols
+            .get(&self.protocol)
+            .is_some_and(|q| q.owner == self.owner)
+        {
+            shared.protocols.remove(&self.protocol);
+        }
     }
 }
 
@@ -603,5 +648,32 @@ impl OutboundUpgrade<Stream> for Upgrade {
     type Future = Ready<Result<Self::Output, Infallible>>;
     fn upgrade_outbound(self, stream: Stream, info: StreamProtocol) -> Self::Future {
         ready(Ok((stream, info)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    fn proto() -> StreamProtocol {
+        StreamProtocol::new("/peerup/web/1.0.0")
+    }
+
+    #[test]
+    fn stop_accepting_ends_the_incoming_and_frees_the_protocol_at_once() {
+        let control = Behaviour::new().control();
+        let mut first = control.accept(proto()).unwrap();
+        assert!(control.accept(proto()).is_err());
+        assert!(control.stop_accepting(&proto()));
+        assert!(!control.stop_accepting(&proto()));
+        // Accepted again before the old `Incoming` is even polled or dropped.
+        let second = control.accept(proto()).unwrap();
+        assert_eq!(futures::executor::block_on(first.next()).map(|_| ()), None);
+        // The old one's drop leaves the new registration alone.
+        drop(first);
+        assert!(control.accept(proto()).is_err());
+        drop(second);
+        assert!(control.accept(proto()).is_ok());
     }
 }

@@ -71,11 +71,13 @@ async fn notify(ctx: &Ctx, peer: PeerId, authorized: bool) -> Result<()> {
         Request::Reload {
             expect_denied: None,
             expect_authorized: text,
+            expect_service: None,
         }
     } else {
         Request::Reload {
             expect_denied: text,
             expect_authorized: None,
+            expect_service: None,
         }
     };
     match control::connect(&ctx.socket(), &request).await? {

@@ -9,7 +9,9 @@
 //!   (listening; holding a relay reservation after a 60 s grace), and
 //!   `STOPPING=1` on shutdown (no-ops without `NOTIFY_SOCKET`);
 //! - SIGINT/SIGTERM stop it gracefully; SIGHUP, or a change of the files,
-//!   reloads authorized_keys and names live;
+//!   reloads authorized_keys, names and services live (a service added,
+//!   removed, disabled or narrowed applies at once; the proxied
+//!   connections it no longer allows are cut);
 //! - the control socket serves the other commands.
 
 use std::path::{Path, PathBuf};
@@ -43,7 +45,7 @@ const GRACE: Duration = Duration::from_secs(60);
 enum Main {
     Confirm(oneshot::Sender<Result<String>>),
     Restart(oneshot::Sender<Result<String>>),
-    Reload(oneshot::Sender<Result<String>>),
+    Reload(oneshot::Sender<Reloaded>),
 }
 
 fn wall() -> UnixTime {
@@ -154,7 +156,7 @@ pub(crate) async fn run(global: &Global) -> Result<ExitCode> {
             sig = signals.next() => match sig {
                 Sig::Stop => break ExitCode::SUCCESS,
                 Sig::Reload => {
-                    tracing::info!("SIGHUP: reloading authorized_keys and names");
+                    tracing::info!("SIGHUP: reloading authorized_keys, names and services");
                     let r = reload(&node, &ctx);
                     config_loaded = r.config_loaded.unwrap_or(config_loaded);
                 }
@@ -176,18 +178,14 @@ pub(crate) async fn run(global: &Global) -> Result<ExitCode> {
                     }
                 }
                 if Fingerprint::of_file(&ctx.path) != config_loaded {
-                    match ctx.reload() {
-                        Ok(fresh) => {
-                            node.load_names(fresh.config.names.clone());
-                            config_loaded = Fingerprint::of(fresh.text.as_bytes());
-                            tracing::info!("{} changed on disk: names reloaded", ctx.path.display());
-                        }
-                        Err(e) => {
-                            tracing::error!("config not reloaded, keeping the old names: {}", crate::ui::text(&e));
-                            // Do not try again until it changes once more.
-                            config_loaded = Fingerprint::of_file(&ctx.path);
-                        }
+                    let (outcome, loaded) = apply_config(&node, &ctx);
+                    match outcome {
+                        Ok(message) => tracing::info!("{} changed on disk: {message}", ctx.path.display()),
+                        Err(e) => tracing::error!("{} changed on disk: {}", ctx.path.display(), crate::ui::text(&e)),
                     }
+                    // After an error, do not try again until it changes
+                    // once more.
+                    config_loaded = loaded.unwrap_or_else(|| Fingerprint::of_file(&ctx.path));
                 }
             }
             _ = watchdog.tick() => {
@@ -225,7 +223,7 @@ pub(crate) async fn run(global: &Global) -> Result<ExitCode> {
                 Main::Reload(reply) => {
                     let r = reload(&node, &ctx);
                     config_loaded = r.config_loaded.unwrap_or(config_loaded);
-                    let _ = reply.send(r.outcome);
+                    let _ = reply.send(r);
                 }
             },
             Some(e) = events.next() => log_event(&e, &ctx),
@@ -267,7 +265,7 @@ fn banner(ctx: &Ctx, node: &Node) {
     }
     let services = node.services();
     if services.is_empty() {
-        println!("Services: none (add them under `services:` in the config)");
+        println!("Services: none (add one: peerup service add <name> <host:port>)");
     }
     for (name, local) in node.status().services {
         println!("Service:  {name} -> {local}");
@@ -323,8 +321,12 @@ fn log_event(e: &Event, ctx: &Ctx) {
 
 /// What a reload did.
 struct Reloaded {
-    /// Ok with the message to show, or why authorized_keys was not applied.
-    outcome: Result<String>,
+    /// authorized_keys: Ok with the message to show, or why it was not
+    /// applied.
+    keys: Result<String>,
+    /// The config (names and services): Ok with the message to show, or
+    /// why it was not applied.
+    config: Result<String>,
     /// The fingerprint of the config text now loaded, if it was.
     config_loaded: Option<Fingerprint>,
 }
@@ -337,7 +339,8 @@ fn revoked_text(change: &peerup_core::authz::Change) -> String {
     }
 }
 
-/// Reloads authorized_keys (live: revoked peers are disconnected) and names.
+/// Reloads authorized_keys (live: revoked peers are disconnected), names
+/// and services.
 fn reload(node: &Node, ctx: &Ctx) -> Reloaded {
     let keys = match node.reload_authorized_keys_file() {
         Ok(change) => Ok(format!("authorized_keys reloaded{}", revoked_text(&change))),
@@ -349,28 +352,84 @@ fn reload(node: &Node, ctx: &Ctx) -> Reloaded {
             ))
         }
     };
-    let (names, config_loaded) = match ctx.reload() {
-        Ok(fresh) => {
-            node.load_names(fresh.config.names.clone());
-            (
-                "names reloaded".to_owned(),
-                Some(Fingerprint::of(fresh.text.as_bytes())),
-            )
-        }
-        Err(e) => {
-            let e = crate::ui::text(&e);
-            tracing::error!("config not reloaded, keeping the old names: {e}");
-            (format!("names NOT reloaded: {e}"), None)
-        }
-    };
-    let outcome = keys.map(|k| {
-        tracing::info!("{k}; {names}");
-        format!("{k}; {names}")
-    });
+    let (config, config_loaded) = apply_config(node, ctx);
+    match (&keys, &config) {
+        (Ok(k), Ok(c)) => tracing::info!("{k}; {c}"),
+        (Ok(k), Err(e)) => tracing::error!("{k}; {}", crate::ui::text(e)),
+        (Err(_), Ok(c)) => tracing::info!("{c}"),
+        (Err(_), Err(e)) => tracing::error!("{}", crate::ui::text(e)),
+    }
     Reloaded {
-        outcome,
+        keys,
+        config,
         config_loaded,
     }
+}
+
+/// Re-reads the config and applies its names and services to the running
+/// node. Returns what was done (or why not) and the fingerprint of the
+/// text loaded, when it loaded.
+fn apply_config(node: &Node, ctx: &Ctx) -> (Result<String>, Option<Fingerprint>) {
+    let fresh = match ctx.reload() {
+        Ok(fresh) => fresh,
+        Err(e) => {
+            return (
+                Err(anyhow!(
+                    "config NOT reloaded, keeping the old names and services: {}",
+                    crate::ui::text(&e)
+                )),
+                None,
+            );
+        }
+    };
+    node.load_names(fresh.config.names.clone());
+    let loaded = Some(Fingerprint::of(fresh.text.as_bytes()));
+    let applied = peerup_net::node::services_from_config(&fresh.config, &fresh.path)
+        .and_then(|wanted| node.apply_services(wanted));
+    match applied {
+        Ok(change) => (
+            Ok(format!("names reloaded; {}", services_text(&change))),
+            loaded,
+        ),
+        Err(e) => (
+            Err(anyhow!(
+                "names reloaded, but services NOT all applied: {}; `peerup status` shows what is exposed",
+                peerup_net::error::chain(&e)
+            )),
+            loaded,
+        ),
+    }
+}
+
+/// `services unchanged`, or what changed.
+fn services_text(change: &peerup_net::node::ServicesChange) -> String {
+    if change.is_empty() {
+        return "services unchanged".to_owned();
+    }
+    let list = |v: &[peerup_core::wire::label::DnsLabel]| {
+        v.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut parts = Vec::new();
+    for (what, v) in [
+        ("added", &change.added),
+        ("removed", &change.removed),
+        ("changed", &change.changed),
+    ] {
+        if !v.is_empty() {
+            parts.push(format!("{what} {}", list(v)));
+        }
+    }
+    let mut text = format!("services {}", parts.join("; "));
+    if change.cut > 0 {
+        text.push_str(&format!(
+            " ({} proxied connection(s) no longer allowed were cut)",
+            change.cut
+        ));
+    }
+    text
 }
 
 enum Sig {
@@ -500,15 +559,15 @@ async fn serve_control(
     }
 }
 
-async fn ask(
+async fn ask<T>(
     main: &mpsc::Sender<Main>,
-    make: impl FnOnce(oneshot::Sender<Result<String>>) -> Main,
-) -> Result<String> {
+    make: impl FnOnce(oneshot::Sender<T>) -> Main,
+) -> Result<T> {
     let (tx, rx) = oneshot::channel();
     main.send(make(tx))
         .await
         .map_err(|_| anyhow!("the daemon is stopping"))?;
-    rx.await.map_err(|_| anyhow!("the daemon is stopping"))?
+    rx.await.map_err(|_| anyhow!("the daemon is stopping"))
 }
 
 async fn handle(
@@ -672,10 +731,50 @@ async fn handle(
             .await?;
         }
         Request::Reload {
+            expect_service: Some(expected),
+            ..
+        } => {
+            // `peerup service ...`: the config is what must have applied;
+            // authorized_keys is reported alongside.
+            let r = ask(main, Main::Reload).await?;
+            let config = r.config.map_err(|e| {
+                anyhow!(
+                    "the running daemon did not apply it: {}",
+                    crate::ui::text(&e)
+                )
+            })?;
+            let message = match r.keys {
+                Ok(k) => format!("{config}; {k}"),
+                Err(e) => format!("{config}; {}", crate::ui::text(&e)),
+            };
+            let now = node
+                .service_rule(expected.name.as_str())
+                .map(|s| control::ServiceState::of(&s));
+            if now != expected.state {
+                let describe = |s: &Option<control::ServiceState>| match s {
+                    Some(s) => s.to_string(),
+                    None => "not exposed".to_owned(),
+                };
+                bail!(
+                    "the running daemon has service `{}` {} after reloading, not {} ({message}); check the config with `peerup config validate` and the daemon's log",
+                    expected.name,
+                    describe(&now),
+                    describe(&expected.state),
+                );
+            }
+            control::send(w, &Reply::Ok { message }).await?;
+        }
+        Request::Reload {
             expect_denied,
             expect_authorized,
+            expect_service: None,
         } => {
-            let message = ask(main, Main::Reload).await?;
+            let r = ask(main, Main::Reload).await?;
+            let names = match r.config {
+                Ok(m) => m,
+                Err(e) => crate::ui::text(&e),
+            };
+            let message = r.keys.map(|k| format!("{k}; {names}"))?;
             if expect_denied.is_some() && !ctx.config.security.enable_connection_gating {
                 bail!(
                     "authorized_keys reloaded, but connection gating is disabled (security.enable_connection_gating: false): every peer can still connect"
@@ -694,11 +793,11 @@ async fn handle(
             control::send(w, &Reply::Ok { message }).await?;
         }
         Request::Confirm => {
-            let message = ask(main, Main::Confirm).await?;
+            let message = ask(main, Main::Confirm).await??;
             control::send(w, &Reply::Ok { message }).await?;
         }
         Request::Restart => {
-            let message = ask(main, Main::Restart).await?;
+            let message = ask(main, Main::Restart).await??;
             control::send(w, &Reply::Ok { message }).await?;
         }
     }

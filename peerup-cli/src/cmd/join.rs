@@ -1,6 +1,12 @@
 //! `peerup join`: accept an invite (code version 1, from a peer) or join a
 //! relay's pairing group (version 2, from `peerup-relay pair`); creates a
 //! config if none exists.
+//!
+//! `--non-interactive` (the Go version's flag, for scripts): the code comes
+//! from the arguments or `$PEERUP_INVITE_CODE` only, nothing is asked and
+//! no spinner drawn, notes go to stderr, and stdout gets one line: the
+//! paired peer's ID, then its name when it gave one (for a relay's group:
+//! the relay's ID, then the group).
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -20,12 +26,18 @@ use crate::control::{Reply, Request};
 #[derive(Args, Debug)]
 pub(crate) struct JoinArgs {
     /// The invite code (its groups may be given as separate words); else
-    /// $PEERUP_INVITE_CODE, else standard input.
+    /// $PEERUP_INVITE_CODE, else standard input (or a prompt on a
+    /// terminal).
     #[arg(value_name = "CODE", num_args = 0..)]
     code: Vec<String>,
     /// This machine's friendly name, given to the inviter (e.g. laptop).
     #[arg(long)]
     name: Option<String>,
+    /// For scripts: take the code from the arguments or
+    /// $PEERUP_INVITE_CODE only, never prompt or read stdin, and print only
+    /// the result on stdout: `<peer-id> [<name>]`, one line.
+    #[arg(long)]
+    non_interactive: bool,
     /// After joining a relay's group, do not start `peerup daemon` (it is
     /// started in the background when none runs).
     #[arg(long)]
@@ -40,6 +52,11 @@ fn read_code(args: &JoinArgs) -> Result<String> {
         && !c.trim().is_empty()
     {
         return Ok(c);
+    }
+    if args.non_interactive {
+        return Err(anyhow!(
+            "no invite code: with --non-interactive, pass it as an argument or in $PEERUP_INVITE_CODE (nothing is asked and stdin is not read)"
+        ));
     }
     if crate::ui::interactive() {
         let c: String = dialoguer::Input::new()
@@ -61,6 +78,7 @@ fn read_code(args: &JoinArgs) -> Result<String> {
 }
 
 pub(crate) async fn run(global: &Global, args: JoinArgs) -> Result<ExitCode> {
+    let quiet = args.non_interactive;
     let code_text = read_code(&args)?;
     let code = match AnyCode::decode(&code_text)
         .map_err(|e| anyhow!("invalid invite code: {e} (paste the whole code as one argument, quoted if it has spaces)"))?
@@ -82,10 +100,15 @@ pub(crate) async fn run(global: &Global, args: JoinArgs) -> Result<ExitCode> {
             let dir = super::init::target_dir(global, None)?;
             let path: PathBuf = super::init::target_config(global, &dir);
             let peer = super::init::create(&dir, &path, std::slice::from_ref(&relay), false)?;
-            println!(
+            let note = format!(
                 "Created {} (peer ID {peer}) with the relay from the invite",
                 path.display()
             );
+            if quiet {
+                eprintln!("{note}");
+            } else {
+                println!("{note}");
+            }
             context::load_path(&path, true)?
         }
     };
@@ -104,14 +127,18 @@ pub(crate) async fn run(global: &Global, args: JoinArgs) -> Result<ExitCode> {
         code: code_text.clone(),
         name: args.name.clone(),
     };
-    let pb = crate::ui::spinner("Connecting to the inviter through the relay...");
+    let pb = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        crate::ui::spinner("Connecting to the inviter through the relay...")
+    };
     let node = match super::daemon_or_node(&ctx, &request, false, LockMode::Exclusive).await {
         Ok(super::Through::Daemon(mut client)) => {
             while let Some(reply) = client.next().await? {
                 match reply {
                     Reply::Paired { peer, name } => {
                         pb.finish_and_clear();
-                        joined(&peer, name.as_deref());
+                        joined(&peer, name.as_deref(), quiet);
                         return Ok(ExitCode::SUCCESS);
                     }
                     Reply::Error { message } => {
@@ -134,11 +161,25 @@ pub(crate) async fn run(global: &Global, args: JoinArgs) -> Result<ExitCode> {
     pb.finish_and_clear();
     node.shutdown().await;
     let p = result?;
-    joined(&p.peer.to_string(), p.name.as_ref().map(Name::as_str));
+    joined(
+        &p.peer.to_string(),
+        p.name.as_ref().map(Name::as_str),
+        quiet,
+    );
     Ok(ExitCode::SUCCESS)
 }
 
-fn joined(peer: &str, name: Option<&str>) {
+/// Says who was paired: for people, with what to try next; with
+/// `--non-interactive`, as `<peer-id> [<name>]` alone (a name never holds
+/// a space).
+fn joined(peer: &str, name: Option<&str>, quiet: bool) {
+    if quiet {
+        match name {
+            Some(n) => println!("{peer} {n}"),
+            None => println!("{peer}"),
+        }
+        return;
+    }
     match name {
         Some(n) => {
             println!("Joined {n} ({peer}): added to authorized_keys and names.");
@@ -163,17 +204,22 @@ pub(crate) fn relay_joined_reply(j: &peerup_net::node::RelayJoined) -> Reply {
 }
 
 /// Loads the config, or creates one around `relay` for a first machine.
-fn config_for(global: &Global, relay: &RelayAddr, what: &str) -> Result<context::Ctx> {
+fn config_for(global: &Global, relay: &RelayAddr, what: &str, quiet: bool) -> Result<context::Ctx> {
     match context::find(global) {
         Ok(path) => context::load_path(&path, true),
         Err(_) => {
             let dir = super::init::target_dir(global, None)?;
             let path: PathBuf = super::init::target_config(global, &dir);
             let peer = super::init::create(&dir, &path, std::slice::from_ref(relay), false)?;
-            println!(
+            let note = format!(
                 "Created {} (peer ID {peer}) with the relay from the {what}",
                 path.display()
             );
+            if quiet {
+                eprintln!("{note}");
+            } else {
+                println!("{note}");
+            }
             context::load_path(&path, true)
         }
     }
@@ -196,13 +242,26 @@ async fn run_pairing(
         .relay_addr()
         .with(peerup_core::multiaddr::Protocol::P2p(code.relay_peer));
     let relay = RelayAddr::new(relay_addr).map_err(|e| anyhow!("pairing code relay: {e}"))?;
-    let ctx = config_for(global, &relay, "pairing code")?;
+    let quiet = args.non_interactive;
+    // Notes go to stderr with --non-interactive: stdout is the result.
+    let say = |text: String| {
+        if quiet {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    };
+    let ctx = config_for(global, &relay, "pairing code", quiet)?;
     let us = super::our_peer_id(&ctx)?;
     let request = Request::Join {
         code: code_text.to_owned(),
         name: args.name.clone(),
     };
-    let pb = crate::ui::spinner("Pairing with the relay...");
+    let pb = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        crate::ui::spinner("Pairing with the relay...")
+    };
     let (joined, daemon_running) =
         match super::daemon_or_node(&ctx, &request, false, LockMode::Exclusive).await {
             Ok(super::Through::Daemon(mut client)) => {
@@ -253,12 +312,14 @@ async fn run_pairing(
             }
         };
     let (relay_id, group, members, relay_added) = joined;
-    println!("Joined pairing group {group} on relay {relay_id}: this machine is authorized there.");
+    say(format!(
+        "Joined pairing group {group} on relay {relay_id}: this machine is authorized there."
+    ));
     if relay_added {
-        println!("Added the relay to {}.", ctx.path.display());
+        say(format!("Added the relay to {}.", ctx.path.display()));
     }
     if members.is_empty() {
-        println!("You are the first machine of the group; the others are added as they join.");
+        say("You are the first machine of the group; the others are added as they join.".into());
     }
     for (peer, name) in &members {
         let label = name
@@ -282,12 +343,15 @@ async fn run_pairing(
     }
     if daemon_running {
         if relay_added {
-            println!("Restart the daemon to reserve on the new relay.");
+            say("Restart the daemon to reserve on the new relay.".into());
         }
     } else if args.no_daemon {
-        println!("Start the daemon to be reachable: peerup daemon");
+        say("Start the daemon to be reachable: peerup daemon".into());
     } else {
-        start_daemon(&ctx)?;
+        say(start_daemon(&ctx)?);
+    }
+    if quiet {
+        println!("{relay_id} {group}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -295,7 +359,7 @@ async fn run_pairing(
 /// Starts `peerup daemon` for this config in the background (its own
 /// session, output to `daemon.log` beside the config) and waits until it
 /// answers on its control socket.
-fn start_daemon(ctx: &context::Ctx) -> Result<()> {
+fn start_daemon(ctx: &context::Ctx) -> Result<String> {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe()
         .map_err(|e| anyhow!("cannot find this program to start the daemon: {e}"))?;
@@ -326,19 +390,17 @@ fn start_daemon(ctx: &context::Ctx) -> Result<()> {
     let socket = ctx.socket();
     for _ in 0..100 {
         if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
-            println!(
+            return Ok(format!(
                 "Started the daemon (pid {}, log {}); run it as a service to keep it across reboots (see README).",
                 child.id(),
                 log_path.display()
-            );
-            return Ok(());
+            ));
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    println!(
+    Ok(format!(
         "Started the daemon (pid {}), but it is not answering yet; see {}",
         child.id(),
         log_path.display()
-    );
-    Ok(())
+    ))
 }

@@ -10,6 +10,7 @@ pub(crate) mod join;
 pub(crate) mod ping;
 pub(crate) mod proxy;
 pub(crate) mod relay;
+pub(crate) mod service;
 pub(crate) mod status;
 pub(crate) mod verify;
 
@@ -44,6 +45,7 @@ pub(crate) fn run(global: &Global, command: Command) -> Result<ExitCode> {
             Command::Verify(a) => verify::run(global, &a),
             Command::Auth(a) => auth::run(global, a).await,
             Command::Relay(a) => relay::run(global, a).await,
+            Command::Service(a) => service::run(global, a).await,
             Command::Config(a) => config::run(global, a).await,
             Command::Status(a) => status::run(global, a).await,
             Command::Demo(a) => demo::run(global, a).await,

@@ -1,10 +1,12 @@
 //! Minimal text edits of `peerup.yaml` (WIRE.md §9): the `names:` map
-//! (`peerup join`, `peerup name`) and the `relay.addresses` list
-//! (`peerup relay add/remove`).
+//! (`peerup join`, `peerup name`), the `relay.addresses` list
+//! (`peerup relay add/remove`) and the `services:` map (`peerup service
+//! add/remove/enable/disable`).
 //!
 //! Input: the file's text and what to change. Output: the new text, or an
 //! [`EditError`] and no text. The caller reads the file, calls one of
-//! [`set_name`], [`remove_name`], [`add_relay`], [`remove_relay`], and
+//! [`set_name`], [`remove_name`], [`add_relay`], [`remove_relay`],
+//! [`add_service`], [`remove_service`], [`set_service_enabled`], and
 //! writes the result (atomically; see [`confirm`](super::confirm)).
 //!
 //! ## What is preserved
@@ -34,6 +36,18 @@
 //! - `relay:` missing (appended), empty, or a block mapping with or without
 //!   `addresses:`; `addresses:` empty, a block list (`- "..."` items,
 //!   indented or not) or a flow list `[...]` (rewritten as a block).
+//! - `services:` missing (a block is appended at the end of the file),
+//!   empty (`services: {}` is what `peerup service remove` leaves when the
+//!   last one goes), or a block mapping: a new service goes after the last
+//!   one, written as `peerup config show` writes one (`enabled`,
+//!   `local_address`, `allowed_peers` as a `- "..."` list); a removed one
+//!   loses its key line, every line up to its last value and the comment
+//!   lines right after it indented deeper than its key (they are its own;
+//!   other comments stay); `enabled` is
+//!   replaced in place, or added as the service's first field when it was
+//!   left to its default. A flow mapping (`services: {...}`, or a service
+//!   written `ssh: {...}`) is refused: rewriting it would need every
+//!   service's fields re-rendered, and such files are rare.
 //!
 //! Anything else the editor cannot change safely (an anchor, a tag, a value
 //! over several lines, comments inside a multi-line `[...]` that a rewrite
@@ -61,10 +75,12 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use super::de::{List, Text};
 use super::diag::{ConfigError, FieldPath};
 use super::emit;
-use super::node::{Config, PeerRef};
+use super::node::{Config, PeerRef, Service};
 use super::yaml_lines::{self, Line, split_key};
 use crate::naming::Name;
 use crate::relay_addr::RelayAddr;
+use crate::wire::label::DnsLabel;
+use crate::wire::protocol::is_reserved_service_name;
 use crate::{Multiaddr, PeerId};
 
 /// The file named in errors until [`EditError::with_file`] is applied.
@@ -111,6 +127,30 @@ pub enum EditError {
         /// The addresses that are listed, in file order.
         configured: Vec<Multiaddr>,
     },
+    /// [`add_service`] of a name already in `services`.
+    #[error("service `{name}` is already in services")]
+    ServiceExists {
+        /// The service.
+        name: String,
+    },
+    /// [`remove_service`] or [`set_service_enabled`] of a service that is
+    /// not in `services`.
+    #[error("no service `{name}` in services ({})", known_services(.known))]
+    ServiceNotFound {
+        /// The name asked for.
+        name: String,
+        /// The services that are configured, sorted.
+        known: Vec<String>,
+    },
+    /// [`add_service`] of a service the config would not load with: a
+    /// reserved name, or an `allowed_peers` name missing from `names`.
+    #[error("service `{name}`: {reason}")]
+    InvalidService {
+        /// The service.
+        name: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
     /// The field is written in a shape this editor does not change.
     #[error("cannot edit {path} safely: line {line}: {reason}; edit the file by hand")]
     Unsupported {
@@ -153,6 +193,14 @@ fn known_names(known: &[String]) -> String {
         "no names are defined".to_owned()
     } else {
         format!("known: {}", known.join(", "))
+    }
+}
+
+fn known_services(known: &[String]) -> String {
+    if known.is_empty() {
+        "no services are configured".to_owned()
+    } else {
+        format!("configured: {}", known.join(", "))
     }
 }
 
@@ -567,6 +615,290 @@ pub fn remove_relay(text: &str, addr: &RelayAddr) -> Result<String, EditError> {
     })
 }
 
+/// Adds the service `name` at the end of `services:` (creating `services:`
+/// at the end of the file when there is none), written as
+/// `peerup config show` writes it:
+///
+/// ```yaml
+/// services:
+///   ssh:
+///     enabled: true
+///     local_address: "localhost:22"
+///     allowed_peers:
+///       - "laptop"
+/// ```
+///
+/// # Errors
+/// [`EditError::ServiceExists`] when `name` is configured already,
+/// [`EditError::InvalidService`] for a reserved name or an
+/// `allowed_peers` name not in `names`, [`EditError::Invalid`] when
+/// `text` does not load, [`EditError::Unsupported`] for a `services:`
+/// written as a flow mapping (or in another shape the editor does not
+/// change), [`EditError::Broke`] / [`EditError::NoEffect`] when the
+/// result fails the re-parse check.
+pub fn add_service(text: &str, name: &DnsLabel, service: &Service) -> Result<String, EditError> {
+    let before = load(text)?;
+    if before.services.contains_key(name) {
+        return Err(EditError::ServiceExists {
+            name: name.to_string(),
+        });
+    }
+    if is_reserved_service_name(name.as_str()) {
+        return Err(EditError::InvalidService {
+            name: name.to_string(),
+            reason: format!(
+                "the name is reserved: /peerup/{name}/1.0.0 is one of peerup's own protocols"
+            ),
+        });
+    }
+    for r in service.allowed_peers.iter().flatten() {
+        if let PeerRef::Name(n) = r
+            && before.names.get(n.as_str()).is_none()
+        {
+            return Err(EditError::InvalidService {
+                name: name.to_string(),
+                reason: format!(
+                    "allowed_peers names `{n}`, which is not in names ({})",
+                    known_names(
+                        &before
+                            .names
+                            .iter()
+                            .map(|(n, _)| n.to_string())
+                            .collect::<Vec<_>>()
+                    )
+                ),
+            });
+        }
+    }
+    let mut after = before;
+    after.services.insert(name.clone(), service.clone());
+
+    let doc = Doc::new(text);
+    let path = FieldPath::keys(&["services"]);
+    let unit = doc.unit;
+    let block = |indent: usize| service_lines(indent, unit, name, service);
+    let edits = match doc.top_entry("services", &path)? {
+        None => {
+            let mut lines = vec!["services:".to_owned()];
+            lines.extend(block(unit));
+            doc.append(lines)
+        }
+        Some(e) => match doc.shape(&e, &path, b'{')? {
+            Shape::Empty { end_line, tail } => {
+                let mut lines = vec![doc.block_head(&e, end_line, tail)];
+                lines.extend(block(unit));
+                vec![Edit {
+                    from: e.line,
+                    to: end_line + 1,
+                    lines,
+                }]
+            }
+            Shape::Flow(span) => return Err(flow_services(&path, span.line)),
+            Shape::Block { from, to, indent } => {
+                let children = doc.entries(from, to, indent, false, &path)?;
+                let last = children
+                    .last()
+                    .map_or(from, |c| doc.own_comments_end(c.last + 1, indent));
+                vec![Edit {
+                    from: last,
+                    to: last,
+                    lines: block(indent),
+                }]
+            }
+        },
+    };
+    doc.finish(edits, &after, path, || format!("a service `{name}`"))
+}
+
+/// Removes the service `name`: its key line and every line up to its
+/// last value. When no service is left, the key becomes `services: {}`
+/// (a comment on its line is kept).
+///
+/// # Errors
+/// [`EditError::ServiceNotFound`] listing the configured services,
+/// [`EditError::Invalid`] when `text` does not load,
+/// [`EditError::Unsupported`] for a `services:` written as a flow mapping
+/// or a service behind an anchor, alias or tag, [`EditError::Broke`] /
+/// [`EditError::NoEffect`] when the result fails the re-parse check (an
+/// alias elsewhere of an anchor inside the service, say).
+pub fn remove_service(text: &str, name: &DnsLabel) -> Result<String, EditError> {
+    let before = load(text)?;
+    if !before.services.contains_key(name) {
+        return Err(service_not_found(&before, name));
+    }
+    let mut after = before;
+    after.services.remove(name);
+
+    let doc = Doc::new(text);
+    let path = FieldPath::keys(&["services"]);
+    let mut edits = Vec::new();
+    if let Some(e) = doc.top_entry("services", &path)? {
+        match doc.shape(&e, &path, b'{')? {
+            // The config says the service is there: leave the text alone
+            // and let the re-parse check report the disagreement.
+            Shape::Empty { .. } => {}
+            Shape::Flow(span) => return Err(flow_services(&path, span.line)),
+            Shape::Block { from, to, indent } => {
+                let children = doc.entries(from, to, indent, false, &path)?;
+                if let Some(c) = children
+                    .iter()
+                    .find(|c| c.key.as_deref() == Some(name.as_str()))
+                {
+                    if matches!(c.value, Inline::Other) {
+                        return Err(unsupported(
+                            &path.clone().key(name.as_str()),
+                            c.line,
+                            "an anchor, alias, tag or block scalar",
+                        ));
+                    }
+                    edits.push(Edit {
+                        from: c.line,
+                        to: doc.own_comments_end(c.last + 1, indent),
+                        lines: Vec::new(),
+                    });
+                    if children.len() == 1 {
+                        edits.push(Edit::replace(
+                            e.line,
+                            doc.empty_head(&e, e.line, e.head, "{}"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    doc.finish(edits, &after, path, || format!("no service `{name}`"))
+}
+
+/// Sets `services.<name>.enabled`: the value is replaced in place
+/// (keeping a comment after it), or `enabled:` is added as the service's
+/// first field when the file left it to its default (true). A service
+/// already in that state gives the text unchanged.
+///
+/// # Errors
+/// [`EditError::ServiceNotFound`] listing the configured services,
+/// [`EditError::Invalid`] when `text` does not load,
+/// [`EditError::Unsupported`] for a `services:` or a service written as a
+/// flow mapping, or an `enabled` that is not a single-line value,
+/// [`EditError::Broke`] / [`EditError::NoEffect`] when the result fails
+/// the re-parse check.
+pub fn set_service_enabled(
+    text: &str,
+    name: &DnsLabel,
+    enabled: bool,
+) -> Result<String, EditError> {
+    let before = load(text)?;
+    let Some(current) = before.services.get(name) else {
+        return Err(service_not_found(&before, name));
+    };
+    if current.enabled == enabled {
+        return Ok(text.to_owned());
+    }
+    let mut after = before.clone();
+    if let Some(s) = after.services.get_mut(name) {
+        s.enabled = enabled;
+    }
+
+    let doc = Doc::new(text);
+    let path = FieldPath::keys(&["services"]);
+    let service_path = path.clone().key(name.as_str());
+    let field_path = service_path.clone().key("enabled");
+    let value = emit::boolean(enabled);
+    let mut edits = Vec::new();
+    if let Some(e) = doc.top_entry("services", &path)? {
+        match doc.shape(&e, &path, b'{')? {
+            Shape::Empty { .. } => {}
+            Shape::Flow(span) => return Err(flow_services(&path, span.line)),
+            Shape::Block { from, to, indent } => {
+                let children = doc.entries(from, to, indent, false, &path)?;
+                if let Some(c) = children
+                    .iter()
+                    .find(|c| c.key.as_deref() == Some(name.as_str()))
+                {
+                    match doc.shape(c, &service_path, b'{')? {
+                        Shape::Empty { .. } => {}
+                        Shape::Flow(span) => {
+                            return Err(unsupported(
+                                &service_path,
+                                span.line,
+                                "a flow mapping `{...}`; write the service as an indented block",
+                            ));
+                        }
+                        Shape::Block { from, to, indent } => {
+                            let fields = doc.entries(from, to, indent, false, &service_path)?;
+                            match fields.iter().find(|f| f.key.as_deref() == Some("enabled")) {
+                                Some(f) => {
+                                    let span = doc.single_line_scalar(f, &field_path)?;
+                                    let body = doc.body(f.line);
+                                    edits.push(Edit::replace(
+                                        f.line,
+                                        format!(
+                                            "{}{value}{}",
+                                            &body[..span.start],
+                                            &body[span.end..]
+                                        ),
+                                    ));
+                                }
+                                None => {
+                                    let at = fields.first().map_or(from, |f| f.line);
+                                    edits.push(Edit::insert(
+                                        at,
+                                        format!("{}enabled: {value}", spaces(indent)),
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    doc.finish(edits, &after, field_path, || {
+        format!("services.{name}.enabled: {value}")
+    })
+}
+
+/// The lines of a new service entry at `indent`, its fields one `unit`
+/// deeper.
+fn service_lines(indent: usize, unit: usize, name: &DnsLabel, s: &Service) -> Vec<String> {
+    let field = spaces(indent + unit);
+    let mut lines = vec![
+        format!("{}{}:", spaces(indent), emit::key(name.as_str())),
+        format!("{field}enabled: {}", emit::boolean(s.enabled)),
+        format!(
+            "{field}local_address: {}",
+            emit::quote(&s.local_address.to_string())
+        ),
+    ];
+    match &s.allowed_peers {
+        None => {}
+        Some(list) if list.is_empty() => lines.push(format!("{field}allowed_peers: []")),
+        Some(list) => {
+            lines.push(format!("{field}allowed_peers:"));
+            let item = spaces(indent + 2 * unit);
+            lines.extend(
+                list.iter()
+                    .map(|p| format!("{item}- {}", emit::quote(&p.to_string()))),
+            );
+        }
+    }
+    lines
+}
+
+fn service_not_found(config: &Config, name: &DnsLabel) -> EditError {
+    EditError::ServiceNotFound {
+        name: name.to_string(),
+        known: config.services.keys().map(ToString::to_string).collect(),
+    }
+}
+
+fn flow_services(path: &FieldPath, line: usize) -> EditError {
+    unsupported(
+        path,
+        line,
+        "a flow mapping `services: {...}`; write it as an indented block",
+    )
+}
+
 fn load(text: &str) -> Result<Config, EditError> {
     Config::parse(Path::new(FILE), text)
         .map(|(config, _)| config)
@@ -725,6 +1057,21 @@ impl<'a> Doc<'a> {
 
     fn indent(&self, i: usize) -> usize {
         yaml_lines::indent(self.body(i))
+    }
+
+    /// The first line from `from` on that is not a comment line indented
+    /// deeper than `indent`: comments right after an entry's last value,
+    /// at its fields' depth, belong to the entry (`# allowed_peers: []`
+    /// under a service).
+    fn own_comments_end(&self, from: usize, indent: usize) -> usize {
+        let mut i = from;
+        while i < self.lines.len()
+            && self.body(i).trim_start().starts_with('#')
+            && self.indent(i) > indent
+        {
+            i += 1;
+        }
+        i
     }
 
     /// Not blank and not only a comment.

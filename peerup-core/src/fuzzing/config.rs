@@ -10,10 +10,12 @@ use crate::Multiaddr;
 use crate::config::archive::PendingMarker;
 use crate::config::confirm::{ConfirmError, Event, MarkerState, OnDisk};
 use crate::config::edit::{self, EditError};
+use crate::config::node::{Host, LocalAddress, PeerRef, Service};
 use crate::config::{Config, RelayConfig, WarningKind};
 use crate::naming::Name;
 use crate::relay_addr::RelayAddr;
 use crate::time::UnixTime;
+use crate::wire::label::DnsLabel;
 
 use super::*;
 use crate::models::Disk;
@@ -24,16 +26,17 @@ use crate::models::Disk;
 /// `peerup.yaml` (WIRE.md §9): the input, lossily decoded, goes to
 /// [`Config::parse`]. A config that parses is rendered (plain and
 /// commented) and parsed back, and edited with
-/// [`edit::set_name`], [`edit::remove_name`], [`edit::add_relay`] and
-/// [`edit::remove_relay`] (what to edit is picked from a hash of the
-/// input).
+/// [`edit::set_name`], [`edit::remove_name`], [`edit::add_relay`],
+/// [`edit::remove_relay`], [`edit::add_service`], [`edit::remove_service`]
+/// and [`edit::set_service_enabled`] (what to edit is picked from a hash
+/// of the input).
 ///
 /// # Panics
 /// When an error does not name the file, when a rendered config does not
 /// parse back to itself or warns of unknown keys, when an edit of a
 /// config that parses reports `Invalid`, `Broke` or `NoEffect`, gives a
 /// text that does not parse to exactly the asked-for config, or drops a
-/// comment line.
+/// comment line (other than one inside a removed service).
 pub fn config_node(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let file = Path::new("peerup.yaml");
@@ -128,6 +131,54 @@ fn node_edits(text: &str, config: &Config, data: &[u8]) {
         &expected,
         "remove_relay",
     );
+
+    let existing: Vec<DnsLabel> = config.services.keys().cloned().collect();
+    let fallback = ["ssh", "web", "x-1"][(pick >> 7) % 3];
+    let service = match existing.get((pick >> 9) % existing.len().max(1)) {
+        Some(s) if pick & 64 == 0 => s.clone(),
+        _ => match DnsLabel::new(fallback) {
+            Ok(l) => l,
+            Err(e) => panic!("{fallback}: {e}"),
+        },
+    };
+    let local = match LocalAddress::new(Host::Ipv4(Ipv4Addr::LOCALHOST), 22) {
+        Ok(l) => l,
+        Err(e) => panic!("{e}"),
+    };
+    let mut new = Service::new(local);
+    if pick & 128 == 0 {
+        new.allowed_peers = Some(vec![PeerRef::Id(who)]);
+    }
+    let mut expected = config.clone();
+    expected.services.insert(service.clone(), new.clone());
+    checked_edit(
+        text,
+        edit::add_service(text, &service, &new),
+        &expected,
+        "add_service",
+    );
+
+    let enabled = pick & 256 == 0;
+    let mut expected = config.clone();
+    if let Some(s) = expected.services.get_mut(&service) {
+        s.enabled = enabled;
+    }
+    checked_edit(
+        text,
+        edit::set_service_enabled(text, &service, enabled),
+        &expected,
+        "set_service_enabled",
+    );
+
+    let mut expected = config.clone();
+    expected.services.remove(&service);
+    // The removed service's own comment lines go with it.
+    let removed = edit::remove_service(text, &service);
+    if let Ok(out) = &removed {
+        checked_config(text, out, &expected, "remove_service");
+    } else {
+        checked_edit(text, removed, &expected, "remove_service");
+    }
 }
 
 fn checked_edit(text: &str, result: Result<String, EditError>, expected: &Config, what: &str) {
@@ -148,13 +199,7 @@ fn checked_edit(text: &str, result: Result<String, EditError>, expected: &Config
         }
         Err(_) => return,
     };
-    match Config::parse(Path::new("peerup.yaml"), &new) {
-        Ok((c, _)) => assert!(
-            c == *expected,
-            "{what} gave another config\n--- before\n{text}\n--- after\n{new}"
-        ),
-        Err(e) => panic!("{what} gave a config that does not parse: {e}\n{new}"),
-    }
+    checked_config(text, &new, expected, what);
     // Comment lines survive an edit, in order.
     let mut after = new.lines().map(str::trim);
     for comment in text.lines().map(str::trim).filter(|l| l.starts_with('#')) {
@@ -162,6 +207,16 @@ fn checked_edit(text: &str, result: Result<String, EditError>, expected: &Config
             after.any(|l| l == comment),
             "{what} dropped the comment {comment:?}\n--- before\n{text}\n--- after\n{new}"
         );
+    }
+}
+
+fn checked_config(text: &str, new: &str, expected: &Config, what: &str) {
+    match Config::parse(Path::new("peerup.yaml"), new) {
+        Ok((c, _)) => assert!(
+            c == *expected,
+            "{what} gave another config\n--- before\n{text}\n--- after\n{new}"
+        ),
+        Err(e) => panic!("{what} gave a config that does not parse: {e}\n{new}"),
     }
 }
 

@@ -34,14 +34,15 @@ use peerup_core::naming::{Names, ResolveError};
 use peerup_core::relay_addr::RelayAddr;
 use peerup_core::time::UnixTime;
 use peerup_core::wire::ConnectionPath;
+use peerup_core::wire::label::DnsLabel;
 
 use self::behaviour::{Behaviour, Parts};
 pub use self::driver::DialFailure;
 use self::driver::{Command, Driver};
-pub use self::options::{NodeOptions, ServiceSpec, load_authorized_keys};
+pub use self::options::{NodeOptions, ServiceSpec, load_authorized_keys, services_from_config};
 pub use self::ping::{PingError, PingReply};
 pub use self::relay_pair::RelayJoined;
-pub use self::service::{Forwarder, ServiceStream};
+pub use self::service::{Forwarder, ServiceRuleError, ServiceStream, ServicesChange};
 pub use self::service_name::{IntoServiceName, InvalidService, InvalidServiceName};
 pub use self::status::{ConnInfo, PeerState, ProxyState, RelayState, Status};
 use crate::error::RandomError;
@@ -240,8 +241,11 @@ pub(crate) struct Inner {
     pub invite_cancel: Mutex<Option<AbortHandle>>,
     /// Inbound connections refused by a connection limit.
     pub limit_stats: Arc<crate::limits::LimitStats>,
-    /// Proxied connections by id: their peer, and what cuts them.
-    pub proxy_cancels: Mutex<BTreeMap<u64, (PeerId, oneshot::Sender<()>)>>,
+    /// Proxied connections by id: their peer, the service they serve,
+    /// and what cuts them.
+    pub proxy_cancels: Mutex<BTreeMap<u64, service::ProxyCancel>>,
+    /// The services exposed now (as started, then as changed live).
+    pub services: Mutex<BTreeMap<DnsLabel, ServiceSpec>>,
     /// Every running task, so shutdown can abort them; each removes
     /// itself when it ends.
     pub all_tasks: Arc<Mutex<BTreeMap<u64, AbortHandle>>>,
@@ -363,17 +367,27 @@ impl Inner {
     /// Ends every proxied connection with `peer`, in both directions (the
     /// local TCP side sees a reset).
     pub(crate) fn cut_proxies(&self, peer: &PeerId) {
+        self.cut_proxies_where(service::Cut::Revoked, |_, c| c.peer == *peer);
+    }
+
+    /// Ends the proxied connections `which` picks; returns how many.
+    pub(crate) fn cut_proxies_where(
+        &self,
+        why: service::Cut,
+        mut which: impl FnMut(u64, &service::ProxyCancel) -> bool,
+    ) -> usize {
         let mut cancels = self.proxy_cancels.lock().unwrap_or_else(|e| e.into_inner());
         let ids: Vec<u64> = cancels
             .iter()
-            .filter(|(_, (p, _))| p == peer)
+            .filter(|(id, c)| which(**id, c))
             .map(|(id, _)| *id)
             .collect();
-        for id in ids {
-            if let Some((_, cancel)) = cancels.remove(&id) {
-                let _ = cancel.send(());
+        for id in &ids {
+            if let Some(c) = cancels.remove(id) {
+                let _ = c.cancel.send(why);
             }
         }
+        ids.len()
     }
 
     /// Sends a command without waiting (the channel is bounded; a full
@@ -560,6 +574,7 @@ impl Node {
             tasks: Mutex::new(BTreeMap::new()),
             invite_cancel: Mutex::new(None),
             proxy_cancels: Mutex::new(BTreeMap::new()),
+            services: Mutex::new(BTreeMap::new()),
             limit_stats: Arc::default(),
             all_tasks: Arc::new(Mutex::new(BTreeMap::new())),
             next_id: AtomicU64::new(1),
@@ -994,11 +1009,29 @@ impl Node {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// The set of peers allowed for a service, as configured (`None` for
-    /// a service not configured, or a name that is not a DNS label).
+    /// A service's local address and rule as exposed now (`None` for a
+    /// service not exposed, or a name that is not a DNS label): the
+    /// start's options, then every live change
+    /// ([`Node::expose_service`], [`Node::unexpose_service`],
+    /// [`Node::set_service_rule`], [`Node::apply_services`]).
     pub fn service_rule(&self, name: impl IntoServiceName) -> Option<ServiceSpec> {
         let name = name.into_service_name().ok()?;
-        self.inner.options.services.get(&name).cloned()
+        self.inner
+            .services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&name)
+            .cloned()
+    }
+
+    /// Every service exposed now, enabled or not, with its local address
+    /// and rule.
+    pub fn service_specs(&self) -> BTreeMap<DnsLabel, ServiceSpec> {
+        self.inner
+            .services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Inbound connections refused by a connection limit so far.
@@ -1006,7 +1039,7 @@ impl Node {
         &self.inner.limit_stats
     }
 
-    /// Exposed service names.
+    /// The names of the services exposed and enabled now.
     pub fn services(&self) -> BTreeSet<String> {
         self.inner
             .snapshot(|s| s.services.keys().cloned().collect())

@@ -45,6 +45,40 @@ pub fn load_authorized_keys(
     }
 }
 
+/// The services of a parsed config at `config_path`, typed for the node:
+/// `allowed_peers` names resolved against the config's `names` (what
+/// [`NodeOptions::from_config`] exposes at start, and what a reload gives
+/// [`Node::apply_services`](super::Node::apply_services)).
+///
+/// # Errors
+/// [`StartError::Config`] for an `allowed_peers` name missing from
+/// `names` (never for a config from [`Config::parse`], which checks them).
+pub fn services_from_config(
+    config: &Config,
+    config_path: &FsPath,
+) -> Result<BTreeMap<DnsLabel, ServiceSpec>, StartError> {
+    let mut services = BTreeMap::new();
+    for (name, svc) in &config.services {
+        let allowed =
+            svc.resolve_allowed_peers(&config.names)
+                .map_err(|source| StartError::Config {
+                    path: config_path.to_owned(),
+                    source,
+                })?;
+        services.insert(
+            name.clone(),
+            ServiceSpec {
+                local: svc.local_address.clone(),
+                rule: ServiceRule {
+                    enabled: svc.enabled,
+                    allowed_peers: allowed,
+                },
+            },
+        );
+    }
+    Ok(services)
+}
+
 /// A service to expose: the local address it listens on, and who may use
 /// it. Typed from the config (or [`NodeOptions::with_service`]) to the
 /// socket, never turned back into text on the way.
@@ -275,25 +309,7 @@ impl NodeOptions {
         let gating = config.security.enable_connection_gating;
         let (doc, fingerprint) = load_authorized_keys(&ak_path, gating)?;
         let names = config.names.clone();
-        let mut services = BTreeMap::new();
-        for (name, svc) in &config.services {
-            let allowed =
-                svc.resolve_allowed_peers(&names)
-                    .map_err(|source| StartError::Config {
-                        path: config_path.to_owned(),
-                        source,
-                    })?;
-            services.insert(
-                name.clone(),
-                ServiceSpec {
-                    local: svc.local_address.clone(),
-                    rule: ServiceRule {
-                        enabled: svc.enabled,
-                        allowed_peers: allowed,
-                    },
-                },
-            );
-        }
+        let services = services_from_config(config, config_path)?;
         let mut o = NodeOptions::new(keypair);
         o.listen = config.network.listen_addresses.clone();
         o.relays = config.relay.addresses.clone();

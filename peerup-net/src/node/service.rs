@@ -9,6 +9,21 @@
 //! with a 30 s timeout, retrying after 1, 2 and 4 s; [`Node::forward`]
 //! listens on a local TCP port and does that for every accepted
 //! connection.
+//!
+//! Live changes: [`Node::expose_service`], [`Node::unexpose_service`],
+//! [`Node::set_service_rule`] and [`Node::apply_services`] (the daemon's
+//! reload) change what is served while the node runs. A service that is
+//! removed stops being negotiated at once (a peer opening it hears "not
+//! supported", as for a name never exposed); one that is disabled is still
+//! negotiated and every stream is refused by the policy (logged as
+//! `DENIED`, as at start). In both cases, and when a service's
+//! `allowed_peers` no longer lists a peer, the proxied connections that
+//! the change no longer allows are cut on both sides (the local TCP side
+//! sees a reset, the peer's stream ends), as a revocation cuts a peer's:
+//! a change that takes access away takes it away now, not at the next
+//! connection. A service whose local address changes is removed and
+//! exposed again, so its open connections (to the old address) are cut
+//! too.
 
 use std::io;
 use std::net::SocketAddr;
@@ -18,7 +33,10 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use futures::StreamExt;
+use futures::channel::oneshot;
 use futures::future::{AbortHandle, Abortable};
 use futures::io::{AsyncRead, AsyncWrite};
 use libp2p::swarm::ConnectionId;
@@ -37,6 +55,65 @@ use super::{
 use crate::runtime::{Runtime, TcpStream};
 use crate::splice::{Counters, Splice};
 use crate::streams::{Inbound, OpenError};
+
+/// Why a proxied connection was cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cut {
+    /// The peer's authorization was revoked or expired.
+    Revoked,
+    /// The service was removed or disabled, or no longer lets the peer in.
+    ServiceChanged,
+}
+
+/// What cuts one proxied connection, and what it carries.
+pub(crate) struct ProxyCancel {
+    /// The peer on the other side.
+    pub peer: PeerId,
+    /// The service this node serves on it; `None` when it is a forwarded
+    /// connection to a peer's service.
+    pub served: Option<DnsLabel>,
+    /// Its path, for the policy's decision.
+    pub path: ConnectionPath,
+    /// Cuts it.
+    pub cancel: oneshot::Sender<Cut>,
+}
+
+/// What [`Node::apply_services`] changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServicesChange {
+    /// Services exposed that were not.
+    pub added: Vec<DnsLabel>,
+    /// Services no longer exposed.
+    pub removed: Vec<DnsLabel>,
+    /// Services whose local address, `enabled` or `allowed_peers`
+    /// changed.
+    pub changed: Vec<DnsLabel>,
+    /// Proxied connections cut because the change no longer allows them.
+    pub cut: usize,
+}
+
+impl ServicesChange {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
+
+/// Why [`Node::set_service_rule`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceRuleError {
+    /// The name is not a DNS label.
+    #[error(transparent)]
+    InvalidName(#[from] InvalidServiceName),
+    /// No service of that name is exposed.
+    #[error("service `{name}` is not exposed (expose it first)")]
+    NotExposed {
+        /// The service.
+        name: String,
+    },
+}
 
 /// Connections one forwarded port carries at once; more are refused.
 pub const MAX_FORWARDED: usize = 4096;
@@ -218,13 +295,31 @@ impl Node {
     /// Exposes a service already checked and typed (the config's and
     /// [`NodeOptions::with_service`](super::NodeOptions::with_service)'s).
     pub(crate) fn expose(&self, name: DnsLabel, spec: ServiceSpec) -> Result<(), StartError> {
-        let ServiceSpec { local, rule } = spec;
+        let mut services = self
+            .inner()
+            .services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.expose_locked(&mut services, name, spec)
+    }
+
+    /// [`Node::expose`] with the live service map locked (one change at a
+    /// time: [`Node::apply_services`] makes several under one lock).
+    fn expose_locked(
+        &self,
+        services: &mut BTreeMap<DnsLabel, ServiceSpec>,
+        name: DnsLabel,
+        spec: ServiceSpec,
+    ) -> Result<(), StartError> {
         let err = |source| StartError::Service {
             name: name.to_string(),
             source,
         };
         if protocol::is_reserved_service_name(name.as_str()) {
             return Err(err(ServiceError::Reserved));
+        }
+        if services.contains_key(&name) {
+            return Err(err(ServiceError::AlreadyExposed));
         }
         let proto = StreamProtocol::try_from_owned(protocol::service(&name))
             .map_err(|e| err(ServiceError::Protocol(e)))?;
@@ -233,12 +328,14 @@ impl Node {
             .control
             .accept(proto)
             .map_err(|_| err(ServiceError::AlreadyExposed))?;
+        let ServiceSpec { local, rule } = spec.clone();
         let enabled = rule.enabled;
         self.inner()
             .policy
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .set_service(name.clone(), rule);
+        services.insert(name.clone(), spec);
         if enabled {
             self.inner().update(|s| {
                 s.services.insert(name.to_string(), local.to_string());
@@ -248,7 +345,7 @@ impl Node {
         let node = self.clone();
         let service = name.clone();
         self.inner().spawn_tracked(
-            Some(format!("service:{name}")),
+            Some(service_task(&name)),
             Box::pin(async move {
                 let mut incoming = incoming;
                 while let Some(inbound) = incoming.next().await {
@@ -256,24 +353,45 @@ impl Node {
                 }
             }),
         );
-        tracing::info!(service = %name, "exposing service");
+        tracing::info!(service = %name, %enabled, "exposing service");
         Ok(())
     }
 
-    /// Stops exposing a service (connections in progress continue). A
-    /// name that is not a DNS label names no exposed service: nothing to
-    /// stop.
-    pub fn unexpose_service(&self, name: impl IntoServiceName) {
+    /// Stops exposing a service, at once: its protocol is no longer
+    /// negotiated (a peer opening it hears "not supported"), its rule
+    /// leaves the policy and its entry `status`, and its proxied
+    /// connections are cut on both sides (the local side sees a reset), as
+    /// a revocation cuts a peer's. Returns whether it was exposed (a name
+    /// that is not a DNS label names no exposed service).
+    pub fn unexpose_service(&self, name: impl IntoServiceName) -> bool {
         let Ok(name) = name.into_service_name() else {
-            return;
+            return false;
         };
-        let key = format!("service:{name}");
+        let mut services = self
+            .inner()
+            .services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.unexpose_locked(&mut services, &name).is_some()
+    }
+
+    /// [`Node::unexpose_service`] with the map locked; the number of
+    /// proxied connections cut, `None` when it was not exposed.
+    fn unexpose_locked(
+        &self,
+        services: &mut BTreeMap<DnsLabel, ServiceSpec>,
+        name: &DnsLabel,
+    ) -> Option<usize> {
+        services.remove(name)?;
+        if let Ok(proto) = StreamProtocol::try_from_owned(protocol::service(name)) {
+            self.inner().control.stop_accepting(&proto);
+        }
         if let Some(h) = self
             .inner()
             .tasks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&key)
+            .remove(&service_task(name))
         {
             h.abort();
         }
@@ -281,10 +399,155 @@ impl Node {
             .policy
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .remove_service(&name);
+            .remove_service(name);
         self.inner().update(|s| {
             s.services.remove(name.as_str());
         });
+        let cut = self
+            .inner()
+            .cut_proxies_where(Cut::ServiceChanged, |_, c| c.served.as_ref() == Some(name));
+        tracing::info!(service = %name, cut, "service no longer exposed");
+        Some(cut)
+    }
+
+    /// Changes an exposed service's rule live: `enabled`, and who may use
+    /// it (`allowed_peers`). Its proxied connections that the new rule no
+    /// longer allows are cut on both sides (all of them when it is
+    /// disabled); the others go on. Returns how many were cut.
+    ///
+    /// # Errors
+    /// [`ServiceRuleError`]: a name that is not a DNS label, or a service
+    /// that is not exposed.
+    pub fn set_service_rule(
+        &self,
+        name: impl IntoServiceName,
+        rule: ServiceRule,
+    ) -> Result<usize, ServiceRuleError> {
+        let name = name.into_service_name()?;
+        let mut services = self
+            .inner()
+            .services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.set_rule_locked(&mut services, &name, rule)
+            .ok_or_else(|| ServiceRuleError::NotExposed {
+                name: name.to_string(),
+            })
+    }
+
+    /// [`Node::set_service_rule`] with the map locked; `None` when the
+    /// service is not exposed.
+    fn set_rule_locked(
+        &self,
+        services: &mut BTreeMap<DnsLabel, ServiceSpec>,
+        name: &DnsLabel,
+        rule: ServiceRule,
+    ) -> Option<usize> {
+        let spec = services.get_mut(name)?;
+        spec.rule = rule.clone();
+        let local = spec.local.to_string();
+        let enabled = rule.enabled;
+        self.inner()
+            .policy
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_service(name.clone(), rule);
+        self.inner().update(|s| {
+            if enabled {
+                s.services.insert(name.to_string(), local);
+            } else {
+                s.services.remove(name.as_str());
+            }
+        });
+        // Decide each of its proxied connections again, under the new rule.
+        let served: Vec<(u64, PeerId, ConnectionPath)> = self
+            .inner()
+            .proxy_cancels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, c)| c.served.as_ref() == Some(name))
+            .map(|(id, c)| (*id, c.peer, c.path))
+            .collect();
+        let now = self.inner().wall_clock();
+        let denied: Vec<u64> = {
+            let policy = self.inner().policy();
+            served
+                .into_iter()
+                .filter(|(_, peer, path)| {
+                    !policy
+                        .decide_stream(
+                            peer,
+                            StreamKind::Service(name),
+                            Direction::Inbound,
+                            *path,
+                            now,
+                        )
+                        .is_allowed()
+                })
+                .map(|(id, _, _)| id)
+                .collect()
+        };
+        let cut = self
+            .inner()
+            .cut_proxies_where(Cut::ServiceChanged, |id, _| denied.contains(&id));
+        tracing::info!(service = %name, %enabled, cut, "service rule changed");
+        Some(cut)
+    }
+
+    /// Makes the exposed services exactly `wanted` (what the daemon does
+    /// when its config changes): services not in it are removed, new ones
+    /// exposed, and existing ones changed in place (a new rule) or removed
+    /// and exposed again (a new local address). Proxied connections the
+    /// result no longer allows are cut; see the [module docs](self).
+    /// Changes are made one service at a time, removals first; other
+    /// callers' changes wait until all are made.
+    ///
+    /// # Errors
+    /// [`StartError::Service`] for the first service that could not be
+    /// exposed (its protocol is taken by something else); the changes
+    /// before it stay made, and [`Node::service_specs`] shows what is
+    /// exposed.
+    pub fn apply_services(
+        &self,
+        wanted: BTreeMap<DnsLabel, ServiceSpec>,
+    ) -> Result<ServicesChange, StartError> {
+        let mut services = self
+            .inner()
+            .services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut change = ServicesChange::default();
+        let gone: Vec<DnsLabel> = services
+            .keys()
+            .filter(|n| !wanted.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            change.cut += self.unexpose_locked(&mut services, &name).unwrap_or(0);
+            change.removed.push(name);
+        }
+        for (name, spec) in wanted {
+            match services.get(&name) {
+                None => {
+                    self.expose_locked(&mut services, name.clone(), spec)?;
+                    change.added.push(name);
+                }
+                Some(current) if current.local != spec.local => {
+                    change.cut += self.unexpose_locked(&mut services, &name).unwrap_or(0);
+                    self.expose_locked(&mut services, name.clone(), spec)?;
+                    change.changed.push(name);
+                }
+                Some(current) if current.rule != spec.rule => {
+                    change.cut += self
+                        .set_rule_locked(&mut services, &name, spec.rule)
+                        .unwrap_or(0);
+                    change.changed.push(name);
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(change)
     }
 
     /// Opens a stream to `service` on `peer`: connects if needed, 30 s per
@@ -414,7 +677,6 @@ impl Node {
         let mut listener = rt.tcp_listen(bind).await?;
         let local_addr = listener.local_addr()?;
         let node = self.clone();
-        let service = service.as_str().to_owned();
         let (abort, reg) = AbortHandle::new_pair();
         let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let task = Abortable::new(
@@ -478,6 +740,11 @@ impl Node {
     }
 }
 
+/// The key of a service's accept loop in [`Inner::tasks`].
+fn service_task(name: &DnsLabel) -> String {
+    format!("service:{name}")
+}
+
 fn serve_stream(
     node: &Node,
     inner: &Arc<Inner>,
@@ -514,7 +781,7 @@ fn serve_stream(
     let id = node.next_id();
     let inner2 = inner.clone();
     let local = local.clone();
-    let service = service.to_string();
+    let service = service.clone();
     inner.spawn_tracked(
         None,
         Box::pin(async move {
@@ -585,7 +852,7 @@ async fn splice_tracked<R>(
     tcp: Box<dyn TcpStream>,
     remote: R,
     peer: PeerId,
-    service: &str,
+    service: &DnsLabel,
     inbound: bool,
     path: ConnectionPath,
 ) where
@@ -593,18 +860,26 @@ async fn splice_tracked<R>(
 {
     use futures::FutureExt;
     let counters = Arc::new(Counters::default());
-    let (cancel_tx, cancel_rx) = futures::channel::oneshot::channel::<()>();
+    let (cancel_tx, cancel_rx) = oneshot::channel::<Cut>();
     inner
         .proxy_cancels
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(id, (peer, cancel_tx));
+        .insert(
+            id,
+            ProxyCancel {
+                peer,
+                served: inbound.then(|| service.clone()),
+                path,
+                cancel: cancel_tx,
+            },
+        );
     inner.update(|s| {
         s.proxies.insert(
             id,
             ProxyState {
                 peer,
-                service: service.to_owned(),
+                service: service.to_string(),
                 inbound,
                 path,
                 counters: counters.clone(),
@@ -615,35 +890,49 @@ async fn splice_tracked<R>(
         inner: inner.clone(),
         id,
     };
-    // A peer whose authorization was revoked (or expired) loses its
-    // proxied connections at once, on both sides of us: the connection
-    // close we start does not always reach a stream that is idle.
-    if inner.policy().status(&peer, inner.wall_clock())
-        != peerup_core::authorized_keys::Status::Authorized
-        && inner.policy().is_gating()
-        && inbound
-    {
-        tracing::warn!(%peer, service, "peer no longer authorized: not serving");
-        let _ = tcp.set_abort_on_close();
-        return;
+    let label = service;
+    let service = label.as_str();
+    // Decided again now that the connection is recorded: a peer whose
+    // authorization was revoked (or expired), or a service removed,
+    // disabled or narrowed, while the local service was being dialed
+    // loses the connection here; a change after this point cuts it
+    // through the cancel handle recorded above. (The connection close we
+    // start does not always reach a stream that is idle, so both sides
+    // are cut by hand.)
+    if inbound {
+        let decision = inner.policy().decide_stream(
+            &peer,
+            StreamKind::Service(label),
+            Direction::Inbound,
+            path,
+            inner.wall_clock(),
+        );
+        if let Decision::Deny(reason) = decision {
+            tracing::warn!(%peer, service, %reason, "no longer allowed: not serving");
+            let _ = tcp.set_abort_on_close();
+            return;
+        }
     }
     let mut splice = Splice::new(tcp, remote, counters);
     let mut cancelled = cancel_rx.fuse();
-    let (outcome, revoked) = futures::select_biased! {
-        _ = cancelled => (None, true),
-        outcome = (&mut splice).fuse() => (Some(outcome), false),
+    let (outcome, cut) = futures::select_biased! {
+        why = cancelled => (None, why.ok()),
+        outcome = (&mut splice).fuse() => (Some(outcome), None),
     };
     let (tcp, remote) = splice.into_inner();
-    if revoked || outcome.as_ref().is_some_and(|o| o.reset) {
+    if outcome.is_none() || outcome.as_ref().is_some_and(|o| o.reset) {
         let _ = tcp.set_abort_on_close();
     }
     drop(remote);
     drop(tcp);
-    match outcome {
-        Some(o) => {
+    match (outcome, cut) {
+        (Some(o), _) => {
             tracing::debug!(%peer, service, sent = o.sent, received = o.received, reset = o.reset, "proxied connection ended")
         }
-        None => {
+        (None, Some(Cut::ServiceChanged)) => {
+            tracing::warn!(%peer, service, "proxied connection cut: the service was removed, disabled or no longer allows the peer")
+        }
+        (None, _) => {
             tracing::warn!(%peer, service, "proxied connection cut: the peer's authorization was revoked")
         }
     }
