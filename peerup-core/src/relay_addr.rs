@@ -109,6 +109,17 @@ impl RelayAddr {
             return Err(RelayAddrError::MissingPeerId { text });
         };
         let peer = *peer;
+        if protos
+            .iter()
+            .filter(|p| matches!(p, Protocol::P2p(_)))
+            .count()
+            > 1
+        {
+            return Err(RelayAddrError::Invalid {
+                text: crate::identity::excerpt(&text),
+                reason: "it names a peer ID twice (one /p2p/<id> at the end)".into(),
+            });
+        }
         match protos.first() {
             Some(
                 Protocol::Ip4(_)
@@ -400,6 +411,13 @@ mod tests {
             format!("/ip6/2001:db8::1/tcp/7777/p2p/{ID}")
         );
         assert_eq!(ok("::1"), format!("/ip6/::1/tcp/7777/p2p/{ID}"));
+    }
+
+    #[test]
+    fn a_peer_id_named_twice_is_refused() {
+        let twice = format!("/ip4/1.2.3.4/tcp/7777/p2p/{ID}/p2p/{ID}");
+        let e = RelayAddr::new(twice.parse().unwrap()).unwrap_err();
+        assert!(e.to_string().contains("twice"), "{e}");
     }
 
     #[test]

@@ -26,6 +26,14 @@
 #      daemon re-reserves and a new ssh through the proxy works within 30 s;
 #   4. a peer behind NAT that the relay authorizes but home does not is
 #      denied, and sshd logs no connection from it;
+#   5. relay pairing, with nothing done on the relay but `peerup-relay
+#      pair --count 3`: three machines behind NAT, none authorized on the
+#      gated relay, each run `peerup join <code>` (and their daemons);
+#      afterwards each has authorized the relay and the other two (the
+#      first ones through the relay's introductions), ssh from B and from
+#      C reaches A's sshd, both sides of a pair show the same verification
+#      code, a used code and a wrong code are refused, and a stranger let
+#      in on probation while a code is open is closed when it ends;
 #
 # printing the timings of each (connect, upgrade, copy throughput). The
 # symmetric network runs 1 then 3, the endpoint-independent one 2 then 4.
@@ -34,7 +42,8 @@
 # if missing); a trap removes them, and every process it started, on any
 # exit.
 #
-# Environment: E2E_NETWORKS=symmetric or eim runs one network's scenarios;
+# Environment: E2E_NETWORKS=symmetric, eim or pairing runs one network's
+# scenarios;
 # E2E_RELAY_TRANSPORT=quic gives the nodes the relay's QUIC address first
 # (then hole punching is over UDP); E2E_KEEP=1 keeps the temp dir (logs,
 # configs);
@@ -438,9 +447,10 @@ assert_relayed() {
 RUN_START=$(now)
 head -c "$MIB64" /dev/urandom >"$T/blob.bin"
 
-# E2E_NETWORKS picks the networks to run (both by default): `symmetric`
-# (scenarios 1 and 3), `eim` (scenarios 2 and 4).
-networks=" ${E2E_NETWORKS:-symmetric eim} "
+# E2E_NETWORKS picks the networks to run (all by default): `symmetric`
+# (scenarios 1 and 3), `eim` (scenarios 2 and 4), `pairing` (scenario 5,
+# on an endpoint-independent NAT).
+networks=" ${E2E_NETWORKS:-symmetric eim pairing} "
 
 if [[ "$networks" == *" symmetric "* ]]; then
 scenario "1. symmetric NAT on both sides: relayed"
@@ -518,6 +528,114 @@ log "sshd logged no connection during C's attempts ($before before, $after after
 ssh_check
 (($(sshd_connections) == after + 1)) || fail "sshd did not log B's connection (the control)"
 log "B's next ssh was logged by sshd (the count works)"
+topology_down
+fi
+
+if [[ "$networks" == *" pairing "* ]]; then
+scenario "5. relay pairing: three machines join with codes, nothing done on the relay"
+TOPO="$T/pairing"
+mkdir -p "$TOPO"
+topology_up eim
+relay_init
+relay_start
+codes=$(relay_cmd pair --count 3 --ttl 10m --quiet 2>&1) || fail "peerup-relay pair: $codes"
+mapfile -t CODE <<<"$codes"
+((${#CODE[@]} == 3)) || fail "peerup-relay pair printed ${#CODE[@]} codes: $codes"
+log "the operator's only step: peerup-relay pair --count 3 ($(relay_cmd pair --list | head -n1))"
+[[ ! -s "$RELAY_DIR/relay_authorized_keys" ]] || fail "the relay authorizes someone before any join"
+
+# join_host <x> <code>: `peerup join <code>` on host x, no config before.
+join_host() {
+  local x="$1" code="$2" out t
+  mkdir -p "$TOPO/$x/home"
+  t=$(now)
+  out=$(pu "$x" join "$code" --name "host-$x" --no-daemon 2>&1) || fail "join on host $x: $out"
+  [[ "$out" == *"Joined pairing group"* ]] || fail "join on host $x: $out"
+  ID[$x]=$(pu "$x" whoami)
+  timing "host $x joined the relay's group in $(since "$t") s (${ID[$x]})"
+  printf '%s\n' "$out" >"$TOPO/$x/join.log"
+}
+
+# has_peer <x> <peer-id>: host x's authorized_keys has a line for it.
+has_peer() { grep -q "^$2 " "$TOPO/$1/node/authorized_keys"; }
+
+join_host a "${CODE[0]}"
+printf 'services:\n  ssh:\n    enabled: true\n    local_address: "127.0.0.1:22"\n' \
+  >>"$TOPO/a/node/config.yaml"
+pu a config validate >/dev/null
+sshd_start
+pu_bg daemon a daemon
+wait_for "A's daemon to reserve on the relay" 30 in_log "$TOPO/a/daemon.log" "relay reservation accepted"
+join_host b "${CODE[1]}"
+pu_bg daemon b daemon
+join_host c "${CODE[2]}"
+pu_bg daemon c daemon
+for x in a b c; do
+  grep -q "^${ID[$x]} .*group=" "$RELAY_DIR/relay_authorized_keys" ||
+    fail "the relay's authorized_keys has no group line for host $x"
+done
+# B heard of A in the relay's answer; A hears of B and C, and B of C,
+# through introductions.
+wait_for "A to authorize B and C (introductions)" 30 \
+  bash -c "grep -q '^${ID[b]} ' '$TOPO/a/node/authorized_keys' && grep -q '^${ID[c]} ' '$TOPO/a/node/authorized_keys'"
+wait_for "B to authorize A and C" 30 \
+  bash -c "grep -q '^${ID[a]} ' '$TOPO/b/node/authorized_keys' && grep -q '^${ID[c]} ' '$TOPO/b/node/authorized_keys'"
+has_peer c "${ID[a]}" && has_peer c "${ID[b]}" || fail "C's authorized_keys lacks A or B"
+log "every host authorizes the other two and the relay (A and B learned of later members from the relay)"
+
+# The same verification code on both sides of each pair.
+for pair in "a b" "a c" "b c"; do
+  read -r x y <<<"$pair"
+  vx=$(pu "$x" verify "${ID[$y]}" --show | sed -n 3p | xargs)
+  vy=$(pu "$y" verify "${ID[$x]}" --show | sed -n 3p | xargs)
+  [[ -n "$vx" && "$vx" == "$vy" ]] || fail "verification codes differ: $x shows '$vx', $y shows '$vy'"
+  log "verification code $x <-> $y: $vx (same on both)"
+done
+pu b verify "${ID[a]}" --yes >/dev/null
+pu b auth list | grep -q "^${ID[a]} .*verified" || fail "B's auth list does not show A verified"
+
+# ssh from B and from C to A's sshd, through the relay (and directly
+# where the NATs allow).
+t=$(now)
+proxy_up b "${ID[a]}"
+ssh_check
+proxy_up c "${ID[a]}"
+# shellcheck disable=SC2016 # expanded by the remote shell, on host A
+out=$(ssh_from c 'echo "hello from $(id -un)"; ip -o -4 addr show dev eth0') ||
+  fail "ssh from C through its proxy failed: $out"
+[[ "$out" == *"hello from root"* && "$out" == *"10.1.0.2/24"* ]] || fail "ssh from C ran somewhere unexpected: $out"
+timing "ssh from B and C to A through their proxies in $(since "$t") s"
+
+# A used code and a wrong one are refused.
+if out=$(pu c join "${CODE[0]}" --no-daemon 2>&1); then
+  fail "a used code was accepted: $out"
+fi
+[[ "$out" == *"refused the pairing code"* ]] || fail "used code: unexpected error: $out"
+second=$(relay_cmd pair --count 1 --quiet 2>&1) || fail "peerup-relay pair: $second"
+c6="${second:5:1}"
+wrong="${second:0:5}$([[ "$c6" == A ]] && echo B || echo A)${second:6}"
+mkdir -p "$TOPO/s/home"
+stranger() {
+  nsx hc env HOME="$TOPO/s/home" RUST_LOG="$LOG_FILTER" "$PEERUP" --config "$TOPO/s/node/config.yaml" "$@"
+}
+if out=$(stranger join "$wrong" --no-daemon 2>&1); then
+  fail "a wrong code was accepted: $out"
+fi
+[[ "$out" == *"refused the pairing code"* ]] || fail "wrong code: unexpected error: $out"
+sid=$(stranger whoami)
+! grep -q "^$sid " "$RELAY_DIR/relay_authorized_keys" || fail "the relay authorized a machine with a wrong code"
+log "a used code and a wrong code were refused; the relay authorized nobody for them"
+# A stranger that connects and does not pair is closed after its probation
+# (15 s), and never holds a reservation.
+bg stranger-s hc "$TOPO/s/daemon.log" env HOME="$TOPO/s/home" RUST_LOG="$LOG_FILTER" \
+  "$PEERUP" --config "$TOPO/s/node/config.yaml" daemon
+relay_log="$RELAY_DIR/relay-$RELAY_STARTS.log"
+t=$(now)
+wait_for "the relay to let the stranger in on probation" 20 in_log "$relay_log" "accepting a connection for pairing only peer=$sid"
+wait_for "the relay to close the stranger after its probation" 40 in_log "$relay_log" "probation over without pairing: closing peer=$sid"
+timing "the stranger was closed $(since "$t") s after it connected (probation 15 s)"
+in_log "$relay_log" "reservation accepted peer=$sid" && fail "the stranger got a reservation"
+stop stranger-s
 topology_down
 fi
 

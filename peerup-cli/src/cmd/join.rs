@@ -238,10 +238,8 @@ async fn run_pairing(
         .map(Name::new)
         .transpose()
         .map_err(|e| anyhow!("--name: {e}"))?;
-    let relay_addr = code
-        .relay_addr()
-        .with(peerup_core::multiaddr::Protocol::P2p(code.relay_peer));
-    let relay = RelayAddr::new(relay_addr).map_err(|e| anyhow!("pairing code relay: {e}"))?;
+    let relay =
+        RelayAddr::new(code.relay_addr()).map_err(|e| anyhow!("pairing code relay: {e}"))?;
     let quiet = args.non_interactive;
     // Notes go to stderr with --non-interactive: stdout is the result.
     let say = |text: String| {

@@ -155,8 +155,7 @@ impl Node {
             })
             .collect();
         let inner = self.inner();
-        let relay_addr = RelayAddr::new(addr.with(libp2p::multiaddr::Protocol::P2p(relay)))
-            .map_err(|e| JoinError::Protocol(e.to_string()))?;
+        let relay_addr = RelayAddr::new(addr).map_err(|e| JoinError::Protocol(e.to_string()))?;
         let saved = save_group(inner, &paired.group, |doc, names, today| {
             let members = accept_answer(
                 &inner.peer_id,
