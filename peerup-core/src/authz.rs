@@ -211,6 +211,10 @@ pub struct Policy {
     services: BTreeMap<DnsLabel, ServiceRule>,
     pairing: bool,
     invalid_lines: Vec<usize>,
+    /// The relays in the config: listed after relay pairing (WIRE.md §13)
+    /// so their introductions are accepted, but never served a service
+    /// unless its `allowed_peers` names them.
+    relays: BTreeSet<PeerId>,
 }
 
 impl Policy {
@@ -224,10 +228,19 @@ impl Policy {
             services: BTreeMap::new(),
             pairing: false,
             invalid_lines: Vec::new(),
+            relays: BTreeSet::new(),
         };
         p.load(keys);
         let w = p.warnings();
         (p, w)
+    }
+
+    /// The relays of the config. A relay's `authorized_keys` line (relay
+    /// pairing writes one) lets it connect and introduce peers; a service
+    /// stream from it is refused unless the service's `allowed_peers`
+    /// names it: the relay operator does not get the machines' services.
+    pub fn set_relays(&mut self, relays: impl IntoIterator<Item = PeerId>) {
+        self.relays = relays.into_iter().collect();
     }
 
     /// Adds or replaces a service's rule.
@@ -374,6 +387,11 @@ impl Policy {
                 }
                 match &rule.allowed_peers {
                     Some(allowed) if !allowed.contains(peer) => {
+                        Decision::Deny(DenyReason::NotAllowedForService {
+                            service: name.to_string(),
+                        })
+                    }
+                    None if self.relays.contains(peer) => {
                         Decision::Deny(DenyReason::NotAllowedForService {
                             service: name.to_string(),
                         })
@@ -624,6 +642,47 @@ mod tests {
                 Decision::Allow
             );
         }
+    }
+
+    #[test]
+    fn a_listed_relay_gets_no_service_unless_named() {
+        let mut pol = policy(&format!("{A}\n{B}\n")).with_service(
+            ssh(),
+            ServiceRule {
+                enabled: true,
+                allowed_peers: None,
+            },
+        );
+        pol.set_relays([p(B)]);
+        let s = ssh();
+        let path = ConnectionPath::Direct;
+        assert_eq!(
+            pol.decide_stream(&p(A), StreamKind::Service(&s), IN, path, t(0)),
+            Decision::Allow
+        );
+        assert_eq!(
+            pol.decide_stream(&p(B), StreamKind::Service(&s), IN, path, t(0)),
+            Decision::Deny(DenyReason::NotAllowedForService {
+                service: "ssh".into()
+            })
+        );
+        // Its connection and ping are allowed: it is listed.
+        assert_eq!(
+            pol.decide_connection(&p(B), IN, path, t(0)),
+            Decision::Allow
+        );
+        // Named in allowed_peers, it is served.
+        pol.set_service(
+            ssh(),
+            ServiceRule {
+                enabled: true,
+                allowed_peers: Some([p(B)].into()),
+            },
+        );
+        assert_eq!(
+            pol.decide_stream(&p(B), StreamKind::Service(&s), IN, path, t(0)),
+            Decision::Allow
+        );
     }
 
     #[test]

@@ -477,6 +477,51 @@ fn introductions_follow_the_rules() {
     )
     .unwrap();
     assert_eq!(ok.len(), 1, "{ok:?}");
+    // Another configured relay cannot add to a group it did not make.
+    let other_relay = peer(6);
+    let both = BTreeSet::from([relay, other_relay]);
+    let doc2 = doc_with(&[(relay, Some("g1")), (other_relay, None), (a, Some("g1"))]);
+    assert_eq!(
+        accept_introduction(
+            &us,
+            &other_relay,
+            &both,
+            &doc2,
+            &names,
+            "g1",
+            4,
+            &[intro(b, "b")],
+            "2026-12-06",
+        ),
+        Err(IntroRefusal::UnknownGroup("g1".into()))
+    );
+    // The size the relay answered at join caps what it states later.
+    let mut capped = Document::new();
+    capped
+        .add(
+            relay,
+            Attributes::new()
+                .with(GROUP, "g1")
+                .unwrap()
+                .with(peerup_core::pairing::intro::GROUP_SIZE, "2")
+                .unwrap(),
+            None,
+        )
+        .unwrap();
+    assert!(matches!(
+        accept_introduction(
+            &us,
+            &relay,
+            &relays,
+            &capped,
+            &names,
+            "g1",
+            100,
+            &[intro(b, "b"), intro(c, "c")],
+            "2026-12-06",
+        ),
+        Err(IntroRefusal::TooMany { size: 2, .. })
+    ));
     assert_eq!(ok[0].peer, b);
     assert_eq!(ok[0].name.as_ref().map(Name::as_str), Some("b-b"));
     assert_eq!(ok[0].proof.as_deref(), Some(&"ab".repeat(32)[..]));

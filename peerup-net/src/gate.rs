@@ -193,6 +193,15 @@ impl NetworkBehaviour for Gate {
                     return deny("too many connections from this peer let in to pair");
                 }
                 if let Some(probation) = &self.shared.probation {
+                    // A peer whose probation ended while a connection of
+                    // its is still closing waits for that close: admitting
+                    // it now would let the late close end the new
+                    // probation, leaving a pairing connection untimed.
+                    if pairing.values().any(|p| *p == peer)
+                        && !probation.with(|m| m.on_probation(&peer))
+                    {
+                        return deny("a previous pairing connection of this peer is still closing");
+                    }
                     let now = probation.instant(self.rt.now());
                     // The policy lets strangers in only while the relay
                     // is enrolling (its pairing window is open then).

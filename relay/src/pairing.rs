@@ -56,6 +56,8 @@ pub(crate) struct PairingState {
     pub(crate) tokens: Mutex<TokenStore>,
     pub(crate) intros: Mutex<IntroLog>,
     pub(crate) in_flight: std::sync::atomic::AtomicUsize,
+    /// Peers with a pairing stream being served: one each.
+    pub(crate) pairing_peers: Mutex<std::collections::HashSet<PeerId>>,
 }
 
 impl PairingState {
@@ -214,16 +216,45 @@ pub(crate) async fn serve(relay: Relay, mut incoming: peerup_net::streams::Incom
     use std::sync::atomic::Ordering;
     while let Some(inbound) = incoming.next().await {
         let state = relay.pairing();
+        let peer = inbound.peer;
+        // No codes open: nothing to pair (an authorized peer is served
+        // only while a group enrolls, so it cannot hold the slots).
+        let now = relay.runtime().wall_clock();
+        if !state.tokens(|t| t.enrolling(now)) {
+            tracing::debug!(%peer, "pairing stream while no codes are open: dropped");
+            continue;
+        }
+        // One stream at a time per peer, so one peer cannot take the
+        // places of others.
+        if !state
+            .pairing_peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(peer)
+        {
+            tracing::debug!(%peer, "a second pairing stream from one peer: dropped");
+            continue;
+        }
         if state.in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_CONCURRENT_PAIRINGS {
             state.in_flight.fetch_sub(1, Ordering::AcqRel);
-            tracing::warn!(peer = %inbound.peer, "too many pairings at once: refusing one");
-            drop(inbound);
+            state
+                .pairing_peers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&peer);
+            tracing::warn!(%peer, "too many pairings at once: refusing one");
             continue;
         }
         let r = relay.clone();
         relay.runtime().spawn(Box::pin(async move {
             pair_one(&r, inbound).await;
-            r.pairing().in_flight.fetch_sub(1, Ordering::AcqRel);
+            let state = r.pairing();
+            state.in_flight.fetch_sub(1, Ordering::AcqRel);
+            state
+                .pairing_peers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&peer);
         }));
     }
 }
@@ -324,16 +355,30 @@ async fn redeem(
             spec_expiry,
         )
     });
-    if let Err(e) = authorize_member(relay, peer, &name, &group, expires).await {
-        let burned = relay.pairing().tokens(|t| t.abort(&ticket));
-        tracing::error!(%peer, error = %e, burned, "pairing: could not authorize the joiner; the code stays usable until it fails 3 times");
-        return Err(());
-    }
+    let added = match authorize_member(relay, peer, &name, &group, expires).await {
+        Ok(added) => added,
+        Err(e) => {
+            let burned = relay.pairing().tokens(|t| t.abort(&ticket));
+            tracing::error!(%peer, error = %e, burned, "pairing: could not authorize the joiner; the code stays usable until it fails 3 times");
+            return Err(());
+        }
+    };
     let proof = Proof::compute(&request.token, &group);
-    let joined = relay
+    let joined = match relay
         .pairing()
         .tokens(|t| t.complete(now, &ticket, Some(&name), proof))
-        .map_err(|e| tracing::warn!(%peer, reason = %e, "pairing: the group went away"))?;
+    {
+        Ok(j) => j,
+        Err(e) => {
+            // Revoked or expired while we wrote the file: take back the
+            // authorization this pairing made (fail closed).
+            tracing::warn!(%peer, reason = %e, "pairing: the group went away; undoing the authorization");
+            if added {
+                let _ = unauthorize(relay, peer).await;
+            }
+            return Err(());
+        }
+    };
     tracing::info!(%peer, name = %joined.member.name, group = %group, "pairing: joined");
     relay.publish_paired(peer, &group);
     Ok((
@@ -343,6 +388,7 @@ async fn redeem(
             peers: joined
                 .others
                 .iter()
+                .filter(|m| relay.is_authorized(&m.peer))
                 .map(|m| PairedPeer {
                     peer: m.peer,
                     name: m.name.clone(),
@@ -353,20 +399,31 @@ async fn redeem(
     ))
 }
 
-/// Adds (or tags) `peer` in `relay_authorized_keys` and loads it.
+/// Adds (or tags) `peer` in `relay_authorized_keys` and loads it;
+/// returns whether this added its line. A peer whose line exists but does
+/// not authorize it (expired, invalid) is refused: a code does not lift a
+/// decision the operator made.
 async fn authorize_member(
     relay: &Relay,
     peer: PeerId,
     name: &str,
     group: &GroupId,
     expires: Option<peerup_core::time::UnixTime>,
-) -> Result<(), String> {
-    let edit = |doc: &mut Document| -> Result<(), String> {
-        if doc.contains(&peer) {
+) -> Result<bool, String> {
+    let now = relay.runtime().wall_clock();
+    let mut added = false;
+    let mut edit = |doc: &mut Document| -> Result<(), String> {
+        if doc.lines().iter().any(|l| l.peer() == Some(peer)) {
+            if doc.status(&peer, now) != peerup_core::authorized_keys::Status::Authorized {
+                return Err(format!(
+                    "{peer} has a line in relay_authorized_keys that does not authorize it (expired or invalid); the operator decides"
+                ));
+            }
             doc.set_attribute(&peer, GROUP, group.as_str())
                 .map_err(|e| e.to_string())?;
             return Ok(());
         }
+        added = true;
         let mut attrs = Attributes::new()
             .with(GROUP, group.as_str())
             .map_err(|e| e.to_string())?;
@@ -375,15 +432,45 @@ async fn authorize_member(
         }
         doc.add(peer, attrs, Some(name)).map_err(|e| e.to_string())
     };
-    let doc = match relay.authorized_keys_path() {
-        Some(path) => edit_file(path, edit)?,
+    match relay.authorized_keys_path() {
+        Some(path) => {
+            edit_file(path, edit)?;
+            // Load the file as it is now (and record its fingerprint), not
+            // the document written: an operator's edit that landed since
+            // must not be undone.
+            relay
+                .reload_authorized_keys_file(path)
+                .await
+                .map_err(|e| peerup_net::error::chain(&e))?;
+        }
         None => {
             let mut doc = relay.authorized_keys_doc();
             edit(&mut doc)?;
-            doc
+            relay.reload_authorized_keys(doc).await;
         }
-    };
-    relay.reload_authorized_keys(doc).await;
+    }
+    Ok(added)
+}
+
+/// Removes `peer`'s line (a pairing undone) and loads the file.
+async fn unauthorize(relay: &Relay, peer: PeerId) -> Result<(), String> {
+    match relay.authorized_keys_path() {
+        Some(path) => {
+            edit_file(path, |doc| {
+                let _ = doc.remove(&peer);
+                Ok(())
+            })?;
+            relay
+                .reload_authorized_keys_file(path)
+                .await
+                .map_err(|e| peerup_net::error::chain(&e))?;
+        }
+        None => {
+            let mut doc = relay.authorized_keys_doc();
+            let _ = doc.remove(&peer);
+            relay.reload_authorized_keys(doc).await;
+        }
+    }
     Ok(())
 }
 
@@ -450,13 +537,22 @@ fn group_members(relay: &Relay, group: &GroupId) -> Vec<(PeerId, IntroducedPeer)
         .authorized_keys_doc()
         .entries()
         .filter(|e| e.attributes().get(GROUP) == Some(group.as_str()))
+        // Only peers the relay lets in now: an expired or deauthorized
+        // member is not handed to anyone.
+        .filter(|e| relay.is_authorized(&e.peer()))
         .map(|e| {
             let peer = e.peer();
             let from_store = live.iter().find(|m| m.peer == peer);
-            let name = from_store
+            // An operator's comment may hold anything: only the characters
+            // a name can, so the introduction always encodes.
+            let name: String = from_store
                 .map(|m| m.name.clone())
                 .or_else(|| e.comment().map(str::to_owned))
-                .unwrap_or_default();
+                .unwrap_or_default()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                .take(peerup_core::pairing::tokens::MAX_NAME_LEN)
+                .collect();
             (
                 peer,
                 IntroducedPeer {

@@ -1056,17 +1056,28 @@ impl Driver {
         }
     }
 
+    /// Closes `peer`'s pairing-only connections. They leave the gate's
+    /// record at once: a close that hangs (a peer that stops reading) no
+    /// longer counts against the pairing limits, and its late close event
+    /// cannot end a later probation of the same peer.
     fn close_pairing_connections(&mut self, peer: &PeerId) {
-        let ids: Vec<libp2p::swarm::ConnectionId> = self
-            .relay
-            .gate
-            .pairing_only
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|(_, p)| *p == peer)
-            .map(|(c, _)| *c)
-            .collect();
+        let ids: Vec<libp2p::swarm::ConnectionId> = {
+            let mut pairing = self
+                .relay
+                .gate
+                .pairing_only
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let ids: Vec<_> = pairing
+                .iter()
+                .filter(|(_, p)| *p == peer)
+                .map(|(c, _)| *c)
+                .collect();
+            for c in &ids {
+                pairing.remove(c);
+            }
+            ids
+        };
         for c in ids {
             self.swarm.close_connection(c);
         }

@@ -109,6 +109,16 @@ pub(crate) async fn run(global: &Global, cmd: AuthCommand) -> Result<ExitCode> {
             }
             let _edit = peerup_net::fs::lock_for_edit(&path)?;
             let mut doc = read(&ctx)?;
+            // A peer removed from a pairing group is kept as an expired
+            // line (see Remove): adding it again replaces that line.
+            if doc.get(&peer).is_some_and(|e| {
+                e.attributes()
+                    .get(peerup_core::authorized_keys::GROUP)
+                    .is_some()
+                    && e.is_expired(system_wall_clock())
+            }) {
+                let _ = doc.remove(&peer);
+            }
             if doc.contains(&peer) {
                 bail!(
                     "{peer} is already in {} (remove it first to change it)",
@@ -174,11 +184,32 @@ pub(crate) async fn run(global: &Global, cmd: AuthCommand) -> Result<ExitCode> {
             let peer = super::resolve(&ctx, &peer)?;
             let edit = peerup_net::fs::lock_for_edit(&path)?;
             let mut doc = read(&ctx)?;
-            doc.remove(&peer)
-                .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            // A member of a relay's pairing group would come back with the
+            // relay's next introduction if its line went away: its line is
+            // kept, expired now, which denies it and tells introductions
+            // it is known. `peerup auth add` authorizes it again.
+            let grouped = doc.get(&peer).is_some_and(|e| {
+                e.attributes()
+                    .get(peerup_core::authorized_keys::GROUP)
+                    .is_some()
+            });
+            if grouped {
+                doc.set_expires(&peer, system_wall_clock())
+                    .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            } else {
+                doc.remove(&peer)
+                    .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            }
             context::write(&path, &doc.render())?;
             drop(edit);
-            println!("Removed {peer} from {}", path.display());
+            if grouped {
+                println!(
+                    "Removed {peer}: its line in {} stays, expired now, so the relay's introductions cannot bring it back",
+                    path.display()
+                );
+            } else {
+                println!("Removed {peer} from {}", path.display());
+            }
             notify(&ctx, peer, false).await?;
         }
         AuthCommand::Validate => {

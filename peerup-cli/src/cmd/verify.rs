@@ -45,7 +45,9 @@ pub(crate) fn run(global: &Global, args: &VerifyArgs) -> Result<ExitCode> {
         super::name_of(&ctx, &peer).map_or_else(|| peer.to_string(), |n| format!("{n} ({peer})"));
     println!("Verification code with {label}:\n");
     println!("    {}    {}\n", code.emoji_text(), code.number_text());
-    println!("On the other machine, `peerup verify {us}` must show the same code.");
+    println!(
+        "On the other machine, `peerup verify {us}` must show the same code: compare all four emoji and the number (the number alone is too short to prove anything)."
+    );
     if args.show {
         return Ok(ExitCode::SUCCESS);
     }
@@ -65,7 +67,7 @@ pub(crate) fn run(global: &Global, args: &VerifyArgs) -> Result<ExitCode> {
         true
     } else if crate::ui::interactive() {
         dialoguer::Confirm::new()
-            .with_prompt("Does the other machine show exactly this code?")
+            .with_prompt("Does the other machine show exactly these four emoji and this number?")
             .default(false)
             .interact()
             .map_err(|e| anyhow!("reading the answer: {e}"))?

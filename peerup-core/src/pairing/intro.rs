@@ -7,11 +7,14 @@
 //! Acceptance rules for an introduction (all must hold, else nothing is
 //! changed):
 //! 1. it comes from a relay in the node's config;
-//! 2. its group is named by a `group=` attribute in the node's
-//!    `authorized_keys` (the node joined that group);
+//! 2. that relay's own line in `authorized_keys` names the group
+//!    (`group=`): the node joined that group through that relay (another
+//!    relay that learned the group's ID cannot add to it);
 //! 3. the group's members the node knows (lines with that `group=`, not
 //!    counting the relay's line), the new ones, and the node itself stay
-//!    within the group size the relay states, which is never more than
+//!    within the group size: the smaller of what the introduction states
+//!    and what the relay answered when the node joined (kept on the
+//!    relay's line as `group_size=`), never more than
 //!    [`super::tokens::MAX_CODES`].
 //!
 //! The node's own ID, the relay's, and peers already in
@@ -26,6 +29,10 @@ use crate::authorized_keys::Document;
 use crate::authorized_keys::GROUP;
 use crate::naming::{Name, Names, unique_name};
 use crate::time::Instant;
+
+/// The attribute on the relay's line that keeps the group's size from the
+/// relay's answer at join.
+pub const GROUP_SIZE: &str = "group_size";
 
 /// A member as a pairing answer or an introduction names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,18 +107,27 @@ pub fn accept_introduction(
     if !relays.contains(from) {
         return Err(IntroRefusal::NotOurRelay(*from));
     }
-    let in_group: BTreeSet<PeerId> = doc
+    let Some(relay_line) = doc
+        .get(from)
+        .filter(|e| e.attributes().get(GROUP) == Some(group))
+    else {
+        return Err(IntroRefusal::UnknownGroup(group.to_owned()));
+    };
+    let joined_size = relay_line
+        .attributes()
+        .get(GROUP_SIZE)
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(super::tokens::MAX_CODES);
+    let known = doc
         .entries()
         .filter(|e| e.attributes().get(GROUP) == Some(group))
-        .map(|e| e.peer())
-        .collect();
-    if in_group.is_empty() {
-        return Err(IntroRefusal::UnknownGroup(group.to_owned()));
-    }
-    let known = in_group.iter().filter(|p| *p != from && *p != us).count();
+        .filter(|e| e.peer() != *from && e.peer() != *us)
+        .count();
     let added = new_members(us, from, doc, names, peers, "introduced", today);
     let total = known + added.len() + 1;
-    let size = usize::from(group_size).min(super::tokens::MAX_CODES);
+    let size = usize::from(group_size)
+        .min(joined_size)
+        .min(super::tokens::MAX_CODES);
     if total > size {
         return Err(IntroRefusal::TooMany {
             group: group.to_owned(),

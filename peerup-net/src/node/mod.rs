@@ -516,7 +516,8 @@ impl Node {
     /// [`StartError`]: transports, a listen address in use, a service.
     pub async fn start(rt: Arc<dyn Runtime>, options: NodeOptions) -> Result<Node, StartError> {
         let peer_id = options.keypair.public().to_peer_id();
-        let (policy, warnings) = Policy::new(options.gating, &options.authorized_keys);
+        let (mut policy, warnings) = Policy::new(options.gating, &options.authorized_keys);
+        policy.set_relays(options.relays.iter().map(RelayAddr::peer_id));
         let policy = Arc::new(RwLock::new(policy));
         let gate = Arc::new(GateShared::default());
         let (relay_transport, relay_behaviour) = relay::client::new(peer_id);

@@ -15,7 +15,9 @@ use libp2p::{PeerId, StreamProtocol};
 use peerup_core::authorized_keys::{Attributes, Document, GROUP, HMAC_PROOF};
 use peerup_core::invite::pairing_code::PairingCode;
 use peerup_core::naming::Name;
-use peerup_core::pairing::intro::{Introduced, NewMember, accept_answer, accept_introduction};
+use peerup_core::pairing::intro::{
+    GROUP_SIZE, Introduced, NewMember, accept_answer, accept_introduction,
+};
 use peerup_core::pairing::wire::{GroupId, Introduction, Proof, Request, Response};
 use peerup_core::relay_addr::RelayAddr;
 use peerup_core::wire::protocol;
@@ -170,6 +172,7 @@ impl Node {
                 peer: relay,
                 group: paired.group.clone(),
                 proof,
+                size: paired.group_size,
             };
             (Some(relay_line), members)
         })
@@ -297,6 +300,9 @@ struct RelayLine {
     peer: PeerId,
     group: GroupId,
     proof: Proof,
+    /// The group's size from the answer (`group_size=`): introductions
+    /// never make the group bigger.
+    size: u8,
 }
 
 /// Under the `authorized_keys` edit lock: lets `decide` see the current
@@ -338,6 +344,7 @@ fn save_group(
         let attrs = [
             (GROUP, r.group.as_str().to_owned()),
             (HMAC_PROOF, r.proof.to_hex()),
+            (GROUP_SIZE, r.size.to_string()),
         ];
         if doc.contains(&r.peer) {
             for (k, v) in &attrs {
@@ -371,7 +378,8 @@ fn save_group(
         fs::write_atomic(p, text.as_bytes()).map_err(|e| e.to_string())?;
         inner.set_ak_fingerprint(crate::watch::Fingerprint::of(text.as_bytes()));
     }
-    inner.set_authorized_keys_doc(doc.clone());
+    // The policy first: whoever reads the document (status, tests) then
+    // never sees a peer the gate would still refuse.
     let connections = inner.connections();
     let change = inner
         .policy
@@ -379,6 +387,7 @@ fn save_group(
         .unwrap_or_else(|e| e.into_inner())
         .reload(&doc, connections, inner.wall_clock());
     inner.apply_change(change);
+    inner.set_authorized_keys_doc(doc.clone());
     // Names: into the config file (comments kept), then live.
     let named: Vec<(Name, PeerId)> = members
         .iter()
