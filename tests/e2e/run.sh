@@ -606,12 +606,17 @@ out=$(ssh_from c 'echo "hello from $(id -un)"; ip -o -4 addr show dev eth0') ||
 [[ "$out" == *"hello from root"* && "$out" == *"10.1.0.2/24"* ]] || fail "ssh from C ran somewhere unexpected: $out"
 timing "ssh from B and C to A through their proxies in $(since "$t") s"
 
-# A used code and a wrong one are refused.
+# With all codes used the relay pairs nobody; with a new group open, a
+# used code and a wrong one are refused.
+if out=$(pu c join "${CODE[0]}" --no-daemon 2>&1); then
+  fail "a used code was accepted with no codes open: $out"
+fi
+[[ "$out" == *"without answering"* ]] || fail "no codes open: unexpected error: $out"
+second=$(relay_cmd pair --count 1 --quiet 2>&1) || fail "peerup-relay pair: $second"
 if out=$(pu c join "${CODE[0]}" --no-daemon 2>&1); then
   fail "a used code was accepted: $out"
 fi
 [[ "$out" == *"refused the pairing code"* ]] || fail "used code: unexpected error: $out"
-second=$(relay_cmd pair --count 1 --quiet 2>&1) || fail "peerup-relay pair: $second"
 c6="${second:5:1}"
 wrong="${second:0:5}$([[ "$c6" == A ]] && echo B || echo A)${second:6}"
 mkdir -p "$TOPO/s/home"
