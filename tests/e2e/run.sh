@@ -28,10 +28,10 @@
 #      denied, and sshd logs no connection from it;
 #   5. relay pairing, with nothing done on the relay but `peerup-relay
 #      pair --count 3`: three machines behind NAT, none authorized on the
-#      gated relay, each run `peerup join <code>` (and their daemons);
-#      afterwards each has authorized the relay and the other two (the
-#      first ones through the relay's introductions), ssh from B and from
-#      C reaches A's sshd, both sides of a pair show the same verification
+#      gated relay, each run `peerup join <code>` (and `service add ssh`,
+#      and their daemons); afterwards each has authorized the relay and
+#      the other two (the first ones through the relay's introductions),
+#      every pair reaches the other's sshd, both sides of a pair show the same verification
 #      code, a used code and a wrong code are refused, and a stranger let
 #      in on probation while a code is open is closed when it ends;
 #
@@ -559,17 +559,27 @@ join_host() {
 # has_peer <x> <peer-id>: host x's authorized_keys has a line for it.
 has_peer() { grep -q "^$2 " "$TOPO/$1/node/authorized_keys"; }
 
-join_host a "${CODE[0]}"
-printf 'services:\n  ssh:\n    enabled: true\n    local_address: "127.0.0.1:22"\n' \
-  >>"$TOPO/a/node/config.yaml"
-pu a config validate >/dev/null
+# Every host runs sshd (one config and host key; the command run over ssh
+# prints the address of the host it ran on) and exposes it with `peerup
+# service add`.
 sshd_start
-pu_bg daemon a daemon
-wait_for "A's daemon to reserve on the relay" 30 in_log "$TOPO/a/daemon.log" "relay reservation accepted"
-join_host b "${CODE[1]}"
-pu_bg daemon b daemon
-join_host c "${CODE[2]}"
-pu_bg daemon c daemon
+for x in b c; do
+  bg "sshd-$x" "h$x" "$SSH_DIR/sshd-$x.log" "$SSHD" -D -e -f "$SSH_DIR/sshd_config" \
+    -o "PidFile=$SSH_DIR/sshd-$x.pid"
+  wait_for "sshd on host $x's 127.0.0.1:22" 10 tcp_listening "h$x" 22
+done
+host_key=$(cut -d' ' -f1,2 "$SSH_DIR/host_key.pub")
+for port in 2312 2313 2321 2323 2331 2332; do
+  printf '[127.0.0.1]:%s %s\n' "$port" "$host_key" >>"$SSH_DIR/known_hosts"
+done
+i=0
+for x in a b c; do
+  join_host "$x" "${CODE[$i]}"
+  pu "$x" service add ssh 127.0.0.1:22 >/dev/null || fail "service add on host $x"
+  pu_bg daemon "$x" daemon
+  wait_for "$x's daemon to reserve on the relay" 30 in_log "$TOPO/$x/daemon.log" "relay reservation accepted"
+  i=$((i + 1))
+done
 for x in a b c; do
   grep -q "^${ID[$x]} .*group=" "$RELAY_DIR/relay_authorized_keys" ||
     fail "the relay's authorized_keys has no group line for host $x"
@@ -594,17 +604,29 @@ done
 pu b verify "${ID[a]}" --yes >/dev/null
 pu b auth list | grep -q "^${ID[a]} .*verified" || fail "B's auth list does not show A verified"
 
-# ssh from B and from C to A's sshd, through the relay (and directly
-# where the NATs allow).
+# Every pair reaches the other's sshd, through the relay and directly
+# where the NATs allow (this network's do): host x forwards port 23<x><y>
+# to host y's ssh service.
+declare -A NUM=([a]=1 [b]=2 [c]=3)
+mapfile -t sshopts < <(ssh_opts)
 t=$(now)
-proxy_up b "${ID[a]}"
-ssh_check
-proxy_up c "${ID[a]}"
-# shellcheck disable=SC2016 # expanded by the remote shell, on host A
-out=$(ssh_from c 'echo "hello from $(id -un)"; ip -o -4 addr show dev eth0') ||
-  fail "ssh from C through its proxy failed: $out"
-[[ "$out" == *"hello from root"* && "$out" == *"10.1.0.2/24"* ]] || fail "ssh from C ran somewhere unexpected: $out"
-timing "ssh from B and C to A through their proxies in $(since "$t") s"
+for x in a b c; do
+  for y in a b c; do
+    [[ "$x" == "$y" ]] && continue
+    port="23${NUM[$x]}${NUM[$y]}"
+    pu_bg "proxy-$y" "$x" proxy "${ID[$y]}" ssh "$port"
+    wait_for "the proxy on host $x to listen on $port" 20 tcp_listening "h$x" "$port"
+    # shellcheck disable=SC2016 # expanded by the remote shell, on host y
+    out=$(nsx "h$x" timeout 60 ssh "${sshopts[@]}" -p "$port" root@127.0.0.1 \
+      'echo "hello from $(id -un)"; ip -o -4 addr show dev eth0') ||
+      fail "ssh from $x to $y through the proxy failed: $out"
+    [[ "$out" == *"hello from root"* && "$out" == *"10.${NUM[$y]}.0.2/24"* ]] ||
+      fail "ssh from $x to $y ran somewhere unexpected: $out"
+    path=$(pu "$x" ping "${ID[$y]}" -c 1 --json 2>/dev/null | jq -r 'select(.seq) | .path // "error"')
+    log "ssh $x -> $y reached 10.${NUM[$y]}.0.2 (ping path now: $path)"
+  done
+done
+timing "ssh between every pair (6 directions) through their proxies in $(since "$t") s"
 
 # With all codes used the relay pairs nobody; with a new group open, a
 # used code and a wrong one are refused.
