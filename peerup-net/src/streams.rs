@@ -382,6 +382,28 @@ impl Drop for Incoming {
     }
 }
 
+/// Reads `stream` until the writer half-closes, at most `max` bytes: a
+/// one-shot request or answer (relay pairing, introductions). `None` when
+/// the writer sent more, or the stream failed; the caller bounds the time.
+pub async fn read_to_end_bounded<S>(stream: &mut S, max: usize) -> Option<Vec<u8>>
+where
+    S: futures::AsyncRead + Unpin,
+{
+    use futures::AsyncReadExt;
+    let mut buf = Vec::with_capacity(max.min(4096));
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return Some(buf);
+        }
+        if buf.len() + n > max {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
 /// The behaviour; put it in the node's behaviour and keep a [`Control`].
 pub struct Behaviour {
     shared: Arc<Mutex<Shared>>,

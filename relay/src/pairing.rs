@@ -26,7 +26,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use futures::{AsyncReadExt, AsyncWriteExt};
+use futures::AsyncWriteExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
 use peerup_core::authorized_keys::{Attributes, Document, GROUP};
@@ -38,7 +38,7 @@ use peerup_core::pairing::wire::{
 };
 use peerup_core::relay_addr::RelayAddr;
 use peerup_core::wire::protocol;
-use peerup_net::streams::Inbound;
+use peerup_net::streams::{Inbound, read_to_end_bounded};
 
 use crate::server::Relay;
 
@@ -256,26 +256,6 @@ pub(crate) async fn serve(relay: Relay, mut incoming: peerup_net::streams::Incom
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&peer);
         }));
-    }
-}
-
-/// Reads at most `max` bytes until the writer half-closes; `None` when
-/// it sent more, or the stream failed.
-async fn read_to_end_bounded<S>(stream: &mut S, max: usize) -> Option<Vec<u8>>
-where
-    S: futures::AsyncRead + Unpin,
-{
-    let mut buf = Vec::with_capacity(max.min(4096));
-    let mut chunk = [0u8; 512];
-    loop {
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return Some(buf);
-        }
-        if buf.len() + n > max {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
     }
 }
 

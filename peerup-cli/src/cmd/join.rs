@@ -94,24 +94,7 @@ pub(crate) async fn run(global: &Global, args: JoinArgs) -> Result<ExitCode> {
         .map_err(|e| anyhow!("--name: {e}"))?;
     let relay = RelayAddr::new(code.relay_addr()).map_err(|e| anyhow!("invite code relay: {e}"))?;
     // A first machine: create its config from the code's relay.
-    let ctx = match context::find(global) {
-        Ok(path) => context::load_path(&path, true)?,
-        Err(_) => {
-            let dir = super::init::target_dir(global, None)?;
-            let path: PathBuf = super::init::target_config(global, &dir);
-            let peer = super::init::create(&dir, &path, std::slice::from_ref(&relay), false)?;
-            let note = format!(
-                "Created {} (peer ID {peer}) with the relay from the invite",
-                path.display()
-            );
-            if quiet {
-                eprintln!("{note}");
-            } else {
-                println!("{note}");
-            }
-            context::load_path(&path, true)?
-        }
-    };
+    let ctx = config_for(global, &relay, "invite", quiet)?;
     if !ctx
         .config
         .relay

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use futures::io::{AsyncReadExt, AsyncWriteExt};
+use futures::io::AsyncWriteExt;
 use libp2p::{PeerId, StreamProtocol};
 use peerup_core::authorized_keys::{Attributes, Document, GROUP, HMAC_PROOF};
 use peerup_core::invite::pairing_code::PairingCode;
@@ -25,6 +25,7 @@ use peerup_core::wire::protocol;
 use super::invite::JoinError;
 use super::{Event, Inner, Node};
 use crate::fs;
+use crate::streams::read_to_end_bounded;
 
 /// Longest wait for the relay's answer, and for an introduction.
 const PAIR_TIMEOUT: Duration = Duration::from_secs(20);
@@ -44,26 +45,6 @@ pub struct RelayJoined {
     /// Whether the relay was added to the config's relays (a running
     /// daemon reserves on it after a restart).
     pub relay_added: bool,
-}
-
-/// Reads at most `max` bytes until the writer half-closes; `None` when it
-/// sent more or the stream failed.
-async fn read_to_end_bounded<S>(stream: &mut S, max: usize) -> Option<Vec<u8>>
-where
-    S: futures::AsyncRead + Unpin,
-{
-    let mut buf = Vec::with_capacity(max.min(4096));
-    let mut chunk = [0u8; 1024];
-    loop {
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return Some(buf);
-        }
-        if buf.len() + n > max {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
 }
 
 impl Node {
