@@ -485,12 +485,17 @@ pub(crate) async fn introduce_group(relay: &Relay, group: &GroupId, joined: Opti
             .unwrap_or_else(|e| e.into_inner())
             .forget_group(group.as_str());
     }
-    let members = group_members(relay, group);
+    let members = std::sync::Arc::new(group_members(relay, group));
+    // One task per member: a member that stalls its stream does not delay
+    // the others, nor hold the joiner's pairing place.
     for m in members.iter().map(|(p, _)| *p) {
         if Some(m) == joined || !relay.is_connected(&m) {
             continue;
         }
-        introduce(relay, m, group, &members).await;
+        let (r, g, all) = (relay.clone(), group.clone(), members.clone());
+        relay.runtime().spawn(Box::pin(async move {
+            introduce(&r, m, &g, &all).await;
+        }));
     }
 }
 

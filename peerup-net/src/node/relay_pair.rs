@@ -139,26 +139,31 @@ impl Node {
             .collect();
         let inner = self.inner();
         let relay_addr = RelayAddr::new(addr).map_err(|e| JoinError::Protocol(e.to_string()))?;
-        let saved = save_group(inner, &paired.group, |doc, names, today| {
-            let members = accept_answer(
-                &inner.peer_id,
-                &relay,
-                doc,
-                names,
-                paired.group_size,
-                &listed,
-                today,
-            );
-            let relay_line = RelayLine {
-                peer: relay,
-                group: paired.group.clone(),
-                proof,
-                size: paired.group_size,
-            };
-            (Some(relay_line), members)
-        })
+        let saved = save_group(
+            inner,
+            &paired.group,
+            Some(&relay_addr),
+            |doc, names, today| {
+                let members = accept_answer(
+                    &inner.peer_id,
+                    &relay,
+                    doc,
+                    names,
+                    paired.group_size,
+                    &listed,
+                    today,
+                );
+                let relay_line = RelayLine {
+                    peer: relay,
+                    group: paired.group.clone(),
+                    proof,
+                    size: paired.group_size,
+                };
+                (Some(relay_line), members)
+            },
+        )
         .map_err(JoinError::Save)?;
-        let relay_added = add_relay_to_config(inner, &relay_addr).map_err(JoinError::Save)?;
+        let (saved, relay_added) = saved;
         // Reserve there now rather than at the next backoff.
         inner.command(super::driver::Command::RetryRelay { relay });
         tracing::info!(%relay, group = %paired.group, members = saved.len(), "joined the relay's pairing group");
@@ -237,34 +242,36 @@ impl Node {
             })
             .collect();
         let mut refusal = None;
-        let saved = save_group(
-            inner,
-            &intro.group,
-            |doc, names, today| match accept_introduction(
-                &inner.peer_id,
-                &from,
-                &relays,
-                doc,
-                names,
-                intro.group.as_str(),
-                intro.group_size,
-                &listed,
-                today,
-            ) {
-                Ok(members) => (None, members),
-                Err(e) => {
-                    refusal = Some(e);
-                    (None, Vec::new())
-                }
-            },
-        );
+        let saved =
+            save_group(
+                inner,
+                &intro.group,
+                None,
+                |doc, names, today| match accept_introduction(
+                    &inner.peer_id,
+                    &from,
+                    &relays,
+                    doc,
+                    names,
+                    intro.group.as_str(),
+                    intro.group_size,
+                    &listed,
+                    today,
+                ) {
+                    Ok(members) => (None, members),
+                    Err(e) => {
+                        refusal = Some(e);
+                        (None, Vec::new())
+                    }
+                },
+            );
         match (refusal, saved) {
             (Some(why), _) => tracing::warn!(relay = %from, "{why}"),
             (None, Err(e)) => {
                 tracing::error!(relay = %from, error = %e, "could not save introduced peers")
             }
-            (None, Ok(added)) if added.is_empty() => {}
-            (None, Ok(added)) => {
+            (None, Ok((added, _))) if added.is_empty() => {}
+            (None, Ok((added, _))) => {
                 let peers: Vec<PeerId> = added.iter().map(|m| m.peer).collect();
                 tracing::info!(relay = %from, group = %intro.group, ?peers, "introduced peers authorized");
                 inner.publish(Event::Introduced {
@@ -292,12 +299,13 @@ struct RelayLine {
 fn save_group(
     inner: &Arc<Inner>,
     group: &GroupId,
+    relay_addr: Option<&RelayAddr>,
     decide: impl FnOnce(
         &Document,
         &peerup_core::naming::Names,
         &str,
     ) -> (Option<RelayLine>, Vec<NewMember>),
-) -> Result<Vec<NewMember>, String> {
+) -> Result<(Vec<NewMember>, bool), String> {
     let today = inner.wall_clock().date();
     let path = inner.options.authorized_keys_path.clone();
     let _edit = match &path {
@@ -319,7 +327,7 @@ fn save_group(
         .clone();
     let (relay_line, members) = decide(&doc, &names, &today);
     if relay_line.is_none() && members.is_empty() {
-        return Ok(members);
+        return Ok((members, false));
     }
     if let Some(r) = &relay_line {
         let attrs = [
@@ -390,11 +398,18 @@ fn save_group(
             Err(e) => return Err(e.to_string()),
         }
     }
-    let mut live = inner.names.write().unwrap_or_else(|e| e.into_inner());
-    for (n, p) in named {
-        live.insert(n, p);
+    {
+        let mut live = inner.names.write().unwrap_or_else(|e| e.into_inner());
+        for (n, p) in named {
+            live.insert(n, p);
+        }
     }
-    Ok(members)
+    // The relay into the config, still under the edit lock.
+    let relay_added = match relay_addr {
+        Some(r) => add_relay_to_config(inner, r)?,
+        None => false,
+    };
+    Ok((members, relay_added))
 }
 
 /// Adds the relay to the config's `relay.addresses` if it is not there;
