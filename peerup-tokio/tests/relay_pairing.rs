@@ -190,3 +190,51 @@ async fn three_machines_join_with_codes_and_reach_each_other() {
     assert!(joined.members.is_empty());
     assert!(relay.is_authorized(&late.peer_id()));
 }
+
+/// A stranger on probation that sends garbage on the pairing stream (too
+/// long, and then malformed) is answered "pairing failed", counted, and
+/// not authorized.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_pairing_stream_is_refused() {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    let rt = rt();
+    let (relay, _ak) = gated_relay(&rt).await;
+    relay
+        .create_pairing_group(1, GroupSpec::default(), None)
+        .await
+        .unwrap();
+    let mut o = peerup_net::NodeOptions::new(key()).with_listen(loopback(false));
+    o.transport.quic = false;
+    let stranger = Node::start(rt.clone(), o).await.unwrap();
+    let relay_addr = relay
+        .full_addrs()
+        .into_iter()
+        .find(|a| a.to_string().contains("/tcp/"))
+        .unwrap();
+    stranger.add_addresses(relay.peer_id(), vec![relay_addr]);
+    let proto = peerup_net::libp2p::StreamProtocol::new(peerup_core::wire::protocol::RELAY_PAIR);
+    for (i, garbage) in [vec![0xAB; 4096], vec![7; 40]].into_iter().enumerate() {
+        let mut s = rt
+            .timeout(LIMIT, stranger.open_stream(relay.peer_id(), proto.clone()))
+            .await
+            .unwrap()
+            .unwrap();
+        // The relay stops reading at its bound; the write may fail then.
+        let _ = s.write_all(&garbage).await;
+        let _ = s.close().await;
+        let mut answer = Vec::new();
+        let _ = rt.timeout(LIMIT, s.read_to_end(&mut answer)).await;
+        assert!(
+            answer.is_empty() || answer[0] == 0x00,
+            "garbage {i} got {answer:?}"
+        );
+        let failed = relay
+            .stats()
+            .pairing_failed
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(failed, i as u64 + 1, "garbage {i}");
+        assert!(!relay.is_authorized(&stranger.peer_id()));
+        // A failure ends the probation: the next attempt connects anew.
+        stranger.disconnect_and_wait(relay.peer_id()).await;
+    }
+}

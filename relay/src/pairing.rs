@@ -280,7 +280,15 @@ async fn pair_one(relay: &Relay, inbound: Inbound) {
     };
     let (response, joined) = match answer {
         Ok((paired, joined)) => (Response::Paired(paired), Some(joined)),
-        Err(()) => (Response::failed(), None),
+        Err(()) => {
+            // Counted before the answer goes out: whoever reads the answer
+            // sees the count.
+            relay
+                .stats()
+                .pairing_failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            (Response::failed(), None)
+        }
     };
     if let Ok(bytes) = response.encode() {
         let _ = rt
@@ -297,10 +305,6 @@ async fn pair_one(relay: &Relay, inbound: Inbound) {
             introduce_group(relay, &joined.group, Some(peer)).await;
         }
         None => {
-            relay
-                .stats()
-                .pairing_failed
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             relay.end_probation(peer, false).await;
         }
     }
