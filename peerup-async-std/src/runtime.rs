@@ -11,7 +11,8 @@ use async_io::{Async, Timer};
 use libp2p::core::Transport as _;
 use libp2p::identity::Keypair;
 use peerup_net::runtime::{
-    BoxFuture, BoxedTransport, Runtime, TcpListener, TcpStream, TransportOptions, secure_tcp,
+    BoxFuture, BoxedTransport, Runtime, TcpListener, TcpStream, TransportOptions, or_transport,
+    secure_tcp, secure_websocket,
 };
 
 use crate::tcp::TcpStream as AsyncStdTcp;
@@ -147,7 +148,10 @@ impl Runtime for AsyncStdRuntime {
             tracing::debug!("QUIC is tokio-only in rust-libp2p 0.57: TCP only on async-std");
         }
         let tcp = secure_tcp(tcp::Transport::new(), keypair, options)?;
-        Ok(dns::Transport::new(tcp).boxed())
+        // WebSocket first: it takes only `/ws` addresses, and resolves
+        // their host names itself (`secure_websocket`).
+        let ws = secure_websocket(dns::Transport::new(tcp::Transport::new()), keypair, options)?;
+        Ok(or_transport(ws, dns::Transport::new(tcp).boxed()))
     }
 }
 

@@ -74,3 +74,13 @@ fn every_shared_scenario_runs_under_async_std() {
         .collect();
     assert_eq!(shared, RUN, "run every shared scenario under async-std");
 }
+
+#[async_std::test]
+async fn proxy_through_a_websocket_relay() {
+    common::reach::proxy_through_a_websocket_relay(rt()).await;
+}
+
+#[async_std::test]
+async fn failover_between_relays() {
+    common::reach::failover_between_relays(rt()).await;
+}

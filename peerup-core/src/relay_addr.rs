@@ -2,7 +2,11 @@
 //!
 //! A relay address in config is a full multiaddr ending in the relay's peer
 //! ID: `/ip4/203.0.113.7/tcp/7777/p2p/12D3KooW...` (a `/dns4/...` host, IPv6
-//! and `/udp/7777/quic-v1` work too).
+//! and `/udp/7777/quic-v1` work too), or a WebSocket one (WIRE.md §16):
+//! `/ip4/203.0.113.7/tcp/443/ws/p2p/...`, or with TLS,
+//! `/dns4/relay.example.com/tcp/443/tls/ws/p2p/...` (also written `/wss`).
+//! Nothing else may follow the transport: an address this node could not
+//! dial is refused where it is read, not when the dial fails.
 //!
 //! `peerup relay add` also takes short forms and builds the multiaddr:
 //!
@@ -13,6 +17,9 @@
 //! | `1.2.3.4:9000` | `/ip4/1.2.3.4/tcp/9000/p2p/ID` |
 //! | `[2001:db8::1]:9000` | `/ip6/2001:db8::1/tcp/9000/p2p/ID` |
 //! | `2001:db8::1`, `[2001:db8::1]` | `/ip6/2001:db8::1/tcp/7777/p2p/ID` |
+//! | `ws://1.2.3.4:443` | `/ip4/1.2.3.4/tcp/443/ws/p2p/ID` |
+//! | `ws://relay.example.com` | `/dns/relay.example.com/tcp/80/ws/p2p/ID` |
+//! | `wss://relay.example.com` | `/dns/relay.example.com/tcp/443/tls/ws/p2p/ID` |
 //!
 //! A short form needs the peer ID from `--peer-id` (the caller may prompt
 //! for it on [`RelayInputError::MissingPeerId`]); a host name is refused
@@ -67,6 +74,17 @@ pub enum RelayAddrError {
     NoTransport {
         /// The rejected address.
         text: String,
+    },
+    /// Something other than `/ws`, `/wss` or `/tls/ws` after the
+    /// transport.
+    #[error(
+        "relay address `{text}` has `{extra}` after its transport; only /ws, /wss or /tls/ws (WebSocket) may follow /tcp/<port>, and nothing may follow /udp/<port>/quic-v1"
+    )]
+    Unsupported {
+        /// The rejected address.
+        text: String,
+        /// What follows the transport.
+        extra: String,
     },
     /// Port 0 cannot be dialed.
     #[error("relay address `{text}` has port 0; use the relay's real port (default 7777)")]
@@ -130,15 +148,43 @@ impl RelayAddr {
             ) => {}
             _ => return Err(RelayAddrError::NoHost { text }),
         }
-        let port = match (protos.get(1), protos.get(2)) {
-            (Some(Protocol::Tcp(port)), _) => *port,
-            (Some(Protocol::Udp(port)), Some(Protocol::QuicV1)) => *port,
+        let (port, rest) = match (protos.get(1), protos.get(2)) {
+            (Some(Protocol::Tcp(port)), _) => (*port, &protos[2..protos.len() - 1]),
+            (Some(Protocol::Udp(port)), Some(Protocol::QuicV1)) => {
+                (*port, &protos[3..protos.len() - 1])
+            }
             _ => return Err(RelayAddrError::NoTransport { text }),
         };
         if port == 0 {
             return Err(RelayAddrError::PortZero { text });
         }
+        let tcp = matches!(protos.get(1), Some(Protocol::Tcp(_)));
+        match rest {
+            [] => {}
+            [Protocol::Ws(_) | Protocol::Wss(_)]
+            | [Protocol::Tls, Protocol::Ws(_)]
+            | [Protocol::Tls, Protocol::Sni(_), Protocol::Ws(_)]
+                if tcp => {}
+            _ => {
+                let extra: String = rest.iter().map(|p| p.to_string()).collect();
+                return Err(RelayAddrError::Unsupported { text, extra });
+            }
+        }
         Ok(RelayAddr { addr, peer })
+    }
+
+    /// How this address is reached, for display (`status`, `doctor`).
+    pub fn transport_kind(&self) -> TransportKind {
+        let mut kind = TransportKind::Tcp;
+        for p in self.addr.iter() {
+            kind = match p {
+                Protocol::QuicV1 => TransportKind::Quic,
+                Protocol::Tls | Protocol::Wss(_) => TransportKind::WebSocketTls,
+                Protocol::Ws(_) if kind != TransportKind::WebSocketTls => TransportKind::WebSocket,
+                _ => kind,
+            };
+        }
+        kind
     }
 
     /// The relay's peer ID.
@@ -165,6 +211,30 @@ impl RelayAddr {
             .clone()
             .with(Protocol::P2pCircuit)
             .with(Protocol::P2p(target))
+    }
+}
+
+/// The transport of a relay address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TransportKind {
+    /// `/tcp/<port>`.
+    Tcp,
+    /// `/udp/<port>/quic-v1`.
+    Quic,
+    /// `/tcp/<port>/ws`: WebSocket (libp2p's own encryption inside).
+    WebSocket,
+    /// `/tcp/<port>/tls/ws` or `/wss`: WebSocket in TLS.
+    WebSocketTls,
+}
+
+impl fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TransportKind::Tcp => "tcp",
+            TransportKind::Quic => "quic",
+            TransportKind::WebSocket => "ws",
+            TransportKind::WebSocketTls => "wss",
+        })
     }
 }
 
@@ -258,9 +328,19 @@ pub enum RelayInputError {
         /// The port text.
         port: String,
     },
+    /// A `ws://` or `wss://` URL that cannot be one.
+    #[error(
+        "`{input}` is not a usable WebSocket URL: {reason}; for example ws://203.0.113.7:443 or wss://relay.example.com"
+    )]
+    Url {
+        /// The input as given.
+        input: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// Neither a multiaddr, an IP, nor a host name.
     #[error(
-        "`{input}` is not a relay address; use a multiaddr (/ip4/1.2.3.4/tcp/7777/p2p/ID), 1.2.3.4, 1.2.3.4:7777 or [2001:db8::1]:7777"
+        "`{input}` is not a relay address; use a multiaddr (/ip4/1.2.3.4/tcp/7777/p2p/ID), 1.2.3.4, 1.2.3.4:7777, [2001:db8::1]:7777 or ws://1.2.3.4:443"
     )]
     Unrecognized {
         /// The input as given.
@@ -317,7 +397,76 @@ fn tcp(ip: core::net::IpAddr, port: u16) -> Multiaddr {
     Multiaddr::from(ip).with(Protocol::Tcp(port))
 }
 
+/// `ws://host[:port][/]` and `wss://host[:port][/]`: a WebSocket relay as
+/// a browser would write it. Default ports 80 and 443; a host name becomes
+/// `/dns/<name>` (either address family); no path, user or query.
+fn websocket_url(input: &str, text: &str) -> Option<Result<Multiaddr, RelayInputError>> {
+    let (tls, rest) = if let Some(r) = strip_prefix_ignore_case(text, "wss://") {
+        (true, r)
+    } else {
+        (false, strip_prefix_ignore_case(text, "ws://")?)
+    };
+    let url = |reason| {
+        Some(Err(RelayInputError::Url {
+            input: input.to_owned(),
+            reason,
+        }))
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains(['/', '?', '#', '@']) {
+        return url("a path, query or user is not supported (the relay serves the root path)");
+    }
+    let default_port = if tls { 443 } else { 80 };
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let Some((ip, after)) = v6.split_once(']') else {
+            return url("an IPv6 address needs its closing ]");
+        };
+        let Ok(ip) = ip.parse::<Ipv6Addr>() else {
+            return url("not an IPv6 address between [ ]");
+        };
+        (Multiaddr::from(core::net::IpAddr::V6(ip)), after)
+    } else {
+        let (h, after) = match rest.rsplit_once(':') {
+            Some((h, _)) => (h, &rest[h.len()..]),
+            None => (rest, ""),
+        };
+        if let Ok(ip) = h.parse::<Ipv4Addr>() {
+            (Multiaddr::from(core::net::IpAddr::V4(ip)), after)
+        } else if is_host_name(h) {
+            (
+                Multiaddr::empty().with(Protocol::Dns(h.to_ascii_lowercase().into())),
+                after,
+            )
+        } else {
+            return url("the host is neither an IP address nor a host name");
+        }
+    };
+    let port = match port.strip_prefix(':') {
+        None if port.is_empty() => default_port,
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) if p != 0 => p,
+            _ => return url("the port must be 1-65535"),
+        },
+        None => return url("unexpected text after the host"),
+    };
+    let mut addr = host.with(Protocol::Tcp(port));
+    if tls {
+        addr.push(Protocol::Tls);
+    }
+    addr.push(Protocol::Ws("/".into()));
+    Some(Ok(addr))
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
 fn short_form(input: &str, text: &str) -> Result<Multiaddr, RelayInputError> {
+    if let Some(result) = websocket_url(input, text) {
+        return result;
+    }
     let invalid_port = |port: &str| RelayInputError::InvalidPort {
         input: input.to_owned(),
         port: port.to_owned(),
@@ -519,6 +668,77 @@ mod tests {
             let again: RelayAddr = addr.to_string().parse().unwrap();
             proptest::prop_assert_eq!(&again, &addr);
             proptest::prop_assert_eq!(parse_input(&addr.to_string(), None).unwrap(), addr);
+        }
+    }
+
+    #[test]
+    fn websocket_addresses_and_urls() {
+        for tail in ["ws", "wss", "tls/ws", "tls/sni/relay.example.com/ws"] {
+            let a = format!("/dns4/relay.example.com/tcp/443/{tail}/p2p/{ID}");
+            assert_eq!(ok(&a), a);
+        }
+        let kind = |s: &str| ok(s).parse::<RelayAddr>().unwrap().transport_kind();
+        assert_eq!(kind("1.2.3.4"), TransportKind::Tcp);
+        assert_eq!(kind("/ip4/1.2.3.4/udp/7777/quic-v1"), TransportKind::Quic);
+        assert_eq!(kind("ws://1.2.3.4:443"), TransportKind::WebSocket);
+        assert_eq!(kind("wss://relay.example.com"), TransportKind::WebSocketTls);
+        assert_eq!(
+            ok("ws://1.2.3.4:443"),
+            format!("/ip4/1.2.3.4/tcp/443/ws/p2p/{ID}")
+        );
+        assert_eq!(
+            ok("WS://1.2.3.4/"),
+            format!("/ip4/1.2.3.4/tcp/80/ws/p2p/{ID}")
+        );
+        assert_eq!(
+            ok("wss://Relay.Example.com"),
+            format!("/dns/relay.example.com/tcp/443/tls/ws/p2p/{ID}")
+        );
+        assert_eq!(
+            ok("ws://[2001:db8::1]:8443"),
+            format!("/ip6/2001:db8::1/tcp/8443/ws/p2p/{ID}")
+        );
+        for bad in [
+            "ws://1.2.3.4:0",
+            "ws://1.2.3.4:x",
+            "ws://1.2.3.4/path",
+            "ws://user@host",
+            "ws://[::1",
+            "ws://[nope]:1",
+            "ws://",
+            "wss://bad_host!",
+            "ws://é",
+        ] {
+            assert!(
+                matches!(
+                    parse_input(bad, Some(id())),
+                    Err(RelayInputError::Url { .. })
+                ),
+                "{bad}"
+            );
+        }
+        // A URL without a peer ID asks for it, like the other short forms.
+        assert!(matches!(
+            parse_input("ws://1.2.3.4:443", None),
+            Err(RelayInputError::MissingPeerId { .. })
+        ));
+    }
+
+    #[test]
+    fn nothing_else_may_follow_the_transport() {
+        for a in [
+            format!("/ip4/1.2.3.4/tcp/7777/http/p2p/{ID}"),
+            format!("/ip4/1.2.3.4/udp/7777/quic-v1/ws/p2p/{ID}"),
+            format!("/ip4/1.2.3.4/tcp/7777/ws/ws/p2p/{ID}"),
+            format!("/ip4/1.2.3.4/tcp/7777/tls/p2p/{ID}"),
+            format!("/ip4/1.2.3.4/udp/7777/quic-v1/webtransport/p2p/{ID}"),
+        ] {
+            let e = a.parse::<RelayAddr>().unwrap_err();
+            assert!(
+                matches!(e, RelayAddrError::Unsupported { .. }),
+                "{a}: {e:?}"
+            );
+            assert!(e.to_string().contains("/ws"), "{e}");
         }
     }
 

@@ -189,6 +189,55 @@ pub fn yamux_config() -> libp2p::yamux::Config {
     c
 }
 
+/// The largest WebSocket message a node accepts, in bytes. libp2p's
+/// default is 256 MiB, which a stranger could make a relay buffer per
+/// connection before any authentication; yamux frames (16 KiB from rust
+/// and Go peers) travel one per message, so 4 MiB leaves room for peers
+/// that send whole windows at once and still bounds each connection.
+pub const WEBSOCKET_MAX_MESSAGE: usize = 4 << 20;
+
+/// WebSocket (WIRE.md §16): `/tcp/<port>/ws`, and `/tls/ws` (`/wss`)
+/// dialed with the web's certificate authorities (webpki roots), secured
+/// and multiplexed as [`secure_tcp`] does TCP. `tcp` is a raw TCP
+/// transport that resolves `/dns` itself: the WebSocket layer must see
+/// the host name (TLS checks the certificate against it), so no outer
+/// DNS transport may resolve it first; put this transport before the
+/// others in an `or_transport` chain ([`or_transport`]).
+///
+/// A node listens on `/ws` only (a relay behind port 443); a relay that
+/// should serve `wss://` sits behind a TLS-terminating proxy
+/// (docs/RELAY.md): libp2p's own Noise or TLS runs inside either way.
+///
+/// # Errors
+/// As [`secure_tcp`].
+pub fn secure_websocket<T>(
+    tcp: T,
+    keypair: &Keypair,
+    options: &TransportOptions,
+) -> io::Result<BoxedTransport>
+where
+    T: Transport + Send + Unpin + 'static,
+    T::Output: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    T::Error: Send + Sync + 'static,
+    T::Dial: Send + 'static,
+    T::ListenerUpgrade: Send + 'static,
+{
+    let mut ws = libp2p::websocket::Config::new(tcp);
+    ws.set_max_data_size(WEBSOCKET_MAX_MESSAGE);
+    secure_tcp(ws, keypair, options)
+}
+
+/// `first`, then `second` for the addresses `first` does not take.
+pub fn or_transport(first: BoxedTransport, second: BoxedTransport) -> BoxedTransport {
+    first
+        .or_transport(second)
+        .map(|either, _| either.into_inner())
+        .map_err(|either| match either {
+            either::Either::Left(e) | either::Either::Right(e) => e,
+        })
+        .boxed()
+}
+
 /// Secures and multiplexes a raw transport (TCP, or the relay client's)
 /// with TLS or Noise, and yamux. TLS is offered first ([`crate::tls`]:
 /// AES-GCM where the CPU has AES instructions), Noise second, as the Go

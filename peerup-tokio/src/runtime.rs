@@ -12,7 +12,8 @@ use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::identity::Keypair;
 use libp2p::{dns, quic, tcp};
 use peerup_net::runtime::{
-    BoxFuture, BoxedTransport, Runtime, TcpListener, TcpStream, TransportOptions, secure_tcp,
+    BoxFuture, BoxedTransport, Runtime, TcpListener, TcpStream, TransportOptions, or_transport,
+    secure_tcp, secure_websocket,
 };
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
@@ -177,6 +178,15 @@ impl Runtime for TokioRuntime {
         } else {
             tcp
         };
-        Ok(dns::tokio::Transport::system(ip)?.boxed())
+        // WebSocket first: it takes only `/ws` addresses, and resolves
+        // their host names itself (`secure_websocket`).
+        let ws = secure_websocket(
+            dns::tokio::Transport::system(tcp::tokio::Transport::new(
+                tcp::Config::new().nodelay(true),
+            ))?,
+            keypair,
+            options,
+        )?;
+        Ok(or_transport(ws, dns::tokio::Transport::system(ip)?.boxed()))
     }
 }

@@ -59,3 +59,13 @@ async fn reservation_without_addresses_uses_dialed_address() {
 async fn relay_announces_its_listen_addresses() {
     common::scenarios::relay_announces_its_listen_addresses(rt()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_through_a_websocket_relay() {
+    common::reach::proxy_through_a_websocket_relay(rt()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_between_relays() {
+    common::reach::failover_between_relays(rt()).await;
+}

@@ -450,7 +450,7 @@ head -c "$MIB64" /dev/urandom >"$T/blob.bin"
 # E2E_NETWORKS picks the networks to run (all by default): `symmetric`
 # (scenarios 1 and 3), `eim` (scenarios 2 and 4), `pairing` (scenario 5,
 # on an endpoint-independent NAT).
-networks=" ${E2E_NETWORKS:-symmetric eim pairing} "
+networks=" ${E2E_NETWORKS:-symmetric eim pairing reach} "
 
 if [[ "$networks" == *" symmetric "* ]]; then
 scenario "1. symmetric NAT on both sides: relayed"
@@ -663,6 +663,107 @@ wait_for "the relay to close the stranger after its probation" 40 in_log "$relay
 timing "the stranger was closed $(since "$t") s after it connected (probation 15 s)"
 in_log "$relay_log" "reservation accepted peer=$sid" && fail "the stranger got a reservation"
 stop stranger-s
+topology_down
+fi
+
+if [[ "$networks" == *" reach "* ]]; then
+scenario "7. a firewall that lets only TCP 443 out: the laptop reaches home over the relay's WebSocket address"
+network_up symmetric
+# The relay also listens on WebSocket, port 443; B knows it at both
+# addresses (TCP 7777 first, as `init` wrote it).
+relay_ws="/ip4/198.51.100.1/tcp/443/ws/p2p/${RELAY_ADDR##*/p2p/}"
+sed -i 's|^    - "/ip4/198.51.100.1/udp/7777/quic-v1"$|&\n    - "/ip4/198.51.100.1/tcp/443/ws"|' "$RELAY_DIR/relay-server.yaml"
+stop relay
+relay_start
+pu b relay add "ws://198.51.100.1:443" --peer-id "${RELAY_ADDR##*/p2p/}" >/dev/null
+grep -qF "$relay_ws" "$TOPO/b/node/config.yaml" || fail "relay add ws:// did not write $relay_ws"
+wait_for "A's daemon to re-reserve after the relay restart" 30 \
+  bash -c "(( \$(grep -cF 'relay reservation accepted' '$TOPO/a/daemon.log') > 1 ))"
+# B's router: only TCP to port 443 leaves the LAN (UDP too is dropped).
+nsx rb iptables -I FORWARD 1 -i lan -o wan -p tcp --dport 443 -j ACCEPT
+nsx rb iptables -I FORWARD 2 -i lan -o wan -j DROP
+nsx rb iptables -I INPUT 1 -i lan -j ACCEPT
+if nsx hb timeout 3 bash -c 'exec 3<>/dev/tcp/198.51.100.1/7777' 2>/dev/null; then
+  fail "the firewall let TCP 7777 out"
+fi
+log "B's firewall: TCP 7777 to the relay is dropped; only TCP 443 goes out"
+t=$(now)
+proxy_up b home
+proxy_connected "$t"
+ssh_check
+copy_check RELAYED
+allowed=$(nsx rb iptables -L FORWARD 1 -v -n -x | awk '{ print $1 }')
+dropped=$(nsx rb iptables -L FORWARD 2 -v -n -x | awk '{ print $1 }')
+log "B's firewall: $allowed packets out to TCP 443, $dropped other packets dropped"
+((allowed > 10000)) || fail "only $allowed packets went out on TCP 443: the copies did not use the WebSocket address"
+nsx rb iptables -D FORWARD 2
+nsx rb iptables -D FORWARD 1
+nsx rb iptables -D INPUT 1
+stop proxy-b
+
+scenario "8. two relays: the relay in use is killed; a new ssh goes through the other"
+# A second relay on 198.51.100.2 (its own namespace on the same segment).
+new_ns wan2
+ip -n "$(ns wan)" link add relay2 type veth peer name eth0 netns "$(ns wan2)"
+ip -n "$(ns wan)" link set relay2 master br0 up
+ip -n "$(ns wan2)" addr add 198.51.100.2/24 dev eth0
+ip -n "$(ns wan2)" link set eth0 up
+RELAY2_DIR="$TOPO/relay2"
+mkdir -m 700 "$RELAY2_DIR"
+sed -e 's/198\.51\.100\.1/198.51.100.2/' -e '/tcp\/443\/ws/d' "$RELAY_DIR/relay-server.yaml" >"$RELAY2_DIR/relay-server.yaml"
+chmod 600 "$RELAY2_DIR/relay-server.yaml"
+relay2() { nsx wan2 "$RELAY_BIN" --config "$RELAY2_DIR/relay-server.yaml" "$@"; }
+: >"$RELAY2_DIR/relay_authorized_keys"
+chmod 600 "$RELAY2_DIR/relay_authorized_keys"
+relay2_id=$(relay2 info 2>/dev/null | awk '/^Peer ID:/ { print $3 }')
+relay2 authorize "${ID[a]}" --comment host-a >/dev/null
+relay2 authorize "${ID[b]}" --comment host-b >/dev/null
+bg relay2 wan2 "$RELAY2_DIR/relay.log" env RUST_LOG="$LOG_FILTER" "$RELAY_BIN" --config "$RELAY2_DIR/relay-server.yaml" serve
+wait_for "the second relay's health endpoint" 20 bash -c "ip netns exec $(ns wan2) curl -fsS -m 2 http://127.0.0.1:9090/healthz >/dev/null"
+for x in a b; do
+  pu "$x" relay add "/ip4/198.51.100.2/tcp/7777/p2p/$relay2_id" >/dev/null
+done
+stop daemon-a
+pu_bg daemon a daemon
+reserved_on_both() {
+  [[ "$(pu a status --json | jq '[.relays[] | select(.reserved)] | map(.peer_id) | unique | length')" == 2 ]]
+}
+t=$(now)
+wait_for "A's daemon to reserve on both relays" 30 reserved_on_both
+timing "A's daemon holds reservations on both relays $(since "$t") s after its start"
+pu a status | grep '^Relay:' | while IFS= read -r line; do log "A: $line"; done
+t=$(now)
+proxy_up b home
+ssh_check
+# An ssh session stays open while its relay goes away.
+mapfile -t sshopts < <(ssh_opts)
+n=$(count_in_log "$SSH_DIR/sshd.log" "Accepted publickey")
+bg ssh-session hb "$TOPO/b/ssh-session.log" timeout 120 ssh "${sshopts[@]}" -p 2222 root@127.0.0.1 sleep 100
+wait_for "the ssh session to open" 20 bash -c "(( \$(grep -cF 'Accepted publickey' '$SSH_DIR/sshd.log') > $n ))"
+# The relay carrying the session: the one with a circuit open (B dials
+# through both at once and keeps what connects, so both may carry one).
+relay2_stat() { nsx wan2 curl -fsS -m 5 http://127.0.0.1:9090/healthz | jq -r ".$1"; }
+c1=$(relay_stat active_circuits)
+c2=$(relay2_stat active_circuits)
+log "open circuits: relay 1: $c1, relay 2: $c2"
+((c1 + c2 > 0)) || fail "no relay carries a circuit between A and B"
+if ((c1 > 0)); then victim=relay; else victim=relay2; fi
+log "killing $victim (SIGKILL), which carries B's session to A"
+t=$(now)
+kill -KILL "${PIDS[$victim]}"
+tries=0
+until out=$(ssh_from b 'echo alive' 2>&1) && [[ "$out" == alive ]]; do
+  tries=$((tries + 1))
+  ((tries < 30)) || fail "no new ssh succeeded after the relay was killed: $out"
+done
+elapsed=$(since "$t")
+timing "a new ssh through the other relay succeeded $elapsed s after the relay in use was killed ($tries failed attempts first)"
+awk -v e="$elapsed" 'BEGIN { exit !(e <= 10) }' ||
+  fail "the first new ssh after the kill took $elapsed s (goal: under 10 s)"
+if [[ "$victim" == relay ]]; then survivor=$(relay2_stat active_circuits); else survivor=$(relay_stat active_circuits); fi
+((survivor > 0)) || fail "the surviving relay carries no circuit"
+log "the surviving relay carries $survivor circuit(s)"
+pu a status | grep '^Relay:' | while IFS= read -r line; do log "A: $line"; done
 topology_down
 fi
 

@@ -14,10 +14,10 @@ use crate::context;
 pub(crate) enum RelayCommand {
     /// Add a relay.
     #[command(
-        after_help = "The address can be:\n  /ip4/1.2.3.4/tcp/7777/p2p/12D3KooW...   full multiaddr\n  1.2.3.4:7777                            IP:PORT (with --peer-id, or asked)\n  1.2.3.4                                 bare IP (port 7777)\n  [2001:db8::1]:7777                      IPv6"
+        after_help = "The address can be:\n  /ip4/1.2.3.4/tcp/7777/p2p/12D3KooW...   full multiaddr\n  1.2.3.4:7777                            IP:PORT (with --peer-id, or asked)\n  1.2.3.4                                 bare IP (port 7777)\n  [2001:db8::1]:7777                      IPv6\n  ws://1.2.3.4:443                        WebSocket (networks that let only web traffic out)\n  wss://relay.example.com                 WebSocket in TLS (a real certificate for that name)\n\nA relay may be added at several addresses (e.g. TCP 7777 and ws://...:443):\nthey are dialed at once and the first that connects is used. Several relays\ngive failover: the daemon keeps a reservation on each.\n\nExamples:\n  peerup relay add 203.0.113.7 --peer-id 12D3KooW...\n  peerup relay add ws://203.0.113.7:443 --peer-id 12D3KooW..."
     )]
     Add {
-        /// Multiaddr, IP, IP:PORT, [IPv6]:PORT.
+        /// Multiaddr, IP, IP:PORT, [IPv6]:PORT, ws://HOST:PORT, wss://HOST.
         address: String,
         /// The relay's peer ID, when the address has none.
         #[arg(long)]

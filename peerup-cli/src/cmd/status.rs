@@ -1,5 +1,6 @@
 //! `peerup status`: the running daemon's state.
 
+use peerup_core::multiaddr::Protocol;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -31,9 +32,26 @@ pub(crate) fn document(node: &Node, ctx: &Ctx, uptime: Duration) -> Value {
         .iter()
         .map(|r| {
             let st = s.relays.get(&r.peer_id()).cloned().unwrap_or_default();
+            let conn = s.peers.get(&r.peer_id());
+            // Whether this address is the one the relay connection uses
+            // (a relay listed at several addresses has one connection).
+            let transport = r.transport();
+            let in_use = conn.is_some_and(|p| {
+                p.connections.iter().any(|c| {
+                    let mut remote = c.remote.clone();
+                    if matches!(remote.iter().last(), Some(Protocol::P2p(_))) {
+                        remote.pop();
+                    }
+                    remote == transport
+                })
+            });
             json!({
                 "address": r.to_string(),
                 "peer_id": r.peer_id().to_string(),
+                "transport": r.transport_kind().to_string(),
+                "connected": conn.is_some_and(|p| !p.connections.is_empty()),
+                "in_use": in_use,
+                "rtt_ms": conn.and_then(|p| p.rtt).map(|d| d.as_secs_f64() * 1000.0),
                 "reserved": st.reserved,
                 "circuit_address": st.circuit_addr.map(|a| a.to_string()),
                 "error": st.last_error,
@@ -145,7 +163,13 @@ fn text(v: &Value) -> String {
                 r["error"].as_str().unwrap_or("connecting")
             )
         };
-        out.push_str(&format!("Relay:     {} [{state}]\n", s(&r["address"])));
+        // The round trip is the relay's; show it on the address in use.
+        let via = match (r["in_use"].as_bool(), r["rtt_ms"].as_f64()) {
+            (Some(true), Some(rtt)) => format!(" in use, rtt {rtt:.1}ms"),
+            (Some(true), None) => " in use".to_owned(),
+            _ => String::new(),
+        };
+        out.push_str(&format!("Relay:     {} [{state}]{via}\n", s(&r["address"])));
     }
     let peers = v["peers"].as_array().cloned().unwrap_or_default();
     if peers.is_empty() {

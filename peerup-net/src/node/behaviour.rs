@@ -41,6 +41,17 @@ pub(crate) struct Behaviour {
     pub streams: streams::Behaviour,
 }
 
+/// How often every connection is pinged.
+pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// A ping unanswered this long closes its connection (the driver does it:
+/// libp2p's ping only reports the failure). A path that died without a
+/// word (a NAT that forgot the mapping, a laptop that changed networks, a
+/// relay that lost power) is noticed within interval + timeout, 15 s, and
+/// not when TCP gives up minutes later; then the relay reservation is
+/// made again and the next dial finds a live path. 10 s is far beyond any
+/// live path's round trip, even with a busy link's queues in front.
+pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What the behaviour is built from.
 pub(crate) struct Parts {
     pub keypair: Keypair,
@@ -84,7 +95,11 @@ impl Behaviour {
             ),
             identify: PairingFilter::new(identify, g.clone()),
             ping: PairingFilter::new(
-                ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15))),
+                ping::Behaviour::new(
+                    ping::Config::new()
+                        .with_interval(PING_INTERVAL)
+                        .with_timeout(PING_TIMEOUT),
+                ),
                 g.clone(),
             ),
             autonat: PairingFilter::new(Toggle::from(autonat), g.clone()),

@@ -608,6 +608,17 @@ impl Driver {
                     }
                 });
             }
+            BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(error),
+            }) if !matches!(error, ping::Failure::Unsupported) => {
+                // libp2p's ping does not close a dead connection itself. An
+                // unsupported ping (a peer without the protocol) is not a
+                // dead path.
+                tracing::info!(%peer, ?connection, %error, "ping failed: closing the connection (a dead path)");
+                self.swarm.close_connection(connection);
+            }
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id,
                 result: kad::QueryResult::GetClosestPeers(r),

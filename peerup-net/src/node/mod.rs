@@ -784,35 +784,8 @@ impl Node {
         if let Some(p) = self.inner.control.path(peer) {
             return Ok(p);
         }
-        // Circuits need a connection to their relay: make sure it exists
-        // (or wait for the one being made) before dialing through it.
         let relays = self.inner.options.relays.clone();
-        let mut circuits = Vec::new();
-        for r in &relays {
-            match self
-                .ensure_connected(r.peer_id(), vec![r.multiaddr().clone()])
-                .await
-            {
-                Ok(()) => circuits.push(r.circuit_to(peer)),
-                Err(e) => {
-                    tracing::debug!(relay = %r, error = %crate::error::chain(&e), "relay unreachable");
-                }
-            }
-        }
-        let mut first = if circuits.is_empty() && !relays.is_empty() {
-            Err(ConnectError::Unreachable {
-                peer,
-                reason: Unreachable::NoRelay,
-            })
-        } else {
-            self.dial(peer, circuits.clone()).await
-        };
-        // The relay client can lose a circuit request that races its own
-        // connection set-up ("response from behaviour was canceled"); one
-        // retry over the now-settled relay connection settles it.
-        if first.is_err() && !circuits.is_empty() {
-            first = self.dial(peer, circuits).await;
-        }
+        let first = self.connect_through_relays(peer, &relays).await;
         if first.is_ok()
             && let Some(p) = self.settled_path(peer).await
         {
@@ -850,6 +823,61 @@ impl Node {
                 reason: Unreachable::ClosedAtOnce,
             }),
         }
+    }
+
+    /// Dials `peer` through every relay at once and returns when the first
+    /// circuit connects: a relay that is down, or that swallows packets,
+    /// costs nothing while another works (each relay's own dial is bounded
+    /// by the transport's upgrade timeout). Each relay is dialed at all its
+    /// addresses at once (TCP, QUIC, WebSocket: the first that connects
+    /// carries the circuit), then the circuit through it, once more if the
+    /// first circuit request raced the relay connection's set-up (the
+    /// relay client can lose it: "response from behaviour was canceled").
+    ///
+    /// `NoRelay` when no relay could be reached; otherwise the last
+    /// circuit's error. With no relays configured, a plain dial (the
+    /// addresses libp2p knows, e.g. from the DHT).
+    async fn connect_through_relays(
+        &self,
+        peer: PeerId,
+        relays: &[RelayAddr],
+    ) -> Result<(), ConnectError> {
+        if relays.is_empty() {
+            return self.dial(peer, Vec::new()).await;
+        }
+        // One attempt per relay peer, its addresses in the configured order.
+        let mut groups: Vec<(PeerId, Vec<Multiaddr>, Multiaddr)> = Vec::new();
+        for r in relays {
+            match groups.iter_mut().find(|g| g.0 == r.peer_id()) {
+                Some(g) => g.1.push(r.multiaddr().clone()),
+                None => groups.push((r.peer_id(), vec![r.multiaddr().clone()], r.circuit_to(peer))),
+            }
+        }
+        let mut attempts: futures::stream::FuturesUnordered<_> = groups
+            .into_iter()
+            .map(|(relay, addrs, circuit)| async move {
+                if let Err(e) = self.ensure_connected(relay, addrs).await {
+                    tracing::debug!(%relay, error = %crate::error::chain(&e), "relay unreachable");
+                    return Err(None);
+                }
+                match self.dial(peer, vec![circuit.clone()]).await {
+                    Ok(()) => Ok(()),
+                    Err(_) => self.dial(peer, vec![circuit]).await.map_err(Some),
+                }
+            })
+            .collect();
+        let mut circuit_error = None;
+        while let Some(result) = attempts.next().await {
+            match result {
+                Ok(()) => return Ok(()),
+                Err(Some(e)) => circuit_error = Some(e),
+                Err(None) => {}
+            }
+        }
+        Err(circuit_error.unwrap_or(ConnectError::Unreachable {
+            peer,
+            reason: Unreachable::NoRelay,
+        }))
     }
 
     /// The path once a fresh connection has survived the remote's gate:

@@ -1,0 +1,163 @@
+//! Reaching a peer when the network is in the way (issue 18): a relay
+//! reached over WebSocket only, and a dial that does not wait for a dead
+//! relay while another one works.
+
+use std::sync::Arc;
+
+use peerup_core::relay_addr::{RelayAddr, TransportKind};
+use peerup_core::wire::ConnectionPath;
+use peerup_net::libp2p::Multiaddr;
+use peerup_net::libp2p::multiaddr::Protocol;
+use peerup_net::node::{Event, Node, NodeOptions};
+use peerup_net::runtime::Runtime;
+use peerup_relay::{Relay, RelayOptions};
+
+use super::*;
+
+/// A relay listening on `/ws` only (the port-443 relay, WIRE.md §16):
+/// home reserves over WebSocket, the laptop reaches home's service
+/// through the circuit, and both relay connections are WebSocket ones.
+pub async fn proxy_through_a_websocket_relay(rt: Arc<dyn Runtime>) {
+    let (hk, lk) = (key(), key());
+    let (home_id, laptop_id) = (hk.public().to_peer_id(), lk.public().to_peer_id());
+    let mut ro = RelayOptions::new(key());
+    ro.listen = vec!["/ip4/127.0.0.1/tcp/0/ws".parse().unwrap()];
+    ro.authorized_keys = doc(&[home_id, laptop_id]);
+    ro.transport.quic = false;
+    let relay = Relay::start(rt.clone(), ro).await.unwrap();
+    let ws = relay
+        .full_addrs()
+        .into_iter()
+        .find(|a| a.iter().any(|p| matches!(p, Protocol::Ws(_))))
+        .expect("the relay listens on a /ws address");
+    let ws = RelayAddr::new(ws).unwrap();
+    assert_eq!(ws.transport_kind(), TransportKind::WebSocket);
+    let svc = start_service(&rt, 1 << 20).await;
+    let home = start_reserved(
+        &rt,
+        NodeOptions::new(hk)
+            .with_listen(vec![])
+            .with_relays(vec![ws.clone()])
+            .with_authorized_keys(doc(&[laptop_id]), None)
+            .with_service(label("data"), svc.addr.to_string(), open())
+            .unwrap(),
+    )
+    .await;
+    let laptop = Node::start(
+        rt.clone(),
+        NodeOptions::new(lk)
+            .with_listen(vec![])
+            .with_relays(vec![ws.clone()])
+            .with_authorized_keys(doc(&[home_id]), None),
+    )
+    .await
+    .unwrap();
+    let stream = laptop.open_service(home_id, "data").await.unwrap();
+    assert_eq!(stream.path(), ConnectionPath::Relayed);
+    let send = pattern(3, 1 << 20);
+    let (reply, digest) = exchange(stream, &send).await;
+    assert_eq!(sha(&reply), sha(&pattern(2, 1 << 20)), "reply corrupted");
+    assert_eq!(digest, sha(&send), "request corrupted");
+    for node in [&home, &laptop] {
+        let to_relay = &node.status().peers[&ws.peer_id()].connections;
+        assert!(!to_relay.is_empty());
+        for c in to_relay {
+            assert!(
+                c.remote.iter().any(|p| matches!(p, Protocol::Ws(_))),
+                "relay connection over {}",
+                c.remote
+            );
+        }
+    }
+    laptop.shutdown().await;
+    home.shutdown().await;
+    relay.shutdown().await;
+}
+
+/// A relay that accepts TCP connections and never answers (a host that
+/// swallows packets after the handshake), and its address under a made-up
+/// peer ID. The listener lives as long as the returned value.
+async fn black_hole(
+    rt: &Arc<dyn Runtime>,
+) -> (Box<dyn peerup_net::runtime::TcpListener>, RelayAddr) {
+    let listener = rt.tcp_listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let id = key().public().to_peer_id();
+    let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{id}")
+        .parse()
+        .unwrap();
+    (listener, RelayAddr::new(addr).unwrap())
+}
+
+/// Failover between relays. Home holds a reservation on two relays; the
+/// laptop lists a black hole first, then both relays. Its dial does not
+/// wait on the black hole (its upgrade timeout is set beyond the test's
+/// limit, so a dial that waited would fail the test), reaches home, and
+/// after the first relay shuts down, reaches home again through the
+/// second.
+pub async fn failover_between_relays(rt: Arc<dyn Runtime>) {
+    let (hk, lk) = (key(), key());
+    let (home_id, laptop_id) = (hk.public().to_peer_id(), lk.public().to_peer_id());
+    let r1 = start_relay(&rt, &[home_id, laptop_id]).await;
+    let r2 = start_relay(&rt, &[home_id, laptop_id]).await;
+    let (hole_listener, hole) = black_hole(&rt).await;
+    let relays = vec![hole.clone(), relay_addr(&r1), relay_addr(&r2)];
+    let svc = start_service(&rt, 4096).await;
+    let mut ho = NodeOptions::new(hk)
+        .with_listen(vec![])
+        .with_relays(relays.clone())
+        .with_authorized_keys(doc(&[laptop_id]), None)
+        .with_service(label("data"), svc.addr.to_string(), open())
+        .unwrap();
+    ho.transport.quic = false;
+    let home = Node::start(rt.clone(), ho).await.unwrap();
+    let mut events = home.events();
+    let both = |home: &Node| {
+        let s = home.status();
+        [r1.peer_id(), r2.peer_id()]
+            .iter()
+            .all(|r| s.relays.get(r).is_some_and(|st| st.reserved))
+    };
+    while !both(&home) {
+        wait_for(&rt, &mut events, "reservations on both relays", |e| {
+            matches!(e, Event::ReservationAccepted { .. })
+        })
+        .await;
+    }
+    let mut lo = NodeOptions::new(lk)
+        .with_listen(vec![])
+        .with_relays(relays)
+        .with_authorized_keys(doc(&[home_id]), None);
+    lo.transport.quic = false;
+    lo.transport.upgrade_timeout = LIMIT * 10;
+    let laptop = Node::start(rt.clone(), lo).await.unwrap();
+
+    let through = |laptop: &Node| {
+        let conns = laptop.status().peers[&home_id].connections.clone();
+        assert!(conns.iter().all(|c| c.path == ConnectionPath::Relayed));
+        conns.iter().map(|c| c.remote.clone()).collect::<Vec<_>>()
+    };
+    let stream = laptop.open_service(home_id, "data").await.unwrap();
+    assert_eq!(stream.path(), ConnectionPath::Relayed);
+    let (reply, _) = exchange(stream, b"first").await;
+    assert_eq!(reply.len(), 4096);
+    eprintln!("first connection through {:?}", through(&laptop));
+
+    // The first relay goes away, and the laptop's connections with it.
+    r1.shutdown().await;
+    laptop.disconnect_and_wait(home_id).await;
+    let stream = laptop.open_service(home_id, "data").await.unwrap();
+    assert_eq!(stream.path(), ConnectionPath::Relayed);
+    let (reply, _) = exchange(stream, b"second").await;
+    assert_eq!(reply.len(), 4096);
+    let via = through(&laptop);
+    let r2_id = r2.peer_id().to_string();
+    assert!(
+        via.iter().all(|a| a.to_string().contains(&r2_id)),
+        "after the first relay went away, connected through {via:?}"
+    );
+    drop(hole_listener);
+    laptop.shutdown().await;
+    home.shutdown().await;
+    r2.shutdown().await;
+}
