@@ -11,8 +11,8 @@ use async_io::{Async, Timer};
 use libp2p::core::Transport as _;
 use libp2p::identity::Keypair;
 use peerup_net::runtime::{
-    BoxFuture, BoxedTransport, Runtime, TcpListener, TcpStream, TransportOptions, or_transport,
-    secure_tcp, secure_websocket,
+    BoxFuture, BoxedTransport, InterfaceChange, Runtime, TcpListener, TcpStream, TransportOptions,
+    interface_changes, or_transport, secure_tcp, secure_websocket,
 };
 
 use crate::tcp::TcpStream as AsyncStdTcp;
@@ -139,6 +139,16 @@ impl Runtime for AsyncStdRuntime {
     /// TCP (this crate's transport, with port reuse) with TLS or Noise and yamux,
     /// behind name resolution. `options.quic` is ignored: there is no QUIC
     /// transport off tokio.
+    fn watch_interfaces(&self) -> Option<futures::stream::BoxStream<'static, InterfaceChange>> {
+        match if_watch::smol::IfWatcher::new() {
+            Ok(watcher) => Some(interface_changes(watcher)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch network interfaces; roaming is noticed by pings only");
+                None
+            }
+        }
+    }
+
     fn transport(
         &self,
         keypair: &Keypair,

@@ -103,6 +103,38 @@ impl Default for TransportOptions {
     }
 }
 
+/// A change of this machine's addresses, as a runtime's interface
+/// watcher reports it ([`Runtime::watch_interfaces`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterfaceChange {
+    /// An address came up.
+    Up(std::net::IpAddr),
+    /// An address went away.
+    Down(std::net::IpAddr),
+}
+
+/// An `if-watch` watcher's events as [`InterfaceChange`]s (for the
+/// runtimes' [`Runtime::watch_interfaces`]); a watcher error is logged and
+/// skipped.
+pub fn interface_changes<S>(watcher: S) -> futures::stream::BoxStream<'static, InterfaceChange>
+where
+    S: futures::Stream<Item = io::Result<if_watch::IfEvent>> + Send + 'static,
+{
+    use futures::StreamExt;
+    watcher
+        .filter_map(|event| async move {
+            match event {
+                Ok(if_watch::IfEvent::Up(net)) => Some(InterfaceChange::Up(net.addr())),
+                Ok(if_watch::IfEvent::Down(net)) => Some(InterfaceChange::Down(net.addr())),
+                Err(e) => {
+                    tracing::debug!(error = %e, "interface watcher");
+                    None
+                }
+            }
+        })
+        .boxed()
+}
+
 /// The system's wall clock: [`Runtime::wall_clock`]'s default, and the
 /// clock of commands that run no runtime (`peerup auth add --expires`).
 pub fn system_wall_clock() -> UnixTime {
@@ -140,6 +172,15 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Resolves `host:port` (a name such as `localhost`, or an address).
     fn resolve(&self, host: String, port: u16) -> BoxFuture<io::Result<Vec<SocketAddr>>>;
+
+    /// This machine's address changes (an interface up or down, a new
+    /// lease), for roaming (`node::roam`): the addresses present at the
+    /// start come first, as `Up`. `None`, the default, where the runtime
+    /// cannot watch; then a node sees only its listeners' addresses come
+    /// and go, and a node that listens on nothing sees no change.
+    fn watch_interfaces(&self) -> Option<futures::stream::BoxStream<'static, InterfaceChange>> {
+        None
+    }
 
     /// The node's transports (TCP with TLS or Noise and yamux, QUIC where
     /// available, DNS), without the relay client transport, which

@@ -262,6 +262,58 @@ impl Control {
         })
     }
 
+    /// Opens a stream for `protocol` on one given connection (a probe of
+    /// that connection: any answer, "not supported" included, proves it
+    /// alive).
+    ///
+    /// # Errors
+    /// [`OpenError`]; `NotConnected` when the connection is not (or no
+    /// longer) established.
+    pub async fn open_on(
+        &self,
+        peer: PeerId,
+        connection: ConnectionId,
+        protocol: StreamProtocol,
+    ) -> Result<Outbound, OpenError> {
+        let picked = Shared::lock(&self.shared)
+            .connections
+            .get(&connection)
+            .filter(|c| c.established && !c.sender.is_closed())
+            .map(|c| (c.path, c.sender.clone()));
+        let (path, mut sender) = picked.ok_or(OpenError::NotConnected(peer))?;
+        let (tx, rx) = oneshot::channel();
+        let closed = || {
+            OpenError::Io(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "connection closed",
+            ))
+        };
+        sender
+            .send(NewStream {
+                protocol,
+                reply: tx,
+            })
+            .await
+            .map_err(|_| closed())?;
+        let stream = rx.await.map_err(|_| closed())??;
+        Ok(Outbound {
+            connection,
+            path,
+            stream,
+        })
+    }
+
+    /// The established connections (not those let in only to pair), with
+    /// their peers.
+    pub fn all_connections(&self) -> Vec<(PeerId, ConnectionId)> {
+        Shared::lock(&self.shared)
+            .connections
+            .iter()
+            .filter(|(_, c)| c.established && !c.pairing_only)
+            .map(|(id, c)| (c.peer, *id))
+            .collect()
+    }
+
     /// Starts accepting `protocol`. Dropping the [`Incoming`] stops it.
     ///
     /// # Errors

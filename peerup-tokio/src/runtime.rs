@@ -12,8 +12,8 @@ use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::identity::Keypair;
 use libp2p::{dns, quic, tcp};
 use peerup_net::runtime::{
-    BoxFuture, BoxedTransport, Runtime, TcpListener, TcpStream, TransportOptions, or_transport,
-    secure_tcp, secure_websocket,
+    BoxFuture, BoxedTransport, InterfaceChange, Runtime, TcpListener, TcpStream, TransportOptions,
+    interface_changes, or_transport, secure_tcp, secure_websocket,
 };
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
@@ -150,6 +150,18 @@ impl Runtime for TokioRuntime {
                 .await?
                 .collect())
         })
+    }
+
+    fn watch_interfaces(&self) -> Option<futures::stream::BoxStream<'static, InterfaceChange>> {
+        // The netlink socket registers with the runtime's reactor.
+        let _guard = self.handle.enter();
+        match if_watch::tokio::IfWatcher::new() {
+            Ok(watcher) => Some(interface_changes(watcher)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch network interfaces; roaming is noticed by pings only");
+                None
+            }
+        }
     }
 
     fn transport(

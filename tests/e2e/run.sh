@@ -34,6 +34,16 @@
 #      every pair reaches the other's sshd, both sides of a pair show the same verification
 #      code, a used code and a wrong code are refused, and a stranger let
 #      in on probation while a code is open is closed when it ends;
+#   7. a firewall in front of the laptop that lets only TCP 443 out: the
+#      relay also listens on /tcp/443/ws, the laptop adds it with `relay add
+#      ws://...`, and reaches home over WebSocket (ssh, scp 64 MiB each
+#      way; the firewall's counters show the bytes went out on 443);
+#   8. two relays: home holds a reservation on each, an ssh session is
+#      open, the relay carrying it is killed (SIGKILL); the time to the
+#      first new ssh through the other relay is recorded (goal: 10 s);
+#   9. roaming: the laptop moves to another network (its address and
+#      default route go, a new ones come up behind another NAT); the time
+#      to the first ssh through its running proxy is recorded (goal: 10 s);
 #
 # printing the timings of each (connect, upgrade, copy throughput). The
 # symmetric network runs 1 then 3, the endpoint-independent one 2 then 4.
@@ -42,8 +52,8 @@
 # if missing); a trap removes them, and every process it started, on any
 # exit.
 #
-# Environment: E2E_NETWORKS=symmetric, eim or pairing runs one network's
-# scenarios;
+# Environment: E2E_NETWORKS=symmetric, eim, pairing or reach (7 to 9) runs
+# one network's scenarios;
 # E2E_RELAY_TRANSPORT=quic gives the nodes the relay's QUIC address first
 # (then hole punching is over UDP); E2E_KEEP=1 keeps the temp dir (logs,
 # configs);
@@ -300,11 +310,12 @@ sshd_connections() { count_in_log "$SSH_DIR/sshd.log" "Connection from"; }
 
 # ------------------------------------------------------------ the steps
 
-# A network of <kind>: relay, three initialized hosts (authorized on the
+# network_up <kind> [<name>]: a network of <kind> (its files under
+# $T/<name>, default <kind>): relay, three initialized hosts (authorized on the
 # relay), sshd and the daemon on A, A and B paired across the NATs.
 network_up() {
   local kind="$1" t code out
-  TOPO="$T/$kind"
+  TOPO="$T/${2:-$kind}"
   mkdir -p "$TOPO"
   topology_up "$kind"
   relay_init
@@ -449,7 +460,7 @@ head -c "$MIB64" /dev/urandom >"$T/blob.bin"
 
 # E2E_NETWORKS picks the networks to run (all by default): `symmetric`
 # (scenarios 1 and 3), `eim` (scenarios 2 and 4), `pairing` (scenario 5,
-# on an endpoint-independent NAT).
+# on an endpoint-independent NAT), `reach` (scenarios 7 to 9, symmetric).
 networks=" ${E2E_NETWORKS:-symmetric eim pairing reach} "
 
 if [[ "$networks" == *" symmetric "* ]]; then
@@ -668,7 +679,7 @@ fi
 
 if [[ "$networks" == *" reach "* ]]; then
 scenario "7. a firewall that lets only TCP 443 out: the laptop reaches home over the relay's WebSocket address"
-network_up symmetric
+network_up symmetric reach
 # The relay also listens on WebSocket, port 443; B knows it at both
 # addresses (TCP 7777 first, as `init` wrote it).
 relay_ws="/ip4/198.51.100.1/tcp/443/ws/p2p/${RELAY_ADDR##*/p2p/}"
@@ -764,6 +775,35 @@ if [[ "$victim" == relay ]]; then survivor=$(relay2_stat active_circuits); else 
 ((survivor > 0)) || fail "the surviving relay carries no circuit"
 log "the surviving relay carries $survivor circuit(s)"
 pu a status | grep '^Relay:' | while IFS= read -r line; do log "A: $line"; done
+
+scenario "9. roaming: the laptop moves to another network behind another NAT"
+# A second way out for B, through router C (its own NAT and public
+# address), not yet used: no address on B's side until the move.
+ip -n "$(ns rc)" link add lan2 type veth peer name wlan netns "$(ns hb)"
+ip -n "$(ns rc)" addr add 10.4.0.1/24 dev lan2
+ip -n "$(ns rc)" link set lan2 up
+ip -n "$(ns hb)" link set wlan up
+ssh_check
+n=$(count_in_log "$TOPO/b/proxy.log" "network changed")
+t=$(now)
+# The move: B's old address and route go away, a new address and default
+# route come up behind router C (public 198.51.100.13 instead of .12).
+ip -n "$(ns hb)" addr del 10.2.0.2/24 dev eth0
+ip -n "$(ns hb)" link set eth0 down
+ip -n "$(ns hb)" addr add 10.4.0.2/24 dev wlan
+ip -n "$(ns hb)" route add default via 10.4.0.1
+tries=0
+until out=$(ssh_from b 'echo alive' 2>&1) && [[ "$out" == alive ]]; do
+  tries=$((tries + 1))
+  ((tries < 30)) || fail "no ssh succeeded after the move: $out"
+done
+elapsed=$(since "$t")
+timing "after the move, the first ssh through B's proxy succeeded in $elapsed s ($tries failed attempts first)"
+(($(count_in_log "$TOPO/b/proxy.log" "network changed") > n)) || fail "B's proxy did not notice the network change"
+log "B's proxy: $(grep -F 'network changed' "$TOPO/b/proxy.log" | tail -n1 | sed 's/^.*INFO //')"
+log "B's proxy closed $(count_in_log "$TOPO/b/proxy.log" "probe: no answer") dead connection(s) after probing"
+awk -v e="$elapsed" 'BEGIN { exit !(e <= 10) }' ||
+  fail "the first ssh after the move took $elapsed s (goal: under 10 s)"
 topology_down
 fi
 

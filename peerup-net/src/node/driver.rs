@@ -371,11 +371,14 @@ impl Driver {
                     .handle_listen_addr(&listener_id, address.clone());
                 self.drain_reservations();
                 self.inner.update(|s| s.listen_addrs.push(address.clone()));
+                super::roam::on_listen_addr_change(&self.inner, &address, false);
                 self.inner.publish(Event::Listening { addr: address });
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
+                tracing::info!(%address, "no longer listening");
                 self.inner
                     .update(|s| s.listen_addrs.retain(|a| *a != address));
+                super::roam::on_listen_addr_change(&self.inner, &address, true);
             }
             SwarmEvent::ListenerClosed {
                 listener_id,

@@ -12,6 +12,7 @@ pub mod invite;
 mod options;
 mod ping;
 mod relay_pair;
+mod roam;
 pub mod service;
 mod service_name;
 mod status;
@@ -250,6 +251,8 @@ pub(crate) struct Inner {
     /// itself when it ends.
     pub all_tasks: Arc<Mutex<BTreeMap<u64, AbortHandle>>>,
     pub next_id: AtomicU64,
+    /// Probes after a network change (`roam`).
+    pub roam: Mutex<roam::RoamState>,
 }
 
 impl Inner {
@@ -579,6 +582,7 @@ impl Node {
             limit_stats: Arc::default(),
             all_tasks: Arc::new(Mutex::new(BTreeMap::new())),
             next_id: AtomicU64::new(1),
+            roam: Mutex::new(roam::RoamState::default()),
         });
         for w in &warnings {
             // Also published as `Event::Warning`; a daemon shows it loudly,
@@ -599,6 +603,7 @@ impl Node {
             node.serve_ping(&id)?;
         }
         node.serve_introductions();
+        roam::watch(&node.inner);
         for w in warnings {
             node.inner.publish(Event::Warning(warning_text(&w)));
         }

@@ -1,0 +1,217 @@
+//! Roaming: when this machine's addresses change (Wi-Fi to a phone's
+//! hotspot, a new DHCP lease, an interface down), every connection is
+//! probed at once and the dead ones are closed within [`PROBE_TIMEOUT`],
+//! instead of waiting for the periodic ping (up to 15 s) or TCP (minutes).
+//!
+//! The change is seen by the runtime's interface watcher
+//! ([`crate::runtime::Runtime::watch_interfaces`]: `if-watch`, netlink on
+//! Linux; both adapters have one), and through the listeners (libp2p's TCP
+//! and QUIC transports report each address that appears or expires when
+//! listening on an unspecified address). A default route that changes
+//! with no address change is not seen: the periodic ping finds a path
+//! that died that way (15 s). A probe opens a stream for a protocol nobody serves on that
+//! one connection: any answer, "not supported" included, is a round trip
+//! and proves the path alive; no answer within the timeout closes the
+//! connection. Closing it is what recovers the rest: the reservation
+//! machine re-reserves on a relay whose connection closed (after its 1 s
+//! backoff), the next stream to a peer dials afresh (through every relay
+//! at once), and peers with a proxy open at the change are dialed again
+//! at once, so the next connection through a forwarded port finds a path
+//! ready.
+//!
+//! A spurious change (a VPN or container interface appearing) costs one
+//! stream round trip per connection; live connections are never closed.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId, StreamProtocol};
+
+use super::Inner;
+use super::driver::Command;
+use crate::runtime::InterfaceChange;
+use crate::streams::OpenError;
+
+/// How long a probed connection has to answer.
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The protocol probes ask for: served by nobody, answered "not supported"
+/// by every libp2p peer (multistream-select), Go's and relays included.
+pub(crate) const PROBE_PROTOCOL: StreamProtocol = StreamProtocol::new("/peerup/probe/1.0.0");
+
+/// Whether a probe is running, and whether another change came meanwhile.
+#[derive(Debug, Default)]
+pub(crate) struct RoamState {
+    running: bool,
+    again: bool,
+    /// Network changes seen (for tests and `status`).
+    pub changes: u64,
+    /// Connections closed by probes.
+    pub closed: u64,
+}
+
+/// Whether a listen address coming or going says the machine's own
+/// network changed: an IP address of an interface, not loopback and not a
+/// relay circuit (those come and go with reservations).
+fn is_local_change(addr: &Multiaddr) -> bool {
+    let mut ip = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::P2pCircuit => return false,
+            Protocol::Ip4(a) if ip.is_none() => ip = Some(a.is_loopback()),
+            Protocol::Ip6(a) if ip.is_none() => ip = Some(a.is_loopback()),
+            _ => {}
+        }
+    }
+    ip == Some(false)
+}
+
+/// Follows the runtime's interface watcher, if it has one, for as long
+/// as the node runs.
+pub(crate) fn watch(inner: &Arc<Inner>) {
+    let Some(mut changes) = inner.rt.watch_interfaces() else {
+        return;
+    };
+    let task = inner.clone();
+    inner.spawn_tracked(
+        None,
+        Box::pin(async move {
+            use futures::StreamExt;
+            while let Some(change) = changes.next().await {
+                let (ip, gone) = match change {
+                    InterfaceChange::Up(ip) => (ip, false),
+                    InterfaceChange::Down(ip) => (ip, true),
+                };
+                if !ip.is_loopback() {
+                    on_change(&task, &ip.to_string(), gone);
+                }
+            }
+        }),
+    );
+}
+
+/// The driver saw `addr` appear or expire.
+pub(crate) fn on_listen_addr_change(inner: &Arc<Inner>, addr: &Multiaddr, expired: bool) {
+    if is_local_change(addr) {
+        on_change(inner, &addr.to_string(), expired);
+    }
+}
+
+/// An address of this machine came or went: probe (once more if a probe
+/// is running).
+fn on_change(inner: &Arc<Inner>, addr: &str, gone: bool) {
+    {
+        let mut st = inner.roam.lock().unwrap_or_else(|e| e.into_inner());
+        st.changes += 1;
+        if st.running {
+            st.again = true;
+            return;
+        }
+        st.running = true;
+    }
+    tracing::debug!(%addr, gone, "address changed");
+    let task = inner.clone();
+    inner.spawn_tracked(
+        None,
+        Box::pin(async move {
+            loop {
+                probe_all(&task).await;
+                let mut st = task.roam.lock().unwrap_or_else(|e| e.into_inner());
+                if st.again {
+                    st.again = false;
+                } else {
+                    st.running = false;
+                    break;
+                }
+            }
+        }),
+    );
+}
+
+/// Probes every connection at once; closes those that do not answer, then
+/// dials again the peers that had a proxy open through one of them.
+async fn probe_all(inner: &Arc<Inner>) {
+    let connections = inner.control.all_connections();
+    if connections.is_empty() {
+        return;
+    }
+    tracing::info!(
+        connections = connections.len(),
+        "network changed: probing every connection"
+    );
+    let probes = connections.into_iter().map(|(peer, connection)| async move {
+        let answer = inner
+            .rt
+            .timeout(
+                PROBE_TIMEOUT,
+                inner.control.open_on(peer, connection, PROBE_PROTOCOL),
+            )
+            .await;
+        match answer {
+            // Any answer is a round trip; the stream (if any) is dropped.
+            Some(Ok(_) | Err(OpenError::Unsupported(_))) => None,
+            Some(Err(e)) => {
+                tracing::debug!(%peer, ?connection, error = %e, "probe: connection already gone");
+                None
+            }
+            None => {
+                tracing::info!(%peer, ?connection, "probe: no answer: closing the connection (a dead path)");
+                inner.command(Command::CloseConnection { connection });
+                Some(peer)
+            }
+        }
+    });
+    let dead: BTreeSet<PeerId> = futures::future::join_all(probes)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    if dead.is_empty() {
+        return;
+    }
+    inner.roam.lock().unwrap_or_else(|e| e.into_inner()).closed += dead.len() as u64;
+    // Peers we had a proxy open to: dial them again now.
+    let proxied: BTreeSet<PeerId> = inner.snapshot(|s| {
+        s.proxies
+            .values()
+            .filter(|p| !p.inbound && dead.contains(&p.peer))
+            .map(|p| p.peer)
+            .collect()
+    });
+    for peer in proxied {
+        let node = super::Node {
+            inner: inner.clone(),
+        };
+        inner.spawn_tracked(
+            None,
+            Box::pin(async move {
+                match node.connect(peer).await {
+                    Ok(path) => tracing::info!(%peer, %path, "reconnected after the network change"),
+                    Err(e) => {
+                        tracing::info!(%peer, error = %crate::error::chain(&e), "not reachable after the network change")
+                    }
+                }
+            }),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_addresses_are_a_network_change() {
+        let yes = |s: &str| is_local_change(&s.parse().unwrap());
+        assert!(yes("/ip4/10.2.0.2/tcp/4001"));
+        assert!(yes("/ip6/2001:db8::1/udp/4001/quic-v1"));
+        assert!(!yes("/ip4/127.0.0.1/tcp/4001"));
+        assert!(!yes("/ip6/::1/tcp/4001"));
+        assert!(!yes(
+            "/ip4/198.51.100.1/tcp/7777/p2p/12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL/p2p-circuit"
+        ));
+        assert!(!yes("/dns4/example.com/tcp/1"));
+    }
+}
