@@ -84,3 +84,8 @@ async fn proxy_through_a_websocket_relay() {
 async fn failover_between_relays() {
     common::reach::failover_between_relays(rt()).await;
 }
+
+#[async_std::test]
+async fn a_silent_path_is_closed_after_a_network_change() {
+    common::reach::a_silent_path_is_closed_after_a_network_change(rt()).await;
+}

@@ -69,3 +69,8 @@ async fn proxy_through_a_websocket_relay() {
 async fn failover_between_relays() {
     common::reach::failover_between_relays(rt()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_path_is_closed_after_a_network_change() {
+    common::reach::a_silent_path_is_closed_after_a_network_change(rt()).await;
+}

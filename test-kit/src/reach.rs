@@ -161,3 +161,157 @@ pub async fn failover_between_relays(rt: Arc<dyn Runtime>) {
     home.shutdown().await;
     r2.shutdown().await;
 }
+
+/// A TCP forwarder on 127.0.0.1 in front of `target` whose connections
+/// can be frozen: a frozen connection stays open and forwards nothing
+/// (a path that died without a word). Connections made after a freeze
+/// forward normally.
+struct Freezer {
+    addr: std::net::SocketAddr,
+    frozen: Arc<std::sync::Mutex<Vec<Arc<std::sync::atomic::AtomicBool>>>>,
+}
+
+impl Freezer {
+    async fn start(rt: &Arc<dyn Runtime>, target: std::net::SocketAddr) -> Freezer {
+        use futures::io::AsyncReadExt;
+        let mut listener = rt.tcp_listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let frozen: Arc<std::sync::Mutex<Vec<Arc<std::sync::atomic::AtomicBool>>>> = Arc::default();
+        let flags = frozen.clone();
+        let rt2 = rt.clone();
+        rt.spawn(Box::pin(async move {
+            while let Ok((client, _)) = rt2.accept(listener.as_mut()).await {
+                let Ok(upstream) = rt2.tcp_connect(target).await else {
+                    continue;
+                };
+                let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                flags.lock().unwrap().push(flag.clone());
+                let (cr, cw) = client.split();
+                let (ur, uw) = upstream.split();
+                rt2.spawn(Box::pin(pump(cr, uw, flag.clone())));
+                rt2.spawn(Box::pin(pump(ur, cw, flag)));
+            }
+        }));
+        Freezer { addr, frozen }
+    }
+
+    /// Freezes every connection made so far.
+    fn freeze(&self) {
+        for f in self.frozen.lock().unwrap().iter() {
+            f.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// Copies until EOF; once `frozen`, forwards nothing more and never ends
+/// (both sockets stay open).
+async fn pump<R, W>(mut from: R, mut to: W, frozen: Arc<std::sync::atomic::AtomicBool>)
+where
+    R: futures::io::AsyncRead + Unpin,
+    W: futures::io::AsyncWrite + Unpin,
+{
+    use futures::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if frozen.load(std::sync::atomic::Ordering::SeqCst) {
+            futures::future::pending::<()>().await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.close().await;
+}
+
+/// Roaming (issue 18): after a network change, a connection whose path
+/// went silent is closed by the probe and the next stream dials afresh,
+/// while a live connection is left alone. The laptop reaches home through
+/// a TCP forwarder whose connections can be frozen.
+pub async fn a_silent_path_is_closed_after_a_network_change(rt: Arc<dyn Runtime>) {
+    let (hk, lk) = (key(), key());
+    let (home_id, laptop_id) = (hk.public().to_peer_id(), lk.public().to_peer_id());
+    let svc = start_service(&rt, 4096).await;
+    let home = Node::start(
+        rt.clone(),
+        NodeOptions::new(hk)
+            .with_listen(loopback(false))
+            .with_authorized_keys(doc(&[laptop_id]), None)
+            .with_service(label("data"), svc.addr.to_string(), open())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let home_tcp = home
+        .listen_addrs()
+        .into_iter()
+        .find_map(|a| match (a.iter().next(), a.iter().nth(1)) {
+            (Some(Protocol::Ip4(ip)), Some(Protocol::Tcp(port))) => {
+                Some(std::net::SocketAddr::from((ip, port)))
+            }
+            _ => None,
+        })
+        .unwrap();
+    let freezer = Freezer::start(&rt, home_tcp).await;
+    let mut lo = NodeOptions::new(lk)
+        .with_listen(vec![])
+        .with_authorized_keys(doc(&[home_id]), None);
+    lo.transport.quic = false;
+    let laptop = Node::start(rt.clone(), lo).await.unwrap();
+    let via: Multiaddr = format!("/ip4/127.0.0.1/tcp/{}", freezer.addr.port())
+        .parse()
+        .unwrap();
+    laptop.add_addresses(home_id, vec![via]);
+    let mut events = laptop.events();
+
+    let stream = laptop.open_service(home_id, "data").await.unwrap();
+    assert_eq!(exchange(stream, b"before").await.0.len(), 4096);
+
+    // A live path: probed and kept.
+    laptop.network_changed();
+    let mut outcome = None;
+    // (The interface watcher's first report, at start, may probe too.)
+    wait_for(&rt, &mut events, "the probe of a live path", |e| match e {
+        Event::NetworkChanged { probed, closed } if *probed > 0 => {
+            outcome = Some((*probed, *closed));
+            true
+        }
+        _ => false,
+    })
+    .await;
+    assert_eq!(outcome, Some((1, 0)), "(probed, closed) on a live path");
+    assert!(laptop.path(home_id).is_some());
+
+    // The path goes silent: the probe closes it.
+    freezer.freeze();
+    laptop.network_changed();
+    wait_for(
+        &rt,
+        &mut events,
+        "the probe of a silent path",
+        |e| match e {
+            Event::NetworkChanged { probed, closed } if *probed > 0 => {
+                outcome = Some((*probed, *closed));
+                true
+            }
+            _ => false,
+        },
+    )
+    .await;
+    assert_eq!(outcome, Some((1, 1)), "(probed, closed) on a silent path");
+    if laptop.path(home_id).is_some() {
+        wait_for(&rt, &mut events, "the dead connection to close", |e| {
+            matches!(e, Event::Disconnected { remaining: 0, .. })
+        })
+        .await;
+    }
+    // The next stream dials a new connection (through the forwarder
+    // again, whose new connections flow).
+    let stream = laptop.open_service(home_id, "data").await.unwrap();
+    assert_eq!(exchange(stream, b"after").await.0.len(), 4096);
+    laptop.shutdown().await;
+    home.shutdown().await;
+}

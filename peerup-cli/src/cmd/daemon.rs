@@ -310,6 +310,9 @@ fn log_event(e: &Event, ctx: &Ctx) {
         Event::Upgraded { peer } => {
             tracing::info!("direct connection to {} (hole punched)", who(peer))
         }
+        Event::NetworkChanged { probed, closed } if *closed > 0 => tracing::info!(
+            "network changed: {closed} of {probed} connection(s) did not answer and were closed; reconnecting"
+        ),
         Event::Disconnected { peer, remaining: 0 } => {
             tracing::info!("disconnected from {}", who(peer))
         }

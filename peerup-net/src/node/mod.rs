@@ -182,6 +182,14 @@ pub enum Event {
         /// Connections to the peer now.
         connections: usize,
     },
+    /// The network changed (an address came or went, or
+    /// [`Node::network_changed`]) and every connection was probed.
+    NetworkChanged {
+        /// Connections probed.
+        probed: usize,
+        /// Of those, closed because they did not answer (dead paths).
+        closed: usize,
+    },
     /// A relayed peer is now also reachable directly (hole punched).
     Upgraded {
         /// The peer.
@@ -608,6 +616,15 @@ impl Node {
             node.inner.publish(Event::Warning(warning_text(&w)));
         }
         Ok(node)
+    }
+
+    /// Tells the node that the network changed (an application that gets
+    /// the operating system's notice, e.g. on a phone): every connection
+    /// is probed and those that do not answer within 3 s are closed, as
+    /// when the node's own interface watcher sees an address come or go
+    /// (see `node::roam`). Live connections are left alone.
+    pub fn network_changed(&self) {
+        roam::on_change(&self.inner, "(application notice)", false);
     }
 
     /// This node's peer ID.

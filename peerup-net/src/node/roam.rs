@@ -46,7 +46,7 @@ pub(crate) const PROBE_PROTOCOL: StreamProtocol = StreamProtocol::new("/peerup/p
 pub(crate) struct RoamState {
     running: bool,
     again: bool,
-    /// Network changes seen (for tests and `status`).
+    /// Network changes seen.
     pub changes: u64,
     /// Connections closed by probes.
     pub closed: u64,
@@ -101,7 +101,7 @@ pub(crate) fn on_listen_addr_change(inner: &Arc<Inner>, addr: &Multiaddr, expire
 
 /// An address of this machine came or went: probe (once more if a probe
 /// is running).
-fn on_change(inner: &Arc<Inner>, addr: &str, gone: bool) {
+pub(crate) fn on_change(inner: &Arc<Inner>, addr: &str, gone: bool) {
     {
         let mut st = inner.roam.lock().unwrap_or_else(|e| e.into_inner());
         st.changes += 1;
@@ -135,13 +135,17 @@ fn on_change(inner: &Arc<Inner>, addr: &str, gone: bool) {
 async fn probe_all(inner: &Arc<Inner>) {
     let connections = inner.control.all_connections();
     if connections.is_empty() {
+        inner.publish(super::Event::NetworkChanged {
+            probed: 0,
+            closed: 0,
+        });
         return;
     }
     tracing::info!(
         connections = connections.len(),
         "network changed: probing every connection"
     );
-    let probes = connections.into_iter().map(|(peer, connection)| async move {
+    let probes = connections.iter().map(|&(peer, connection)| async move {
         let answer = inner
             .rt
             .timeout(
@@ -163,15 +167,18 @@ async fn probe_all(inner: &Arc<Inner>) {
             }
         }
     });
-    let dead: BTreeSet<PeerId> = futures::future::join_all(probes)
+    let dead: Vec<PeerId> = futures::future::join_all(probes)
         .await
         .into_iter()
         .flatten()
         .collect();
+    let (probed, closed) = (connections.len(), dead.len());
+    inner.publish(super::Event::NetworkChanged { probed, closed });
     if dead.is_empty() {
         return;
     }
-    inner.roam.lock().unwrap_or_else(|e| e.into_inner()).closed += dead.len() as u64;
+    inner.roam.lock().unwrap_or_else(|e| e.into_inner()).closed += closed as u64;
+    let dead: BTreeSet<PeerId> = dead.into_iter().collect();
     // Peers we had a proxy open to: dial them again now.
     let proxied: BTreeSet<PeerId> = inner.snapshot(|s| {
         s.proxies
