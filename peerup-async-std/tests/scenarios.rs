@@ -89,3 +89,13 @@ async fn failover_between_relays() {
 async fn a_silent_path_is_closed_after_a_network_change() {
     common::reach::a_silent_path_is_closed_after_a_network_change(rt()).await;
 }
+
+#[async_std::test]
+async fn proxy_through_a_secure_websocket_relay() {
+    common::reach::proxy_through_a_secure_websocket_relay(rt()).await;
+}
+
+#[async_std::test]
+async fn bad_websocket_certificates_are_refused() {
+    common::reach::bad_websocket_certificates_are_refused(rt()).await;
+}

@@ -438,4 +438,42 @@ health:
         );
         assert_eq!(parse(&c.render_commented()).0, c);
     }
+
+    #[test]
+    fn websocket_tls_goes_with_a_tls_listen_address() {
+        let text = "network:\n  listen_addresses:\n    - /ip4/0.0.0.0/tcp/7777\n    - /ip4/0.0.0.0/tcp/443/tls/ws\n  websocket_tls:\n    certificate_file: fullchain.pem\n    key_file: privkey.pem\n";
+        let (c, _) = parse(text);
+        let (cert, key) = c
+            .websocket_tls_paths(Path::new("/etc/peerup-relay/relay-server.yaml"))
+            .unwrap();
+        assert_eq!(cert, PathBuf::from("/etc/peerup-relay/fullchain.pem"));
+        assert_eq!(key, PathBuf::from("/etc/peerup-relay/privkey.pem"));
+        assert!(relay::is_websocket_tls(&c.network.listen_addresses[1]));
+        // Renders and parses back.
+        assert_eq!(parse(&c.render()).0, c);
+        // A wss address with no certificate, and a certificate with no
+        // wss address, are refused at their lines.
+        assert_err(
+            "network:\n  listen_addresses:\n    - /ip4/0.0.0.0/tcp/7777\n    - /ip4/0.0.0.0/tcp/443/wss\n",
+            "network.listen_addresses[1]",
+            4,
+            5,
+            "needs a certificate",
+        );
+        assert_err(
+            "network:\n  listen_addresses:\n    - /ip4/0.0.0.0/tcp/443/ws\n  websocket_tls:\n    certificate_file: a.pem\n    key_file: b.pem\n",
+            "network.websocket_tls",
+            4,
+            3,
+            "no /tls/ws listen address",
+        );
+        // Both files are required.
+        assert!(
+            RelayConfig::parse(
+                Path::new(FILE),
+                "network:\n  listen_addresses: [/ip4/0.0.0.0/tcp/443/tls/ws]\n  websocket_tls:\n    certificate_file: a.pem\n"
+            )
+            .is_err()
+        );
+    }
 }

@@ -85,6 +85,55 @@ pub struct TransportOptions {
     pub quic_idle_timeout: Duration,
     /// QUIC keep-alive interval.
     pub quic_keep_alive: Duration,
+    /// The certificate a `/tls/ws` listen address serves (a relay's
+    /// `network.websocket_tls`); `None`: no `wss://` listening.
+    pub websocket_tls: Option<WebSocketTls>,
+    /// Certificate authorities trusted for `wss://` dials besides the
+    /// web's (webpki roots), DER: a private CA, or a test's own.
+    pub websocket_trust: Vec<Vec<u8>>,
+}
+
+/// A TLS certificate chain and its key, DER, for `wss://` listening.
+#[derive(Clone)]
+pub struct WebSocketTls {
+    /// The chain, leaf first.
+    pub certificate_chain: Vec<Vec<u8>>,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub private_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for WebSocketTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocketTls")
+            .field("certificates", &self.certificate_chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebSocketTls {
+    /// Reads a PEM certificate chain and a PEM private key.
+    ///
+    /// # Errors
+    /// What is wrong with each (no certificate, no key, bad PEM).
+    pub fn from_pem(certificates: &[u8], key: &[u8]) -> Result<Self, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certificate_chain = CertificateDer::pem_slice_iter(certificates)
+            .map(|c| c.map(|c| c.to_vec()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("certificate file: {e}"))?;
+        if certificate_chain.is_empty() {
+            return Err("certificate file: no CERTIFICATE block".into());
+        }
+        let private_key = PrivateKeyDer::from_pem_slice(key)
+            .map_err(|e| format!("key file: {e} (a PEM PRIVATE KEY block)"))?
+            .secret_der()
+            .to_vec();
+        Ok(WebSocketTls {
+            certificate_chain,
+            private_key,
+        })
+    }
 }
 
 impl Default for TransportOptions {
@@ -99,6 +148,8 @@ impl Default for TransportOptions {
             quic_connection_window: 32 << 20,
             quic_idle_timeout: Duration::from_secs(30),
             quic_keep_alive: Duration::from_secs(5),
+            websocket_tls: None,
+            websocket_trust: Vec::new(),
         }
     }
 }
@@ -245,9 +296,9 @@ pub const WEBSOCKET_MAX_MESSAGE: usize = 4 << 20;
 /// DNS transport may resolve it first; put this transport before the
 /// others in an `or_transport` chain ([`or_transport`]).
 ///
-/// A node listens on `/ws` only (a relay behind port 443); a relay that
-/// should serve `wss://` sits behind a TLS-terminating proxy
-/// (docs/RELAY.md): libp2p's own Noise or TLS runs inside either way.
+/// A relay with a certificate (`options.websocket_tls`) also listens on
+/// `/tls/ws`; `options.websocket_trust` adds certificate authorities for
+/// dials. libp2p's own Noise or TLS runs inside either way.
 ///
 /// # Errors
 /// As [`secure_tcp`].
@@ -263,8 +314,31 @@ where
     T::Dial: Send + 'static,
     T::ListenerUpgrade: Send + 'static,
 {
+    use libp2p::websocket::tls;
     let mut ws = libp2p::websocket::Config::new(tcp);
     ws.set_max_data_size(WEBSOCKET_MAX_MESSAGE);
+    if options.websocket_tls.is_some() || !options.websocket_trust.is_empty() {
+        let mut b = tls::Config::builder();
+        for der in &options.websocket_trust {
+            b.add_trust(&tls::Certificate::new(der.clone()))
+                .map_err(io::Error::other)?;
+        }
+        if let Some(t) = &options.websocket_tls {
+            // `tls::PrivateKey::new` panics on bytes that are no key:
+            // check them first.
+            rustls::pki_types::PrivateKeyDer::try_from(t.private_key.clone())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            b.server(
+                tls::PrivateKey::new(t.private_key.clone()),
+                t.certificate_chain
+                    .iter()
+                    .cloned()
+                    .map(tls::Certificate::new),
+            )
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        }
+        ws.set_tls_config(b.finish());
+    }
     secure_tcp(ws, keypair, options)
 }
 

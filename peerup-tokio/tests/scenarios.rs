@@ -74,3 +74,13 @@ async fn failover_between_relays() {
 async fn a_silent_path_is_closed_after_a_network_change() {
     common::reach::a_silent_path_is_closed_after_a_network_change(rt()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_through_a_secure_websocket_relay() {
+    common::reach::proxy_through_a_secure_websocket_relay(rt()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_websocket_certificates_are_refused() {
+    common::reach::bad_websocket_certificates_are_refused(rt()).await;
+}

@@ -175,6 +175,27 @@ impl RelayOptions {
             max_established_per_peer: r.max_connections_per_peer,
         };
         o.transport.inbound_upgrade_timeout = r.handshake_timeout;
+        if let Some((cert_path, key_path)) = config.websocket_tls_paths(config_path) {
+            // The certificate is public; the key is checked like the
+            // identity key (0600, owned, not in a directory others write).
+            let certs = peerup_net::fs::read(&cert_path)?;
+            let key = peerup_net::fs::read_private(&key_path)?;
+            let bad = |path: &Path, reason: String| {
+                peerup_net::fs::FsError::io(
+                    path,
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
+                )
+            };
+            let tls = peerup_net::runtime::WebSocketTls::from_pem(&certs, &key).map_err(|e| {
+                let path = if e.starts_with("key") {
+                    &key_path
+                } else {
+                    &cert_path
+                };
+                bad(path, e)
+            })?;
+            o.transport.websocket_tls = Some(tls);
+        }
         Ok(o)
     }
 }

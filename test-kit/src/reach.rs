@@ -74,6 +74,132 @@ pub async fn proxy_through_a_websocket_relay(rt: Arc<dyn Runtime>) {
     relay.shutdown().await;
 }
 
+/// A relay serving `wss://` with its own certificate (`/tls/ws`, the
+/// certificate and key read from PEM as `relay-server.yaml`'s
+/// `network.websocket_tls` gives them): nodes that trust the certificate
+/// reserve and reach each other through it, over TLS; a node that does
+/// not trust it (the web's authorities only) is refused at the TLS
+/// handshake and reaches no one.
+pub async fn proxy_through_a_secure_websocket_relay(rt: Arc<dyn Runtime>) {
+    use peerup_net::runtime::WebSocketTls;
+    let (hk, lk, sk) = (key(), key(), key());
+    let (home_id, laptop_id, other_id) = (
+        hk.public().to_peer_id(),
+        lk.public().to_peer_id(),
+        sk.public().to_peer_id(),
+    );
+    let cert = rcgen::generate_simple_self_signed(vec!["relay.test".to_owned()]).unwrap();
+    let mut ro = RelayOptions::new(key());
+    ro.listen = vec!["/ip4/127.0.0.1/tcp/0/tls/ws".parse().unwrap()];
+    ro.authorized_keys = doc(&[home_id, laptop_id, other_id]);
+    ro.transport.quic = false;
+    ro.transport.websocket_tls = Some(
+        WebSocketTls::from_pem(
+            cert.cert.pem().as_bytes(),
+            cert.key_pair.serialize_pem().as_bytes(),
+        )
+        .unwrap(),
+    );
+    let relay = Relay::start(rt.clone(), ro).await.unwrap();
+    let listen = relay
+        .full_addrs()
+        .into_iter()
+        .find(|a| a.iter().any(|p| matches!(p, Protocol::Tls)))
+        .expect("the relay listens on a /tls/ws address");
+    let port = listen
+        .iter()
+        .find_map(|p| match p {
+            Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .unwrap();
+    // The certificate names relay.test: dial 127.0.0.1 with that SNI.
+    let wss: RelayAddr = format!(
+        "/ip4/127.0.0.1/tcp/{port}/tls/sni/relay.test/ws/p2p/{}",
+        relay.peer_id()
+    )
+    .parse()
+    .unwrap();
+    assert_eq!(wss.transport_kind(), TransportKind::WebSocketTls);
+    let trusting = |o: NodeOptions| {
+        let mut o = o.with_listen(vec![]).with_relays(vec![wss.clone()]);
+        o.transport.quic = false;
+        o.transport.websocket_trust = vec![cert.cert.der().to_vec()];
+        o
+    };
+    let svc = start_service(&rt, 4096).await;
+    let home = start_reserved(
+        &rt,
+        trusting(NodeOptions::new(hk))
+            .with_authorized_keys(doc(&[laptop_id, other_id]), None)
+            .with_service(label("data"), svc.addr.to_string(), open())
+            .unwrap(),
+    )
+    .await;
+    let laptop = Node::start(
+        rt.clone(),
+        trusting(NodeOptions::new(lk)).with_authorized_keys(doc(&[home_id]), None),
+    )
+    .await
+    .unwrap();
+    let stream = laptop.open_service(home_id, "data").await.unwrap();
+    assert_eq!(stream.path(), ConnectionPath::Relayed);
+    assert_eq!(exchange(stream, b"over wss").await.0.len(), 4096);
+    let to_relay = &laptop.status().peers[&relay.peer_id()].connections;
+    assert!(
+        to_relay
+            .iter()
+            .all(|c| c.remote.iter().any(|p| matches!(p, Protocol::Tls))),
+        "{to_relay:?}"
+    );
+    // A node that does not trust the certificate: no connection at all.
+    let mut so = NodeOptions::new(sk)
+        .with_listen(vec![])
+        .with_relays(vec![wss.clone()])
+        .with_authorized_keys(doc(&[home_id]), None);
+    so.transport.quic = false;
+    let other = Node::start(rt.clone(), so).await.unwrap();
+    assert!(other.open_service(home_id, "data").await.is_err());
+    assert!(other.path(relay.peer_id()).is_none());
+    other.shutdown().await;
+    laptop.shutdown().await;
+    home.shutdown().await;
+    relay.shutdown().await;
+}
+
+/// Bad certificate material is refused with a reason, never a panic
+/// (libp2p's `PrivateKey::new` panics on bytes that are no key).
+pub async fn bad_websocket_certificates_are_refused(rt: Arc<dyn Runtime>) {
+    use peerup_net::runtime::WebSocketTls;
+    let cert = rcgen::generate_simple_self_signed(vec!["relay.test".to_owned()]).unwrap();
+    let pem = cert.cert.pem();
+    let key_pem = cert.key_pair.serialize_pem();
+    assert!(
+        WebSocketTls::from_pem(b"", key_pem.as_bytes())
+            .unwrap_err()
+            .contains("certificate")
+    );
+    assert!(
+        WebSocketTls::from_pem(pem.as_bytes(), b"junk")
+            .unwrap_err()
+            .contains("key")
+    );
+    assert!(
+        WebSocketTls::from_pem(pem.as_bytes(), pem.as_bytes())
+            .unwrap_err()
+            .contains("key")
+    );
+    // DER bytes that are no key, handed over directly.
+    let mut ro = RelayOptions::new(key());
+    ro.listen = vec!["/ip4/127.0.0.1/tcp/0/tls/ws".parse().unwrap()];
+    ro.transport.quic = false;
+    ro.transport.websocket_tls = Some(WebSocketTls {
+        certificate_chain: vec![cert.cert.der().to_vec()],
+        private_key: vec![0x30, 0x03, 0x02, 0x01, 0x00],
+    });
+    assert!(Relay::start(rt.clone(), ro).await.is_err());
+}
+
 /// A relay that accepts TCP connections and never answers (a host that
 /// swallows packets after the handshake), and its address under a made-up
 /// peer ID. The listener lives as long as the returned value.

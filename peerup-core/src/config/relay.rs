@@ -12,6 +12,10 @@
 //! network:
 //!   listen_addresses:          # default: TCP and QUIC on 7777, IPv4 and IPv6
 //!     - /ip4/0.0.0.0/tcp/7777
+//!     - /ip4/0.0.0.0/tcp/443/tls/ws   # optional: wss:// (needs websocket_tls)
+//!   websocket_tls:             # required by a /tls/ws address, else absent
+//!     certificate_file: fullchain.pem
+//!     key_file: privkey.pem
 //! discovery:
 //!   network: ""                # optional DNS label
 //! security:
@@ -125,6 +129,41 @@ pub struct Network {
     /// means the default.
     #[serde(deserialize_with = "listen_addresses")]
     pub listen_addresses: Vec<Multiaddr>,
+    /// `websocket_tls`: the certificate a `/tls/ws` (`wss://`) listen
+    /// address serves; required by such an address, absent otherwise.
+    pub websocket_tls: Option<WebSocketTls>,
+}
+
+/// `network.websocket_tls:` of a relay: PEM files, relative to the
+/// config file's directory.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct WebSocketTls {
+    /// `certificate_file`: the certificate chain (PEM), leaf first, for
+    /// the name nodes dial (`/dns4/<name>/tcp/443/tls/ws`).
+    #[serde(deserialize_with = "de::file_path")]
+    pub certificate_file: String,
+    /// `key_file`: its private key (PEM, PKCS#8, PKCS#1 or SEC1); mode
+    /// 0600 like the identity key.
+    #[serde(deserialize_with = "de::file_path")]
+    pub key_file: String,
+}
+
+impl WebSocketTls {
+    /// The two files, for a config.
+    pub fn new(certificate_file: impl Into<String>, key_file: impl Into<String>) -> Self {
+        WebSocketTls {
+            certificate_file: certificate_file.into(),
+            key_file: key_file.into(),
+        }
+    }
+}
+
+/// Whether a listen address serves WebSocket in TLS (`/tls/ws`, `/wss`).
+pub fn is_websocket_tls(addr: &Multiaddr) -> bool {
+    addr.iter()
+        .any(|p| matches!(p, multiaddr::Protocol::Tls | multiaddr::Protocol::Wss(_)))
 }
 
 fn listen_addresses<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Multiaddr>, D::Error> {
@@ -135,6 +174,7 @@ impl Default for Network {
     fn default() -> Self {
         Network {
             listen_addresses: multiaddrs(DEFAULT_LISTEN_ADDRESSES),
+            websocket_tls: None,
         }
     }
 }
@@ -308,6 +348,35 @@ impl RelayConfig {
     /// [`ConfigError`] naming the file, the field, the line and the reason.
     pub fn parse(file: &Path, text: &str) -> Result<(RelayConfig, Vec<Warning>), ConfigError> {
         let (raw, mut warnings) = diag::parse_document::<RawRelayConfig>(file, text)?;
+        let needs_tls = raw
+            .network
+            .listen_addresses
+            .iter()
+            .position(is_websocket_tls);
+        match (needs_tls, &raw.network.websocket_tls) {
+            (Some(i), None) => {
+                let path = FieldPath::keys(&["network", "listen_addresses"]).index(i);
+                return Err(ConfigError::Invalid {
+                    file: file.to_owned(),
+                    location: diag::locate(text, &path),
+                    path,
+                    reason: format!(
+                        "`{}` serves WebSocket in TLS, which needs a certificate: add network.websocket_tls with certificate_file and key_file (PEM), or listen on /ws behind a TLS proxy (docs/RELAY.md)",
+                        raw.network.listen_addresses[i]
+                    ),
+                });
+            }
+            (None, Some(_)) => {
+                let path = FieldPath::keys(&["network", "websocket_tls"]);
+                return Err(ConfigError::Invalid {
+                    file: file.to_owned(),
+                    location: diag::locate(text, &path),
+                    path,
+                    reason: "a certificate with no /tls/ws listen address to serve it; add one (e.g. /ip4/0.0.0.0/tcp/443/tls/ws) or remove websocket_tls".to_owned(),
+                });
+            }
+            _ => {}
+        }
         let config = RelayConfig {
             identity: raw.identity,
             network: raw.network,
@@ -364,6 +433,17 @@ impl RelayConfig {
     /// `config_path` (an absolute path stays; `~` is not expanded).
     pub fn key_file_path(&self, config_path: &Path) -> PathBuf {
         super::resolve_path(config_path, &self.identity.key_file)
+    }
+
+    /// The WebSocket TLS certificate and key files, resolved like
+    /// [`RelayConfig::key_file_path`].
+    pub fn websocket_tls_paths(&self, config_path: &Path) -> Option<(PathBuf, PathBuf)> {
+        self.network.websocket_tls.as_ref().map(|t| {
+            (
+                super::resolve_path(config_path, &t.certificate_file),
+                super::resolve_path(config_path, &t.key_file),
+            )
+        })
     }
 
     /// The relay's authorized_keys file, resolved like
@@ -444,6 +524,11 @@ impl RelayConfig {
                 .iter()
                 .map(ToString::to_string),
         );
+        if let Some(t) = &self.network.websocket_tls {
+            out.line(1, "websocket_tls:");
+            out.field(2, "certificate_file", &q(&t.certificate_file));
+            out.field(2, "key_file", &q(&t.key_file));
+        }
         out.blank();
 
         out.line(0, "discovery:");
