@@ -159,12 +159,18 @@ impl RelayAddr {
             return Err(RelayAddrError::PortZero { text });
         }
         let tcp = matches!(protos.get(1), Some(Protocol::Tcp(_)));
+        // The WebSocket path is the root: libp2p writes it raw into the
+        // HTTP request line.
+        let root = |p: &Protocol<'_>| match p {
+            Protocol::Ws(path) | Protocol::Wss(path) => path == "/",
+            _ => false,
+        };
         match rest {
             [] => {}
-            [Protocol::Ws(_) | Protocol::Wss(_)]
-            | [Protocol::Tls, Protocol::Ws(_)]
-            | [Protocol::Tls, Protocol::Sni(_), Protocol::Ws(_)]
-                if tcp => {}
+            [ws @ (Protocol::Ws(_) | Protocol::Wss(_))]
+            | [Protocol::Tls, ws @ Protocol::Ws(_)]
+            | [Protocol::Tls, Protocol::Sni(_), ws @ Protocol::Ws(_)]
+                if tcp && root(ws) => {}
             _ => {
                 let extra: String = rest.iter().map(|p| p.to_string()).collect();
                 return Err(RelayAddrError::Unsupported { text, extra });
@@ -732,6 +738,7 @@ mod tests {
             format!("/ip4/1.2.3.4/tcp/7777/ws/ws/p2p/{ID}"),
             format!("/ip4/1.2.3.4/tcp/7777/tls/p2p/{ID}"),
             format!("/ip4/1.2.3.4/udp/7777/quic-v1/webtransport/p2p/{ID}"),
+            format!("/ip4/1.2.3.4/tcp/443/x-parity-ws/%2Fa%0D%0AX:1/p2p/{ID}"),
         ] {
             let e = a.parse::<RelayAddr>().unwrap_err();
             assert!(

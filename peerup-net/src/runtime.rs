@@ -281,12 +281,14 @@ pub fn yamux_config() -> libp2p::yamux::Config {
     c
 }
 
-/// The largest WebSocket message a node accepts, in bytes. libp2p's
-/// default is 256 MiB, which a stranger could make a relay buffer per
-/// connection before any authentication; yamux frames (16 KiB from rust
-/// and Go peers) travel one per message, so 4 MiB leaves room for peers
-/// that send whole windows at once and still bounds each connection.
-pub const WEBSOCKET_MAX_MESSAGE: usize = 4 << 20;
+/// The largest WebSocket message a node accepts, in bytes, dialed or
+/// accepted. A message carries what the security layer writes at once: a
+/// Noise frame (at most 65,537 bytes) or TLS records (16 KiB each), from
+/// rust, Go and js peers alike; 256 KiB leaves room and bounds what a
+/// stranger can make a relay hold per connection before authentication
+/// (libp2p's default is 256 MiB; with the patched soketto, memory grows
+/// only as bytes arrive anyway).
+pub const WEBSOCKET_MAX_MESSAGE: usize = 256 << 10;
 
 /// WebSocket (WIRE.md §16): `/tcp/<port>/ws`, and `/tls/ws` (`/wss`)
 /// dialed with the web's certificate authorities (webpki roots), secured

@@ -73,7 +73,13 @@ fn is_shared(ip: Ipv4Addr) -> bool {
 /// The addresses to announce: those of `listen` with the widest reach, in
 /// their order, without duplicates.
 pub(crate) fn announced(listen: &[Multiaddr]) -> Vec<Multiaddr> {
-    let best = listen.iter().filter_map(reach).max();
+    // A `/tls/ws` address at an IP fails the certificate check (which is
+    // for the relay's name): nodes reach it at the name they configured.
+    let listen: Vec<&Multiaddr> = listen
+        .iter()
+        .filter(|a| !peerup_core::config::relay::is_websocket_tls(a))
+        .collect();
+    let best = listen.iter().filter_map(|a| reach(a)).max();
     let mut out: Vec<Multiaddr> = Vec::new();
     for a in listen {
         if best.is_some() && reach(a) == best && !out.contains(a) {

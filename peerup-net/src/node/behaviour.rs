@@ -43,13 +43,14 @@ pub(crate) struct Behaviour {
 
 /// How often every connection is pinged.
 pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(5);
-/// A ping unanswered this long closes its connection (the driver does it:
-/// libp2p's ping only reports the failure). A path that died without a
-/// word (a NAT that forgot the mapping, a laptop that changed networks, a
-/// relay that lost power) is noticed within interval + timeout, 15 s, and
-/// not when TCP gives up minutes later; then the relay reservation is
-/// made again and the next dial finds a live path. 10 s is far beyond any
-/// live path's round trip, even with a busy link's queues in front.
+/// A ping unanswered this long fails; the driver closes the connection
+/// on the second failure in a row (libp2p's ping lets the first pass). A
+/// path that died without a word (a NAT that forgot the mapping, a relay
+/// that lost power) is so closed 25 to 30 s after it died, not when TCP
+/// gives up minutes later; a change of this machine's own addresses is
+/// probed at once instead (`node::roam`). Then the reservation is made
+/// again and the next dial finds a live path. 10 s is far beyond a live
+/// path's round trip, even with a busy link's queue in front.
 pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the behaviour is built from.

@@ -34,6 +34,9 @@ pub(crate) enum Command {
     Dial {
         peer: PeerId,
         addrs: Vec<Multiaddr>,
+        /// Also the addresses the behaviours know (the DHT's, identify's);
+        /// off for a circuit through one given relay.
+        extend: bool,
         reply: oneshot::Sender<Result<(), DialFailure>>,
     },
     /// Connects to `peer` unless already connected or dialing; in the
@@ -294,16 +297,23 @@ impl Driver {
 
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Dial { peer, addrs, reply } => {
+            Command::Dial {
+                peer,
+                addrs,
+                extend,
+                reply,
+            } => {
                 if self.swarm.is_connected(&peer) {
                     let _ = reply.send(Ok(()));
                     return;
                 }
-                let opts = DialOpts::peer_id(peer)
-                    .addresses(addrs)
-                    .extend_addresses_through_behaviour()
-                    .condition(PeerCondition::Always)
-                    .build();
+                let opts = DialOpts::peer_id(peer).addresses(addrs);
+                let opts = if extend {
+                    opts.extend_addresses_through_behaviour()
+                } else {
+                    opts
+                };
+                let opts = opts.condition(PeerCondition::Always).build();
                 let id = opts.connection_id();
                 match self.swarm.dial(opts) {
                     Ok(()) => {
@@ -614,11 +624,11 @@ impl Driver {
             BehaviourEvent::Ping(ping::Event {
                 peer,
                 connection,
-                result: Err(error),
-            }) if !matches!(error, ping::Failure::Unsupported) => {
-                // libp2p's ping does not close a dead connection itself. An
-                // unsupported ping (a peer without the protocol) is not a
-                // dead path.
+                result: Err(error @ ping::Failure::Timeout),
+            }) => {
+                // libp2p's ping does not close a dead connection itself.
+                // Only a timeout says the path is dead (not a peer without
+                // the protocol, nor a stream error).
                 tracing::info!(%peer, ?connection, %error, "ping failed: closing the connection (a dead path)");
                 self.swarm.close_connection(connection);
             }

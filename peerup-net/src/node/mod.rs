@@ -714,6 +714,17 @@ impl Node {
     }
 
     async fn dial(&self, peer: PeerId, addrs: Vec<Multiaddr>) -> Result<(), ConnectError> {
+        self.dial_with(peer, addrs, true).await
+    }
+
+    /// Dials `peer` at `addrs`, and, when `extend`, at the addresses the
+    /// behaviours know for it.
+    async fn dial_with(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        extend: bool,
+    ) -> Result<(), ConnectError> {
         let (tx, rx) = oneshot::channel();
         self.inner
             .commands
@@ -721,6 +732,7 @@ impl Node {
             .send(Command::Dial {
                 peer,
                 addrs,
+                extend,
                 reply: tx,
             })
             .await
@@ -882,9 +894,15 @@ impl Node {
                     tracing::debug!(%relay, error = %crate::error::chain(&e), "relay unreachable");
                     return Err(None);
                 }
-                match self.dial(peer, vec![circuit.clone()]).await {
+                // This relay's circuit only: the DHT's addresses for the
+                // peer (other circuits among them) are for the lookup
+                // after the relays.
+                match self.dial_with(peer, vec![circuit.clone()], false).await {
                     Ok(()) => Ok(()),
-                    Err(_) => self.dial(peer, vec![circuit]).await.map_err(Some),
+                    Err(_) => self
+                        .dial_with(peer, vec![circuit], false)
+                        .await
+                        .map_err(Some),
                 }
             })
             .collect();

@@ -19,8 +19,13 @@
 //! at once, so the next connection through a forwarded port finds a path
 //! ready.
 //!
-//! A spurious change (a VPN or container interface appearing) costs one
-//! stream round trip per connection; live connections are never closed.
+//! A spurious change (a VPN or container interface appearing, a new IPv6
+//! temporary address) costs one stream round trip per connection, at most
+//! [`MAX_ROUNDS`] rounds per [`ROUND_WINDOW`]. A live connection is closed only if its
+//! probe waits longer than [`PROBE_TIMEOUT`] (or four ping round trips):
+//! possible on a slow uplink whose queue holds more than that in front of
+//! the probe (a bulk upload over a phone's hotspot at the moment an
+//! interface changes); what is cut then reconnects at once.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -34,8 +39,20 @@ use super::driver::Command;
 use crate::runtime::InterfaceChange;
 use crate::streams::OpenError;
 
-/// How long a probed connection has to answer.
+/// How long a probed connection has to answer, at least: four times its
+/// last ping round trip when that is longer (a busy, queued path).
 pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// A change is probed this long after it is seen, so the burst of one move
+/// (an address down, another up, a route) makes one round, on the new
+/// route.
+pub(crate) const SETTLE: Duration = Duration::from_millis(300);
+/// At most [`MAX_ROUNDS`] rounds start in any such window (a LAN neighbour
+/// sending router advertisements or DHCP churn cannot make us probe back
+/// to back), while a real move right after another round (the node's
+/// start, a VPN) is still probed at once.
+pub(crate) const ROUND_WINDOW: Duration = Duration::from_secs(30);
+/// See [`ROUND_WINDOW`].
+pub(crate) const MAX_ROUNDS: usize = 3;
 
 /// The protocol probes ask for: served by nobody, answered "not supported"
 /// by every libp2p peer (multistream-select), Go's and relays included.
@@ -50,6 +67,9 @@ pub(crate) struct RoamState {
     pub changes: u64,
     /// Connections closed by probes.
     pub closed: u64,
+    /// When the last rounds that probed something started (at most
+    /// [`MAX_ROUNDS`]).
+    rounds: std::collections::VecDeque<std::time::Instant>,
 }
 
 /// Whether a listen address coming or going says the machine's own
@@ -117,12 +137,32 @@ pub(crate) fn on_change(inner: &Arc<Inner>, addr: &str, gone: bool) {
         None,
         Box::pin(async move {
             loop {
-                probe_all(&task).await;
-                let mut st = task.roam.lock().unwrap_or_else(|e| e.into_inner());
-                if st.again {
-                    st.again = false;
-                } else {
-                    st.running = false;
+                // Settle, and keep to MAX_ROUNDS per ROUND_WINDOW.
+                let oldest = {
+                    let st = task.roam.lock().unwrap_or_else(|e| e.into_inner());
+                    (st.rounds.len() >= MAX_ROUNDS)
+                        .then(|| st.rounds.front().copied())
+                        .flatten()
+                };
+                let mut at = task.rt.now() + SETTLE;
+                if let Some(oldest) = oldest {
+                    at = at.max(oldest + ROUND_WINDOW);
+                }
+                task.rt.sleep_until(at).await;
+                let started = task.rt.now();
+                let probed = probe_all(&task).await;
+                let again = {
+                    let mut st = task.roam.lock().unwrap_or_else(|e| e.into_inner());
+                    if probed > 0 {
+                        if st.rounds.len() >= MAX_ROUNDS {
+                            st.rounds.pop_front();
+                        }
+                        st.rounds.push_back(started);
+                    }
+                    st.running = st.again;
+                    std::mem::take(&mut st.again)
+                };
+                if !again {
                     break;
                 }
             }
@@ -132,24 +172,26 @@ pub(crate) fn on_change(inner: &Arc<Inner>, addr: &str, gone: bool) {
 
 /// Probes every connection at once; closes those that do not answer, then
 /// dials again the peers that had a proxy open through one of them.
-async fn probe_all(inner: &Arc<Inner>) {
+async fn probe_all(inner: &Arc<Inner>) -> usize {
     let connections = inner.control.all_connections();
     if connections.is_empty() {
         inner.publish(super::Event::NetworkChanged {
             probed: 0,
             closed: 0,
         });
-        return;
+        return 0;
     }
     tracing::info!(
         connections = connections.len(),
         "network changed: probing every connection"
     );
     let probes = connections.iter().map(|&(peer, connection)| async move {
+        let rtt = inner.snapshot(|s| s.peers.get(&peer).and_then(|p| p.rtt));
+        let timeout = rtt.map_or(PROBE_TIMEOUT, |r| PROBE_TIMEOUT.max(r * 4));
         let answer = inner
             .rt
             .timeout(
-                PROBE_TIMEOUT,
+                timeout,
                 inner.control.open_on(peer, connection, PROBE_PROTOCOL),
             )
             .await;
@@ -175,7 +217,7 @@ async fn probe_all(inner: &Arc<Inner>) {
     let (probed, closed) = (connections.len(), dead.len());
     inner.publish(super::Event::NetworkChanged { probed, closed });
     if dead.is_empty() {
-        return;
+        return probed;
     }
     inner.roam.lock().unwrap_or_else(|e| e.into_inner()).closed += closed as u64;
     let dead: BTreeSet<PeerId> = dead.into_iter().collect();
@@ -203,6 +245,7 @@ async fn probe_all(inner: &Arc<Inner>) {
             }),
         );
     }
+    probed
 }
 
 #[cfg(test)]
