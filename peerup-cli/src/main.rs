@@ -12,6 +12,7 @@
 mod cmd;
 mod context;
 mod control;
+mod forwards;
 mod ui;
 
 use std::path::PathBuf;

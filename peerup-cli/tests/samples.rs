@@ -26,6 +26,7 @@ fn node_sample_validates() {
         "{warnings:?}"
     );
     assert_eq!(config.services.len(), 2);
+    assert_eq!(config.forwards.len(), 1);
     assert!(config.names.get("laptop").is_some());
 
     let dir = std::env::temp_dir().join(format!("peerup-samples-{}", std::process::id()));

@@ -8,7 +8,13 @@
 //! Client: [`Node::open_service`] connects (relays, DHT) and opens a stream
 //! with a 30 s timeout, retrying after 1, 2 and 4 s; [`Node::forward`]
 //! listens on a local TCP port and does that for every accepted
-//! connection.
+//! connection, within [`FORWARD_DEADLINE`] in all: a peer that is down or
+//! unreachable costs a local client at most that long, then its socket is
+//! reset and the reason logged (`cannot reach the remote service`), instead
+//! of the two minutes the retries could add up to. Nothing is retried in
+//! the background: each accepted connection makes its own attempt, so a
+//! forward whose peer comes back works again at the next connection, and a
+//! forward nobody uses costs nothing while its peer is away.
 //!
 //! Live changes: [`Node::expose_service`], [`Node::unexpose_service`],
 //! [`Node::set_service_rule`] and [`Node::apply_services`] (the daemon's
@@ -138,6 +144,10 @@ impl Drop for Slot {
 pub const LOCAL_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time for one attempt to open a stream to a peer's service.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most time a forwarded connection ([`Node::forward`]) spends reaching
+/// the peer's service (connecting, retries included) before its local
+/// socket is reset.
+pub const FORWARD_DEADLINE: Duration = Duration::from_secs(15);
 /// Waits before the retries of [`Node::open_service`].
 pub const RETRY_DELAYS: [Duration; 3] = [
     Duration::from_secs(1),
@@ -248,12 +258,19 @@ pub enum OpenServiceError {
 pub struct Forwarder {
     local_addr: SocketAddr,
     abort: AbortHandle,
+    open: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Forwarder {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Local connections accepted and not yet ended (those still reaching
+    /// the peer included).
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Acquire)
     }
 
     /// Stops accepting (connections in progress continue).
@@ -562,8 +579,33 @@ impl Node {
         service: impl IntoServiceName,
     ) -> Result<ServiceStream, OpenServiceError> {
         let name = service.into_service_name()?;
+        self.open_service_until(peer, &name, None).await
+    }
+
+    /// [`Node::open_service`] that gives up `within` this time, retries
+    /// included, saying so in [`OpenServiceError::Failed`].
+    ///
+    /// # Errors
+    /// As [`Node::open_service`].
+    pub async fn open_service_within(
+        &self,
+        peer: PeerId,
+        service: impl IntoServiceName,
+        within: Duration,
+    ) -> Result<ServiceStream, OpenServiceError> {
+        let name = service.into_service_name()?;
+        self.open_service_until(peer, &name, Some(within)).await
+    }
+
+    async fn open_service_until(
+        &self,
+        peer: PeerId,
+        name: &DnsLabel,
+        within: Option<Duration>,
+    ) -> Result<ServiceStream, OpenServiceError> {
+        let deadline = within.map(|w| self.runtime().now() + w);
         let service = name.as_str();
-        let proto = StreamProtocol::try_from_owned(protocol::service(&name)).map_err(|e| {
+        let proto = StreamProtocol::try_from_owned(protocol::service(name)).map_err(|e| {
             OpenServiceError::Failed {
                 peer,
                 service: service.to_owned(),
@@ -578,14 +620,32 @@ impl Node {
         // closed it under the stream: what a peer's gate does to a machine
         // not in its authorized_keys. Twice is an answer, not bad luck.
         let mut closed_in_a_row = 0;
+        // Time left before the deadline; `None` once it has passed.
+        let left = |rt: &Arc<dyn Runtime>| match deadline {
+            None => Some(OPEN_TIMEOUT),
+            Some(d) => d
+                .checked_duration_since(rt.now())
+                .filter(|l| !l.is_zero())
+                .map(|l| l.min(OPEN_TIMEOUT)),
+        };
+        let mut out_of_time = false;
         for attempt in 0..=RETRY_DELAYS.len() {
             if closed_in_a_row >= 2 {
                 break;
             }
-            attempts = attempt + 1;
             if attempt > 0 {
-                rt.sleep(RETRY_DELAYS[attempt - 1]).await;
+                let wait = RETRY_DELAYS[attempt - 1];
+                if left(&rt).is_none_or(|l| l <= wait) {
+                    out_of_time = deadline.is_some();
+                    break;
+                }
+                rt.sleep(wait).await;
             }
+            let Some(limit) = left(&rt) else {
+                out_of_time = true;
+                break;
+            };
+            attempts = attempt + 1;
             let once = async {
                 self.connect(peer)
                     .await
@@ -607,7 +667,7 @@ impl Node {
                         },
                     })
             };
-            match rt.timeout(OPEN_TIMEOUT, once).await {
+            match rt.timeout(limit, once).await {
                 Some(Ok(out)) => {
                     return Ok(ServiceStream {
                         stream: out.stream,
@@ -637,11 +697,22 @@ impl Node {
                         }
                     };
                 }
+                None if limit < OPEN_TIMEOUT => {
+                    // The deadline, not the attempt's own timeout.
+                    out_of_time = true;
+                    if last.is_empty() {
+                        last = "the peer was not reached (is it running, and reachable through a relay or directly?)".to_owned();
+                    }
+                    break;
+                }
                 None => {
                     closed_in_a_row = 0;
                     last = format!("timed out after {}s", OPEN_TIMEOUT.as_secs());
                 }
             }
+        }
+        if out_of_time && let Some(within) = within {
+            last = format!("gave up after {}s: {last}", within.as_secs());
         }
         if last.contains("connection") {
             // A peer's gate closes an unauthorized connection right after
@@ -659,7 +730,13 @@ impl Node {
     }
 
     /// Listens on `bind` and forwards every accepted TCP connection to
-    /// `service` on `peer` (`peerup proxy`).
+    /// `service` on `peer` (`peerup proxy`, and the daemon's `forwards:`).
+    ///
+    /// Each connection reaches the peer on its own (connecting when there
+    /// is no connection, through the relays or the DHT), within
+    /// [`FORWARD_DEADLINE`]; when that fails, its socket is reset and the
+    /// reason logged. So a forward keeps working across the peer's
+    /// restarts and path changes without a retry loop of its own.
     ///
     /// # Errors
     /// `InvalidInput` for a name that is not a DNS label (its source is the
@@ -679,6 +756,7 @@ impl Node {
         let node = self.clone();
         let (abort, reg) = AbortHandle::new_pair();
         let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = open.clone();
         let task = Abortable::new(
             async move {
                 // Out of descriptors, accept fails at once, every time.
@@ -711,7 +789,10 @@ impl Node {
                         let _slot = slot;
                         let node = node2;
                         let _ = tcp.set_nodelay(true);
-                        match node.open_service(peer, &service).await {
+                        match node
+                            .open_service_until(peer, &service, Some(FORWARD_DEADLINE))
+                            .await
+                        {
                             Ok(stream) => {
                                 let path = stream.path();
                                 splice_tracked(
@@ -736,7 +817,11 @@ impl Node {
                 let _ = task.await;
             }),
         );
-        Ok(Forwarder { local_addr, abort })
+        Ok(Forwarder {
+            local_addr,
+            abort,
+            open: counted,
+        })
     }
 }
 
