@@ -64,6 +64,20 @@ mod config_forwards {
         assert!(!web.enabled);
         assert_eq!(web.local_address, addr("[::1]:8080"));
         assert_eq!(web.resolve_peer(&c.names).unwrap().to_string(), PHONE);
+        // One on every interface is accepted, with a warning at its line.
+        let (_, warnings) = Config::parse(
+            Path::new("peerup.yaml"),
+            &text.replace("127.0.0.1:2222", "0.0.0.0:2222"),
+        )
+        .unwrap();
+        let w: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        assert!(
+            w.iter().any(|w| w.contains("peerup.yaml:5:")
+                && w.contains(
+                    "forward `home-ssh` listens on 0.0.0.0:2222, reachable beyond this machine"
+                )),
+            "{w:?}"
+        );
         // `forwards:` empty in every spelling: none.
         for empty in ["forwards:", "forwards: {}", "forwards: ~"] {
             assert!(parse(&format!("version: 1\n{empty}\n")).forwards.is_empty());

@@ -32,17 +32,21 @@ use peerup_net::fs::LockMode;
 #[derive(Args, Debug)]
 #[command(after_help = "\
 Examples:
-  peerup proxy home ssh 2222                  forward now, until Ctrl-C; then: ssh -p 2222 user@localhost
-  peerup proxy home ssh 2222 --persist        kept in the config: the daemon listens on it, across restarts
+  peerup proxy home ssh 2222             until Ctrl-C; then: ssh -p 2222 user@localhost
+  peerup proxy home xrdp 13389           then: xfreerdp /v:localhost:13389
+  peerup proxy 12D3KooW... web 8080 --bind 0.0.0.0
+  peerup proxy home ssh 2222 --persist   kept by the daemon, across restarts
   peerup proxy home xrdp 13389 --persist --name desk
-  peerup proxy 12D3KooW... web 8080 --bind 0.0.0.0 --persist
-  peerup proxy --list                         the persistent forwards (and, with a daemon, their state)
+  peerup proxy --list                    kept forwards: listening? connections?
   peerup proxy --list --json
-  peerup proxy --remove home-ssh-2222         by name, or by local port: peerup proxy --remove 2222
+  peerup proxy --remove home-ssh-2222    or by local port: --remove 2222
 
-A persistent forward is in the config's `forwards:` section; `peerup daemon` listens on
-each one and connects to the peer for every local connection (a peer that is down fails
-that connection within 15 s, with the reason in the daemon's log).")]
+A kept forward (`forwards:` in the config) is listened on by `peerup daemon`
+from its start; each local connection connects to the peer then (through a
+relay, or directly), so it works again as soon as the peer is back. While
+the peer is unreachable a connection is closed within 15 s and the daemon
+logs why. Without a daemon, configs/peerup-proxy@.service runs a plain
+`peerup proxy` as a systemd user service.")]
 pub(crate) struct ProxyArgs {
     /// Name from the config (e.g. home), or peer ID.
     #[arg(required_unless_present_any = ["list", "remove"])]

@@ -778,6 +778,17 @@ impl Config {
                 );
             }
         }
+        for (name, f) in &self.forwards {
+            if f.enabled && !f.local_address.ip().is_loopback() {
+                warn(
+                    &["forwards", name.as_str(), "local_address"],
+                    WarningKind::ForwardExposed {
+                        forward: name.to_string(),
+                        address: f.local_address.to_string(),
+                    },
+                );
+            }
+        }
     }
 
     /// The identity key file: `identity.key_file` resolved against the

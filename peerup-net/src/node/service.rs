@@ -712,6 +712,9 @@ impl Node {
             }
         }
         if out_of_time && let Some(within) = within {
+            if last.is_empty() {
+                last = "the peer was not reached".to_owned();
+            }
             last = format!("gave up after {}s: {last}", within.as_secs());
         }
         if last.contains("connection") {
