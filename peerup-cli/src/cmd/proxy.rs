@@ -66,7 +66,7 @@ pub(crate) struct ProxyArgs {
     #[arg(long, conflicts_with_all = ["list", "remove"])]
     persist: bool,
     /// The persistent forward's name (a DNS label); default
-    /// <target>-<service>-<port>, or <service>-<port> for a peer ID.
+    /// TARGET-SERVICE-PORT (home-ssh-2222), or SERVICE-PORT for a peer ID.
     #[arg(long, requires = "persist", value_name = "NAME")]
     name: Option<String>,
     /// List the persistent forwards; with a daemon running, whether each
