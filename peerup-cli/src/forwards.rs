@@ -134,6 +134,7 @@ impl Forwards {
         // listened before, stopped or kept.
         let mut listened = Vec::new();
         let mut start = Vec::new();
+        let mut stopped = Vec::new();
         {
             let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
             let names: Vec<DnsLabel> = running.keys().cloned().collect();
@@ -150,11 +151,12 @@ impl Forwards {
                 if keep {
                     continue;
                 }
-                if let Some(r) = running.remove(&name)
-                    && !wanted.contains_key(&name)
-                {
-                    tracing::info!(forward = %name, local = %r.spec.local_address, "forward removed or disabled: no longer listening (open connections go on)");
-                    change.removed.push(name.clone());
+                if let Some(r) = running.remove(&name) {
+                    if !wanted.contains_key(&name) {
+                        tracing::info!(forward = %name, local = %r.spec.local_address, "forward removed or disabled: no longer listening (open connections go on)");
+                        change.removed.push(name.clone());
+                    }
+                    stopped.extend(r.state.ok());
                 }
             }
             for (name, (f, peer)) in &wanted {
@@ -162,6 +164,10 @@ impl Forwards {
                     start.push((name.clone(), f.clone(), peer.clone()));
                 }
             }
+        }
+        // Their sockets closed before any port is bound again.
+        for fw in stopped {
+            fw.close().await;
         }
         for (name, f, peer) in start {
             let state = match &peer {

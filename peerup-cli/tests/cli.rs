@@ -1451,6 +1451,18 @@ fn persistent_forward_survives_daemon_restarts() {
     assert_eq!(list[0]["listening"], true, "{list}");
     assert_eq!(list[0]["connections"], 0, "{list}");
 
+    // A hand edit changing the forward in place (its peer by ID now, the
+    // same port): applied live, the port listened on again at once.
+    let path = sb.config("laptop");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("peer: \"home\"", &format!("peer: \"{home}\"")),
+    )
+    .unwrap();
+    laptop_d.wait_line(&format!("forwards changed {name}"));
+    assert_eq!(echo_through(port, b"changed").unwrap(), b"changed");
+
     // A port another program holds: the daemon warns, keeps running, and
     // `--persist` exits 1 saying why; the other forward still works.
     let busy = TcpListener::bind("127.0.0.1:0").unwrap();

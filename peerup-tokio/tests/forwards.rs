@@ -214,3 +214,38 @@ async fn opening_a_service_within_a_deadline_gives_up_at_it() {
     node.shutdown().await;
     relay.shutdown().await;
 }
+
+/// A forward closed with `close` has let go of its port when `close`
+/// returns: the daemon moves a forward, or changes one in place, by
+/// closing it and listening again at once. On one thread, so that the
+/// accept task cannot drop its socket behind `close`'s back: `close`
+/// must wait for it.
+#[tokio::test(flavor = "current_thread")]
+async fn a_closed_forward_frees_its_port_at_once() {
+    let rt = rt();
+    let (hk, lk) = (key(), key());
+    let (home_id, laptop_id) = (hk.public().to_peer_id(), lk.public().to_peer_id());
+    let relay = start_relay(&rt, &[home_id, laptop_id]).await;
+    let svc = echo().await;
+    let home = home(&rt, hk, &relay, laptop_id, svc).await;
+    let node = laptop(&rt, lk, &relay, home_id).await;
+    let mut forward = node
+        .forward("127.0.0.1:0".parse().unwrap(), home_id, "echo")
+        .await
+        .unwrap();
+    let bind = forward.local_addr();
+    // While it listens, its port is taken.
+    assert!(node.forward(bind, home_id, "echo").await.is_err());
+    for round in 0..20 {
+        forward.close().await;
+        forward = match node.forward(bind, home_id, "echo").await {
+            Ok(f) => f,
+            Err(e) => panic!("round {round}: the port is still taken: {e}"),
+        };
+    }
+    assert_eq!(through(bind.port(), b"moved").await, b"moved");
+    drop(forward);
+    node.shutdown().await;
+    home.shutdown().await;
+    relay.shutdown().await;
+}

@@ -259,6 +259,15 @@ pub struct Forwarder {
     local_addr: SocketAddr,
     abort: AbortHandle,
     open: Arc<std::sync::atomic::AtomicUsize>,
+    /// Ends (cancelled) once the listening socket is closed.
+    closed: Option<oneshot::Receiver<()>>,
+}
+
+/// A forwarder's listening socket, and what tells [`Forwarder::close`]
+/// it is closed: fields drop in order, the socket first.
+struct Listening {
+    listener: Box<dyn crate::runtime::TcpListener>,
+    _closed: oneshot::Sender<()>,
 }
 
 impl Forwarder {
@@ -273,9 +282,21 @@ impl Forwarder {
         self.open.load(Ordering::Acquire)
     }
 
-    /// Stops accepting (connections in progress continue).
+    /// Stops accepting (connections in progress continue). The socket is
+    /// closed shortly after, by the task that accepted on it; see
+    /// [`Forwarder::close`] to wait for that.
     pub fn stop(&self) {
         self.abort.abort();
+    }
+
+    /// Stops accepting and returns once the listening socket is closed,
+    /// so that its port can be bound again at once (a forward moved or
+    /// changed in place). Connections in progress continue.
+    pub async fn close(mut self) {
+        self.abort.abort();
+        if let Some(closed) = self.closed.take() {
+            let _ = closed.await;
+        }
     }
 }
 
@@ -754,18 +775,28 @@ impl Node {
             .into_service_name()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let rt = self.runtime();
-        let mut listener = rt.tcp_listen(bind).await?;
+        let listener = rt.tcp_listen(bind).await?;
         let local_addr = listener.local_addr()?;
         let node = self.clone();
         let (abort, reg) = AbortHandle::new_pair();
         let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counted = open.clone();
+        let (closed_tx, closed_rx) = oneshot::channel::<()>();
+        let socket = Listening {
+            listener,
+            _closed: closed_tx,
+        };
         let task = Abortable::new(
             async move {
+                // The whole struct into the task: an `async move` block
+                // captures only the fields it uses, which would drop
+                // `_closed` (telling `close` the socket is closed) when
+                // this function returns.
+                let mut socket = socket;
                 // Out of descriptors, accept fails at once, every time.
                 let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
                 loop {
-                    let (tcp, from) = match rt.accept(listener.as_mut()).await {
+                    let (tcp, from) = match rt.accept(socket.listener.as_mut()).await {
                         Ok(x) => {
                             backoff.succeed();
                             x
@@ -824,6 +855,7 @@ impl Node {
             local_addr,
             abort,
             open: counted,
+            closed: Some(closed_rx),
         })
     }
 }
