@@ -1,6 +1,6 @@
 //! The daemon's control socket: a Unix socket (mode 0600) in the config
 //! directory through which `status`, `ping`, `invite`, `join`, `auth`,
-//! `service` and `config confirm|apply` act on the running daemon instead
+//! `service`, `proxy` and `config confirm|apply` act on the running daemon instead
 //! of starting a second node with the same identity.
 //!
 //! Protocol: the client sends one JSON request line; the daemon answers
@@ -61,6 +61,10 @@ pub(crate) enum Request {
         /// A service that must be in this state after the reload.
         #[serde(default)]
         expect_service: Option<ServiceExpectation>,
+        /// A forward that must (or must not) listen after the reload
+        /// (`peerup proxy --persist|--remove`).
+        #[serde(default)]
+        expect_forward: Option<ForwardExpectation>,
     },
     /// Cancel the open invite.
     CancelInvite,
@@ -88,6 +92,15 @@ pub(crate) struct ServiceExpectation {
     pub name: String,
     /// Its state; `None`: not exposed at all.
     pub state: Option<ServiceState>,
+}
+
+/// Whether a forward must listen once the daemon has applied the config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ForwardExpectation {
+    /// The forward's name.
+    pub name: String,
+    /// Listening (added, enabled) or not (removed, disabled).
+    pub listening: bool,
 }
 
 /// A service as the daemon exposes it, in words the two sides compare.

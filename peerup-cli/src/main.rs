@@ -12,6 +12,7 @@
 mod cmd;
 mod context;
 mod control;
+mod forwards;
 mod ui;
 
 use std::path::PathBuf;
@@ -77,10 +78,8 @@ pub(crate) enum Command {
         after_help = "Examples:\n  peerup daemon\n  peerup daemon --config /etc/peerup/config.yaml\n\nAs a systemd service: see configs/peerup.service (Type=notify, WatchdogSec=90)."
     )]
     Daemon,
-    /// Forward a local TCP port to a service on a peer.
-    #[command(
-        after_help = "Examples:\n  peerup proxy home ssh 2222        then: ssh -p 2222 user@localhost\n  peerup proxy home xrdp 13389      then: xfreerdp /v:localhost:13389\n  peerup proxy 12D3KooW... web 8080 --bind 0.0.0.0"
-    )]
+    /// Forward a local TCP port to a service on a peer (now, or kept by
+    /// the daemon with --persist).
     Proxy(cmd::proxy::ProxyArgs),
     /// Test connectivity to a peer (DIRECT or RELAYED, round-trip time).
     #[command(

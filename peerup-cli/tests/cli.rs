@@ -1229,3 +1229,286 @@ fn commit_confirmed_apply_confirm_and_rollback() {
     assert_eq!(std::fs::read_to_string(sb.config("a")).unwrap(), confirmed);
     drop(daemon);
 }
+
+/// Adds `name: peer` to `node`'s `names:` (the template's `names: {}`).
+fn add_name(sb: &Sandbox, node: &str, name: &str, peer: PeerId) {
+    let path = sb.config(node);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\nnames: {}"), "{text}");
+    std::fs::write(
+        &path,
+        text.replace("\nnames: {}", &format!("\nnames:\n  {name}: \"{peer}\"")),
+    )
+    .unwrap();
+}
+
+/// `proxy --persist|--list|--remove` without a daemon: the forward is
+/// written into `forwards:` (comments kept), listed, kept idempotent,
+/// refused on a port another forward takes, removed by port; bad
+/// arguments fail with one line and exit 1 (or 2 for usage).
+#[test]
+fn proxy_persist_list_remove_without_a_daemon() {
+    let sb = Sandbox::new("forwards");
+    let relay = "/ip4/127.0.0.1/tcp/7777/p2p/12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL";
+    init(&sb, "a", relay);
+    let home = peerup_core::identity::keypair_from_seed([5; 32])
+        .public()
+        .to_peer_id();
+    add_name(&sb, "a", "home", home);
+    let path = sb.config("a");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let run = |args: &[&str]| {
+        let o = sb.peerup("a", args);
+        let now = std::fs::read_to_string(&path).unwrap();
+        let mut kept = comments(&now).into_iter();
+        for c in comments(&original) {
+            assert!(kept.any(|k| k == c), "{args:?} lost {c:?}:\n{now}");
+        }
+        o
+    };
+    let ok = |args: &[&str], expect: &str| {
+        let o = run(args);
+        assert!(o.status.success(), "{args:?}: {}", out(&o));
+        assert!(out(&o).contains(expect), "{args:?}: {}", out(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let fails = |args: &[&str], code: i32, expect: &str| {
+        let before = std::fs::read_to_string(&path).unwrap();
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", out(&o));
+        assert!(out(&o).contains(expect), "{args:?}: {}", out(&o));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before, "{args:?}");
+    };
+
+    ok(&["proxy", "--list"], "No forwards in");
+    let added = ok(
+        &["proxy", "home", "ssh", "2222", "--persist"],
+        "Added forward home-ssh-2222: 127.0.0.1:2222 -> home service ssh",
+    );
+    assert!(added.contains("No daemon is running"), "{added}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains(
+            "forwards:\n  home-ssh-2222:\n    peer: \"home\"\n    service: \"ssh\"\n    local_address: \"127.0.0.1:2222\"\n    enabled: true\n"
+        ),
+        "{text}"
+    );
+    ok(&["config", "validate"], "");
+    // The same again: nothing to change, exit 0 (scripts can repeat it).
+    ok(&["proxy", "home", "ssh", "2222", "--persist"], "already in");
+    // By peer ID, named, on all interfaces.
+    ok(
+        &[
+            "proxy",
+            &home.to_string(),
+            "web",
+            "8080",
+            "--persist",
+            "--name",
+            "web",
+            "--bind",
+            "0.0.0.0",
+        ],
+        "Added forward web: 0.0.0.0:8080",
+    );
+    let listed = ok(&["proxy", "--list"], "home-ssh-2222");
+    assert!(listed.contains("no daemon running"), "{listed}");
+    let o = run(&["proxy", "--list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(list[0]["name"], "home-ssh-2222");
+    assert_eq!(list[0]["peer_id"], home.to_string());
+    assert_eq!(list[0]["listening"], serde_json::Value::Null);
+    assert_eq!(list[1]["local_address"], "0.0.0.0:8080");
+
+    // Refusals: nothing written, one line naming the problem.
+    fails(
+        &["proxy", "home", "rdp", "8080", "--persist"],
+        1,
+        "127.0.0.1:8080 takes the same port as forward `web` (0.0.0.0:8080)",
+    );
+    fails(
+        &["proxy", "home", "ssh", "2223", "--persist", "--name", "web"],
+        1,
+        "forward `web` is already in",
+    );
+    fails(
+        &["proxy", "nobody", "ssh", "2224", "--persist"],
+        1,
+        "nobody",
+    );
+    fails(
+        &["proxy", "home", "kad", "2224", "--persist"],
+        1,
+        "reserved",
+    );
+    fails(
+        &[
+            "proxy",
+            "home",
+            "ssh",
+            "2224",
+            "--persist",
+            "--name",
+            "Bad Name",
+        ],
+        1,
+        "--name",
+    );
+    fails(&["proxy", "home", "ssh", "0", "--persist"], 1, "1-65535");
+    fails(
+        &["proxy", "--remove", "nope"],
+        1,
+        "no forward named or listening on `nope`",
+    );
+    fails(&["proxy", "--list", "home"], 2, "cannot be used with");
+    fails(&["proxy", "home", "ssh"], 2, "required");
+
+    ok(
+        &["proxy", "--remove", "2222"],
+        "Removed forward home-ssh-2222",
+    );
+    ok(&["proxy", "--remove", "web"], "Removed forward web");
+    ok(&["proxy", "--list"], "No forwards in");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\nforwards: {}\n"), "{text}");
+    assert_eq!(text, original);
+}
+
+/// The forward a daemon keeps (`proxy --persist`) survives restarts of
+/// either daemon: it listens from the laptop daemon's start, reaches
+/// home's echo service through the relay, fails a connection (closed, the
+/// reason in the log) while home is down, works again once home is back,
+/// and again after the laptop daemon restarts. A forward whose port is
+/// taken is a warning, not a failed start, and `proxy --persist` says so.
+#[test]
+fn persistent_forward_survives_daemon_restarts() {
+    let sb = Sandbox::new("persist");
+    let placeholder =
+        "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL";
+    let home = init(&sb, "home", placeholder);
+    let laptop = init(&sb, "laptop", placeholder);
+    let relay = TestRelay::start(&[home, laptop]);
+    for (node, other) in [("home", laptop), ("laptop", home)] {
+        for args in [
+            vec!["relay", "add", relay.addr.as_str()],
+            vec!["relay", "remove", "-f", placeholder],
+        ] {
+            let o = sb.peerup(node, &args);
+            assert!(o.status.success(), "{}", out(&o));
+        }
+        let o = sb.peerup(node, &["auth", "add", &other.to_string()]);
+        assert!(o.status.success(), "{}", out(&o));
+    }
+    add_name(&sb, "laptop", "home", home);
+    let echo = echo_service();
+    add_service(&sb, "home", "echo", echo);
+    let port = free_port();
+    let p = port.to_string();
+    // Added before the laptop's daemon runs: it listens from its start.
+    let o = sb.peerup("laptop", &["proxy", "home", "echo", &p, "--persist"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("No daemon is running"), "{}", out(&o));
+    let name = format!("home-echo-{port}");
+
+    let start = |node: &str| {
+        let d = sb.spawn(node, &["daemon"]);
+        d.wait_line("relay reservation accepted");
+        d
+    };
+    let mut home_d = start("home");
+    let mut laptop_d = sb.spawn("laptop", &["daemon"]);
+    laptop_d.wait_line(&format!(
+        "Forward:  {name} 127.0.0.1:{port} -> home service echo"
+    ));
+    laptop_d.wait_line("relay reservation accepted");
+    assert_eq!(echo_through(port, b"one").unwrap(), b"one");
+
+    // Home restarts: down, a connection is closed with the reason logged;
+    // back, the same forward works.
+    home_d.stop();
+    let down = echo_through(port, b"anyone?");
+    assert!(
+        down.is_err() || down.as_ref().is_ok_and(Vec::is_empty),
+        "{down:?}"
+    );
+    laptop_d.wait_line("cannot reach the remote service");
+    home_d = start("home");
+    assert_eq!(echo_through(port, b"two").unwrap(), b"two");
+
+    // The laptop's daemon restarts: the forward is listened on again.
+    laptop_d.stop();
+    let mut laptop_d = sb.spawn("laptop", &["daemon"]);
+    laptop_d.wait_line(&format!("Forward:  {name} 127.0.0.1:{port}"));
+    laptop_d.wait_line("relay reservation accepted");
+    assert_eq!(echo_through(port, b"three").unwrap(), b"three");
+
+    // Listed as listening, through the running daemon.
+    let o = sb.peerup("laptop", &["proxy", "--list", "--json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list[0]["name"], name.as_str(), "{list}");
+    assert_eq!(list[0]["listening"], true, "{list}");
+    assert_eq!(list[0]["connections"], 0, "{list}");
+
+    // A hand edit changing the forward in place (its peer by ID now, the
+    // same port): applied live, the port listened on again at once.
+    let path = sb.config("laptop");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("peer: \"home\"", &format!("peer: \"{home}\"")),
+    )
+    .unwrap();
+    laptop_d.wait_line(&format!("forwards changed {name}"));
+    assert_eq!(echo_through(port, b"changed").unwrap(), b"changed");
+
+    // A port another program holds: the daemon warns, keeps running, and
+    // `--persist` exits 1 saying why; the other forward still works.
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port().to_string();
+    let o = sb.peerup(
+        "laptop",
+        &[
+            "proxy",
+            "home",
+            "echo",
+            &busy_port,
+            "--persist",
+            "--name",
+            "busy",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        out(&o).contains("forward busy is NOT listening: local port"),
+        "{}",
+        out(&o)
+    );
+    laptop_d.wait_line("forward busy NOT listening");
+    let o = sb.peerup("laptop", &["proxy", "--list"]);
+    assert!(out(&o).contains("NOT listening: local port"), "{}", out(&o));
+    assert_eq!(echo_through(port, b"four").unwrap(), b"four");
+    let o = sb.peerup("laptop", &["proxy", "--remove", "busy"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        out(&o).contains("Running daemon: forward busy no longer listening"),
+        "{}",
+        out(&o)
+    );
+    // Removed live, by port.
+    let o = sb.peerup("laptop", &["proxy", "--remove", &p]);
+    assert!(o.status.success(), "{}", out(&o));
+    laptop_d.wait_line("forward removed or disabled");
+    let o = sb.peerup("laptop", &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(status["forwards"], serde_json::json!([]), "{status}");
+    assert!(
+        laptop_d.child.try_wait().unwrap().is_none(),
+        "{}",
+        laptop_d.log()
+    );
+    drop(busy);
+    laptop_d.stop();
+    home_d.stop();
+}

@@ -26,6 +26,7 @@ fn node_sample_validates() {
         "{warnings:?}"
     );
     assert_eq!(config.services.len(), 2);
+    assert_eq!(config.forwards.len(), 1);
     assert!(config.names.get("laptop").is_some());
 
     let dir = std::env::temp_dir().join(format!("peerup-samples-{}", std::process::id()));
@@ -84,4 +85,39 @@ fn systemd_units_are_notify_services_with_a_watchdog() {
         deployed,
         std::fs::read_to_string(configs().join("peerup-relay.service")).unwrap()
     );
+}
+
+/// `peerup-proxy@.service`: the instance name `<target>-<service>-<port>`
+/// becomes `peerup proxy <target> <service> <port>` (a target with dashes
+/// of its own included), once systemd has expanded `%i`, `%%` and `$$` as
+/// it does.
+#[test]
+fn proxy_unit_splits_its_instance_name() {
+    let text = std::fs::read_to_string(configs().join("peerup-proxy@.service")).unwrap();
+    let exec = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart=/bin/sh -c '"))
+        .and_then(|l| l.strip_suffix('\''))
+        .expect("ExecStart=/bin/sh -c '...'");
+    assert!(text.lines().any(|l| l == "Restart=on-failure"));
+    for (instance, args) in [
+        ("home-ssh-2222", "home ssh 2222"),
+        ("my-nas-web-8080", "my-nas web 8080"),
+    ] {
+        // systemd's own expansion: specifiers, then `$$` -> `$`.
+        let script = exec
+            .replace("%i", instance)
+            .replace("%%", "%")
+            .replace("$$", "$")
+            .replace("exec peerup proxy", "echo");
+        let o = std::process::Command::new("/bin/sh")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            args,
+            "{instance}"
+        );
+    }
 }

@@ -1065,6 +1065,23 @@ services:
         web.enabled = false;
         web.allowed_peers = Some(vec![]);
         c.services = BTreeMap::from([(label("ssh"), ssh), (label("123"), web)]);
+        let mut off = peerup_core::config::Forward::new(
+            PeerRef::Id(id(PHONE)),
+            label("web"),
+            "[::1]:8080".parse().unwrap(),
+        );
+        off.enabled = false;
+        c.forwards = BTreeMap::from([
+            (
+                label("home-ssh"),
+                peerup_core::config::Forward::new(
+                    PeerRef::Name(Name::new("true").unwrap()),
+                    label("ssh"),
+                    "127.0.0.1:2222".parse().unwrap(),
+                ),
+            ),
+            (label("9"), off),
+        ]);
         c.names = [
             (Name::new("true").unwrap(), id(HOME)),
             (Name::new("nas.garage").unwrap(), id(PHONE)),
@@ -1125,6 +1142,8 @@ protocols:
     id: "/pingpong/1.0.0"
 
 services: {}
+
+forwards: {}
 
 names: {}
 "#

@@ -72,12 +72,14 @@ async fn notify(ctx: &Ctx, peer: PeerId, authorized: bool) -> Result<()> {
             expect_denied: None,
             expect_authorized: text,
             expect_service: None,
+            expect_forward: None,
         }
     } else {
         Request::Reload {
             expect_denied: text,
             expect_authorized: None,
             expect_service: None,
+            expect_forward: None,
         }
     };
     match control::connect(&ctx.socket(), &request).await? {

@@ -9,9 +9,13 @@
 //!   (listening; holding a relay reservation after a 60 s grace), and
 //!   `STOPPING=1` on shutdown (no-ops without `NOTIFY_SOCKET`);
 //! - SIGINT/SIGTERM stop it gracefully; SIGHUP, or a change of the files,
-//!   reloads authorized_keys, names and services live (a service added,
-//!   removed, disabled or narrowed applies at once; the proxied
-//!   connections it no longer allows are cut);
+//!   reloads authorized_keys, names, services and forwards live (a service
+//!   added, removed, disabled or narrowed applies at once; the proxied
+//!   connections it no longer allows are cut; a forward added starts
+//!   listening, one removed stops);
+//! - `forwards:`: a local port per enabled forward, listened on from the
+//!   start (see [`crate::forwards`]: a port in use is a warning naming the
+//!   forward, tried again every 30 s, never a failed start);
 //! - the control socket serves the other commands.
 
 use std::path::{Path, PathBuf};
@@ -37,6 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::status;
 use crate::context::{self, Ctx};
 use crate::control::{self, Reply, Request};
+use crate::forwards::Forwards;
 use crate::{EXIT_RESTART, Global};
 
 /// Health grace period before a missing reservation stops the watchdog.
@@ -103,7 +108,9 @@ pub(crate) async fn run(global: &Global) -> Result<ExitCode> {
     let _ = std::fs::remove_file(&socket);
     let listener = bind_private(&socket)?;
     let _guard = SocketGuard(socket.clone());
-    banner(&ctx, &node);
+    let forwards = Arc::new(Forwards::default());
+    forwards.apply(&node, &ctx.config).await;
+    banner(&ctx, &node, &forwards);
 
     let started = Instant::now();
     let (main_tx, mut main_rx) = mpsc::channel::<Main>(8);
@@ -112,6 +119,7 @@ pub(crate) async fn run(global: &Global) -> Result<ExitCode> {
         listener,
         node.clone(),
         ctx.clone(),
+        forwards.clone(),
         main_tx,
         started,
     ));
@@ -156,8 +164,8 @@ pub(crate) async fn run(global: &Global) -> Result<ExitCode> {
             sig = signals.next() => match sig {
                 Sig::Stop => break ExitCode::SUCCESS,
                 Sig::Reload => {
-                    tracing::info!("SIGHUP: reloading authorized_keys, names and services");
-                    let r = reload(&node, &ctx);
+                    tracing::info!("SIGHUP: reloading authorized_keys, names, services and forwards");
+                    let r = reload(&node, &ctx, &forwards).await;
                     config_loaded = r.config_loaded.unwrap_or(config_loaded);
                 }
             },
@@ -178,7 +186,7 @@ pub(crate) async fn run(global: &Global) -> Result<ExitCode> {
                     }
                 }
                 if Fingerprint::of_file(&ctx.path) != config_loaded {
-                    let (outcome, loaded) = apply_config(&node, &ctx);
+                    let (outcome, loaded) = apply_config(&node, &ctx, &forwards).await;
                     match outcome {
                         Ok(message) => tracing::info!("{} changed on disk: {message}", ctx.path.display()),
                         Err(e) => tracing::error!("{} changed on disk: {}", ctx.path.display(), crate::ui::text(&e)),
@@ -189,6 +197,7 @@ pub(crate) async fn run(global: &Global) -> Result<ExitCode> {
                 }
             }
             _ = watchdog.tick() => {
+                forwards.retry_failed(&node).await;
                 if healthy(&node, started) {
                     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
                 } else {
@@ -221,7 +230,7 @@ pub(crate) async fn run(global: &Global) -> Result<ExitCode> {
                     break ExitCode::from(EXIT_RESTART);
                 }
                 Main::Reload(reply) => {
-                    let r = reload(&node, &ctx);
+                    let r = reload(&node, &ctx, &forwards).await;
                     config_loaded = r.config_loaded.unwrap_or(config_loaded);
                     let _ = reply.send(r);
                 }
@@ -253,7 +262,7 @@ impl Drop for SocketGuard {
     }
 }
 
-fn banner(ctx: &Ctx, node: &Node) {
+fn banner(ctx: &Ctx, node: &Node, forwards: &Forwards) {
     println!("peerup {} daemon", crate::VERSION);
     println!("Peer ID:  {}", node.peer_id());
     println!("Config:   {}", ctx.path.display());
@@ -269,6 +278,9 @@ fn banner(ctx: &Ctx, node: &Node) {
     }
     for (name, local) in node.status().services {
         println!("Service:  {name} -> {local}");
+    }
+    for line in forwards.banner() {
+        println!("Forward:  {line}");
     }
     let (_, warnings) = peerup_core::authz::Policy::new(
         ctx.config.security.enable_connection_gating,
@@ -342,9 +354,9 @@ fn revoked_text(change: &peerup_core::authz::Change) -> String {
     }
 }
 
-/// Reloads authorized_keys (live: revoked peers are disconnected), names
-/// and services.
-fn reload(node: &Node, ctx: &Ctx) -> Reloaded {
+/// Reloads authorized_keys (live: revoked peers are disconnected), names,
+/// services and forwards.
+async fn reload(node: &Node, ctx: &Ctx, forwards: &Forwards) -> Reloaded {
     let keys = match node.reload_authorized_keys_file() {
         Ok(change) => Ok(format!("authorized_keys reloaded{}", revoked_text(&change))),
         Err(e) => {
@@ -355,7 +367,7 @@ fn reload(node: &Node, ctx: &Ctx) -> Reloaded {
             ))
         }
     };
-    let (config, config_loaded) = apply_config(node, ctx);
+    let (config, config_loaded) = apply_config(node, ctx, forwards).await;
     match (&keys, &config) {
         (Ok(k), Ok(c)) => tracing::info!("{k}; {c}"),
         (Ok(k), Err(e)) => tracing::error!("{k}; {}", crate::ui::text(e)),
@@ -369,16 +381,22 @@ fn reload(node: &Node, ctx: &Ctx) -> Reloaded {
     }
 }
 
-/// Re-reads the config and applies its names and services to the running
-/// node. Returns what was done (or why not) and the fingerprint of the
-/// text loaded, when it loaded.
-fn apply_config(node: &Node, ctx: &Ctx) -> (Result<String>, Option<Fingerprint>) {
+/// Re-reads the config and applies its names, services and forwards to
+/// the running node. Returns what was done (or why not) and the
+/// fingerprint of the text loaded, when it loaded. A forward that cannot
+/// listen is not an error of the reload: the message says so, and
+/// `peerup proxy --persist` asks about its own forward.
+async fn apply_config(
+    node: &Node,
+    ctx: &Ctx,
+    forwards: &Forwards,
+) -> (Result<String>, Option<Fingerprint>) {
     let fresh = match ctx.reload() {
         Ok(fresh) => fresh,
         Err(e) => {
             return (
                 Err(anyhow!(
-                    "config NOT reloaded, keeping the old names and services: {}",
+                    "config NOT reloaded, keeping the old names, services and forwards: {}",
                     crate::ui::text(&e)
                 )),
                 None,
@@ -389,14 +407,18 @@ fn apply_config(node: &Node, ctx: &Ctx) -> (Result<String>, Option<Fingerprint>)
     let loaded = Some(Fingerprint::of(fresh.text.as_bytes()));
     let applied = peerup_net::node::services_from_config(&fresh.config, &fresh.path)
         .and_then(|wanted| node.apply_services(wanted));
+    let forwarded = forwards.apply(node, &fresh.config).await.text();
     match applied {
         Ok(change) => (
-            Ok(format!("names reloaded; {}", services_text(&change))),
+            Ok(format!(
+                "names reloaded; {}; {forwarded}",
+                services_text(&change)
+            )),
             loaded,
         ),
         Err(e) => (
             Err(anyhow!(
-                "names reloaded, but services NOT all applied: {}; `peerup status` shows what is exposed",
+                "names reloaded, {forwarded}, but services NOT all applied: {}; `peerup status` shows what is exposed",
                 peerup_net::error::chain(&e)
             )),
             loaded,
@@ -490,6 +512,7 @@ async fn serve_control(
     listener: UnixListener,
     node: Node,
     ctx: Arc<Ctx>,
+    forwards: Arc<Forwards>,
     main: mpsc::Sender<Main>,
     started: Instant,
 ) {
@@ -514,6 +537,7 @@ async fn serve_control(
             }
         };
         let (node, ctx, main) = (node.clone(), ctx.clone(), main.clone());
+        let forwards = forwards.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let (r, mut w) = stream.into_split();
@@ -541,7 +565,7 @@ async fn serve_control(
             let gone = async move { while let Ok(Some(_)) = lines.next_line().await {} };
             let invite = matches!(request, Request::Invite { .. });
             let handled = tokio::select! {
-                r = handle(request, &node, &ctx, &main, started, &mut w) => r,
+                r = handle(request, &node, &ctx, &forwards, &main, started, &mut w) => r,
                 () = gone => {
                     if invite && node.cancel_invite() {
                         tracing::info!("the `peerup invite` client went away: invite cancelled");
@@ -577,13 +601,15 @@ async fn handle(
     request: Request,
     node: &Node,
     ctx: &Ctx,
+    forwards: &Forwards,
     main: &mpsc::Sender<Main>,
     started: Instant,
     w: &mut tokio::net::unix::OwnedWriteHalf,
 ) -> Result<()> {
     match request {
         Request::Status => {
-            let status = status::document(node, ctx, started.elapsed());
+            let mut status = status::document(node, ctx, started.elapsed());
+            status["forwards"] = forwards.document();
             control::send(w, &Reply::Status { status }).await?;
         }
         Request::Ping {
@@ -734,6 +760,35 @@ async fn handle(
             .await?;
         }
         Request::Reload {
+            expect_forward: Some(expected),
+            ..
+        } => {
+            // `peerup proxy --persist|--remove`: the forward must listen
+            // now (or no longer).
+            let r = ask(main, Main::Reload).await?;
+            let config = r.config.map_err(|e| {
+                anyhow!(
+                    "the running daemon did not apply it: {}",
+                    crate::ui::text(&e)
+                )
+            })?;
+            let name = &expected.name;
+            let message = match (forwards.state(name), expected.listening) {
+                (Some(Ok(addr)), true) => format!("forward {name} listening on {addr}"),
+                (Some(Err(why)), true) => bail!(
+                    "the running daemon applied the config, but forward {name} is NOT listening: {why} (the daemon tries again every 30 s and at each reload)"
+                ),
+                (None, true) => bail!(
+                    "the running daemon does not run forward {name} after reloading ({config}); check the config with `peerup config validate` and the daemon's log"
+                ),
+                (None, false) => format!("forward {name} no longer listening"),
+                (Some(_), false) => bail!(
+                    "the running daemon still runs forward {name} after reloading ({config}); check the daemon's log"
+                ),
+            };
+            control::send(w, &Reply::Ok { message }).await?;
+        }
+        Request::Reload {
             expect_service: Some(expected),
             ..
         } => {
@@ -771,6 +826,7 @@ async fn handle(
             expect_denied,
             expect_authorized,
             expect_service: None,
+            expect_forward: None,
         } => {
             let r = ask(main, Main::Reload).await?;
             let names = match r.config {

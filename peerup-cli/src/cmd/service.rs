@@ -78,7 +78,7 @@ pub(crate) enum ServiceCommand {
 
 /// The `<name>` argument: a DNS label that is not one of peerup's own
 /// protocols.
-fn name_arg(text: &str) -> Result<DnsLabel> {
+pub(crate) fn name_arg(text: &str) -> Result<DnsLabel> {
     let label = DnsLabel::new(text)
         .map_err(|e| anyhow!("service name {e} (a DNS label, e.g. ssh or web-1)"))?;
     if is_reserved_service_name(text) {
@@ -138,7 +138,7 @@ fn configured<'a>(ctx: &'a Ctx, name: &DnsLabel) -> Result<&'a Service> {
 /// or another command writing meanwhile is not undone) and writes it
 /// atomically; returns the new text, or `None` when `change` left it
 /// as it was.
-fn edit_config(
+pub(crate) fn edit_config(
     ctx: &Ctx,
     change: impl FnOnce(&Ctx) -> Result<String>,
 ) -> Result<(Ctx, Option<String>)> {
@@ -167,7 +167,7 @@ fn edit_config(
 
 /// An edit's error, naming the file: a config that does not load says
 /// `file:line:` itself; the others get the file in front.
-fn edit_error(ctx: &Ctx, e: edit::EditError) -> anyhow::Error {
+pub(crate) fn edit_error(ctx: &Ctx, e: edit::EditError) -> anyhow::Error {
     match e.with_file(&ctx.path) {
         e @ edit::EditError::Invalid { .. } => anyhow!("{e}"),
         e => anyhow!("{}: {e}", ctx.path.display()),
@@ -192,6 +192,7 @@ async fn notify(ctx: &Ctx, text: &str, name: &DnsLabel, without_daemon: &str) ->
         expect_denied: None,
         expect_authorized: None,
         expect_service: Some(expectation(ctx, text, name)?),
+        expect_forward: None,
     };
     match control::connect(&ctx.socket(), &request).await? {
         Some(client) => {

@@ -212,6 +212,22 @@ fn text(v: &Value) -> String {
             s(&svc["local_address"])
         ));
     }
+    for f in v["forwards"].as_array().into_iter().flatten() {
+        let state = if f["enabled"] == false {
+            "disabled".to_owned()
+        } else if f["listening"] == true {
+            format!("listening, {} open", f["connections"])
+        } else {
+            format!("NOT listening: {}", s(&f["error"]))
+        };
+        out.push_str(&format!(
+            "Forward:   {} {} -> {} service {} [{state}]\n",
+            s(&f["name"]),
+            s(&f["local_address"]),
+            s(&f["peer"]),
+            s(&f["service"])
+        ));
+    }
     for p in v["proxies"].as_array().into_iter().flatten() {
         let who = p["name"].as_str().map_or(s(&p["peer_id"]), str::to_owned);
         out.push_str(&format!(

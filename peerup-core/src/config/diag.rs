@@ -332,6 +332,14 @@ pub enum WarningKind {
         /// The configured address.
         address: String,
     },
+    /// A forward listens beyond the loopback interface: whoever reaches
+    /// the port reaches the peer's service as this machine.
+    ForwardExposed {
+        /// The forward.
+        forward: String,
+        /// Its local address.
+        address: String,
+    },
     /// More unknown keys than are worth listing one by one.
     MoreUnknownKeys {
         /// How many were not listed.
@@ -376,6 +384,10 @@ impl fmt::Display for WarningKind {
             WarningKind::HealthEndpointExposed { address } => {
                 write!(f, "the health endpoint listens on {address}, reachable beyond this machine")
             }
+            WarningKind::ForwardExposed { forward, address } => write!(
+                f,
+                "forward `{forward}` listens on {address}, reachable beyond this machine: whoever reaches that port uses the peer's service as this machine (use 127.0.0.1 unless that is the point)"
+            ),
         }
     }
 }

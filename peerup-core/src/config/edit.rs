@@ -1,13 +1,14 @@
 //! Minimal text edits of `peerup.yaml` (WIRE.md §9): the `names:` map
 //! (`peerup join`, `peerup name`), the `relay.addresses` list
-//! (`peerup relay add/remove`) and the `services:` map (`peerup service
-//! add/remove/enable/disable`).
+//! (`peerup relay add/remove`), the `services:` map (`peerup service
+//! add/remove/enable/disable`) and the `forwards:` map (`peerup proxy
+//! --persist/--remove`).
 //!
 //! Input: the file's text and what to change. Output: the new text, or an
 //! [`EditError`] and no text. The caller reads the file, calls one of
 //! [`set_name`], [`remove_name`], [`add_relay`], [`remove_relay`],
-//! [`add_service`], [`remove_service`], [`set_service_enabled`], and
-//! writes the result (atomically; see [`confirm`](super::confirm)).
+//! [`add_service`], [`remove_service`], [`set_service_enabled`],
+//! [`add_forward`], [`remove_forward`], and writes the result (atomically; see [`confirm`](super::confirm)).
 //!
 //! ## What is preserved
 //! The file is edited by hand, so an edit touches as few lines as it can:
@@ -48,6 +49,9 @@
 //!   left to its default. A flow mapping (`services: {...}`, or a service
 //!   written `ssh: {...}`) is refused: rewriting it would need every
 //!   service's fields re-rendered, and such files are rare.
+//! - `forwards:` as `services:`: a new forward goes after the last one
+//!   (`peer`, `service`, `local_address`, `enabled`), a removed one loses
+//!   its lines and its own comments; a flow mapping is refused.
 //!
 //! Anything else the editor cannot change safely (an anchor, a tag, a value
 //! over several lines, comments inside a multi-line `[...]` that a rewrite
@@ -75,7 +79,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use super::de::{List, Text};
 use super::diag::{ConfigError, FieldPath};
 use super::emit;
-use super::node::{Config, PeerRef, Service};
+use super::node::{Config, Forward, PeerRef, Service};
 use super::yaml_lines::{self, Line, split_key};
 use crate::naming::Name;
 use crate::relay_addr::RelayAddr;
@@ -112,6 +116,38 @@ pub enum EditError {
         name: String,
         /// The first service that lists it.
         service: String,
+    },
+    /// [`remove_name`] of a name a forward's `peer` refers to.
+    #[error("name `{name}` is used in forwards.{forward}.peer; remove the forward first")]
+    NameUsedByForward {
+        /// The name.
+        name: String,
+        /// The first forward that uses it.
+        forward: String,
+    },
+    /// [`add_forward`] of a name already in `forwards`.
+    #[error("forward `{name}` is already in forwards")]
+    ForwardExists {
+        /// The forward.
+        name: String,
+    },
+    /// [`remove_forward`] of a forward that is not in `forwards`.
+    #[error("no forward `{name}` in forwards ({})", known_forwards(.known))]
+    ForwardNotFound {
+        /// The name asked for.
+        name: String,
+        /// The forwards that are configured, sorted.
+        known: Vec<String>,
+    },
+    /// [`add_forward`] of a forward the config would not load with: a
+    /// `peer` name missing from `names`, a local address another forward
+    /// takes, or one forward too many.
+    #[error("forward `{name}`: {reason}")]
+    InvalidForward {
+        /// The forward.
+        name: String,
+        /// What is wrong, in words.
+        reason: String,
     },
     /// [`add_relay`] of an address already listed (compared as multiaddrs).
     #[error("relay address {addr} is already in relay.addresses")]
@@ -199,6 +235,14 @@ fn known_names(known: &[String]) -> String {
 fn known_services(known: &[String]) -> String {
     if known.is_empty() {
         "no services are configured".to_owned()
+    } else {
+        format!("configured: {}", known.join(", "))
+    }
+}
+
+fn known_forwards(known: &[String]) -> String {
+    if known.is_empty() {
+        "no forwards are configured".to_owned()
     } else {
         format!("configured: {}", known.join(", "))
     }
@@ -333,6 +377,7 @@ pub fn set_name(text: &str, name: &Name, peer: PeerId) -> Result<String, EditErr
 /// # Errors
 /// [`EditError::NameNotFound`] listing the known names,
 /// [`EditError::NameInUse`] when a service's `allowed_peers` lists the
+/// name, [`EditError::NameUsedByForward`] when a forward's `peer` is the
 /// name, [`EditError::Invalid`] when `text` does not load,
 /// [`EditError::Unsupported`] for an entry the editor does not change
 /// (a value over several lines), [`EditError::Broke`] /
@@ -356,6 +401,16 @@ pub fn remove_name(text: &str, name: &Name) -> Result<String, EditError> {
                 service: service.to_string(),
             });
         }
+    }
+    if let Some((forward, _)) = before
+        .forwards
+        .iter()
+        .find(|(_, f)| matches!(&f.peer, PeerRef::Name(n) if n == name))
+    {
+        return Err(EditError::NameUsedByForward {
+            name: name.to_string(),
+            forward: forward.to_string(),
+        });
     }
     let mut after = before;
     after.names.remove(name.as_str());
@@ -672,28 +727,46 @@ pub fn add_service(text: &str, name: &DnsLabel, service: &Service) -> Result<Str
     }
     let mut after = before;
     after.services.insert(name.clone(), service.clone());
+    add_entry(
+        text,
+        &after,
+        "services",
+        |indent, unit| service_lines(indent, unit, name, service),
+        || format!("a service `{name}`"),
+    )
+}
 
+/// Adds an entry at the end of the top-level block mapping `section`
+/// (creating it at the end of the file when there is none, or turning an
+/// empty one into a block); `block(indent, unit)` gives the entry's lines
+/// at `indent`. A flow mapping `section: {...}` is refused.
+fn add_entry(
+    text: &str,
+    after: &Config,
+    section: &str,
+    block: impl Fn(usize, usize) -> Vec<String>,
+    effect: impl FnOnce() -> String,
+) -> Result<String, EditError> {
     let doc = Doc::new(text);
-    let path = FieldPath::keys(&["services"]);
+    let path = FieldPath::keys(&[section]);
     let unit = doc.unit;
-    let block = |indent: usize| service_lines(indent, unit, name, service);
-    let edits = match doc.top_entry("services", &path)? {
+    let edits = match doc.top_entry(section, &path)? {
         None => {
-            let mut lines = vec!["services:".to_owned()];
-            lines.extend(block(unit));
+            let mut lines = vec![format!("{section}:")];
+            lines.extend(block(unit, unit));
             doc.append(lines)
         }
         Some(e) => match doc.shape(&e, &path, b'{')? {
             Shape::Empty { end_line, tail } => {
                 let mut lines = vec![doc.block_head(&e, end_line, tail)];
-                lines.extend(block(unit));
+                lines.extend(block(unit, unit));
                 vec![Edit {
                     from: e.line,
                     to: end_line + 1,
                     lines,
                 }]
             }
-            Shape::Flow(span) => return Err(flow_services(&path, span.line)),
+            Shape::Flow(span) => return Err(flow_map(&path, section, span.line)),
             Shape::Block { from, to, indent } => {
                 let children = doc.entries(from, to, indent, false, &path)?;
                 let last = children
@@ -702,12 +775,12 @@ pub fn add_service(text: &str, name: &DnsLabel, service: &Service) -> Result<Str
                 vec![Edit {
                     from: last,
                     to: last,
-                    lines: block(indent),
+                    lines: block(indent, unit),
                 }]
             }
         },
     };
-    doc.finish(edits, &after, path, || format!("a service `{name}`"))
+    doc.finish(edits, after, path, effect)
 }
 
 /// Removes the service `name`: its key line and every line up to its
@@ -728,16 +801,31 @@ pub fn remove_service(text: &str, name: &DnsLabel) -> Result<String, EditError> 
     }
     let mut after = before;
     after.services.remove(name);
+    remove_entry(text, &after, "services", name, || {
+        format!("no service `{name}`")
+    })
+}
 
+/// Removes the entry `name` of the top-level block mapping `section`: its
+/// key line, every line up to its last value and the comment lines right
+/// after it indented deeper than its key. When none is left, the key
+/// becomes `section: {}` (a comment on its line is kept).
+fn remove_entry(
+    text: &str,
+    after: &Config,
+    section: &str,
+    name: &DnsLabel,
+    effect: impl FnOnce() -> String,
+) -> Result<String, EditError> {
     let doc = Doc::new(text);
-    let path = FieldPath::keys(&["services"]);
+    let path = FieldPath::keys(&[section]);
     let mut edits = Vec::new();
-    if let Some(e) = doc.top_entry("services", &path)? {
+    if let Some(e) = doc.top_entry(section, &path)? {
         match doc.shape(&e, &path, b'{')? {
-            // The config says the service is there: leave the text alone
+            // The config says the entry is there: leave the text alone
             // and let the re-parse check report the disagreement.
             Shape::Empty { .. } => {}
-            Shape::Flow(span) => return Err(flow_services(&path, span.line)),
+            Shape::Flow(span) => return Err(flow_map(&path, section, span.line)),
             Shape::Block { from, to, indent } => {
                 let children = doc.entries(from, to, indent, false, &path)?;
                 if let Some(c) = children
@@ -766,7 +854,7 @@ pub fn remove_service(text: &str, name: &DnsLabel) -> Result<String, EditError> 
             }
         }
     }
-    doc.finish(edits, &after, path, || format!("no service `{name}`"))
+    doc.finish(edits, after, path, effect)
 }
 
 /// Sets `services.<name>.enabled`: the value is replaced in place
@@ -857,6 +945,117 @@ pub fn set_service_enabled(
     })
 }
 
+/// Adds the forward `name` at the end of `forwards:` (creating
+/// `forwards:` at the end of the file when there is none), written as
+/// `peerup config show` writes it:
+///
+/// ```yaml
+/// forwards:
+///   home-ssh:
+///     peer: "home"
+///     service: "ssh"
+///     local_address: "127.0.0.1:2222"
+///     enabled: true
+/// ```
+///
+/// # Errors
+/// [`EditError::ForwardExists`] when `name` is configured already,
+/// [`EditError::InvalidForward`] for a `peer` name not in `names`, a
+/// local address another forward takes, or more than
+/// [`MAX_FORWARDS`](super::node::MAX_FORWARDS) forwards,
+/// [`EditError::Invalid`] when `text` does not load,
+/// [`EditError::Unsupported`] for a `forwards:` written as a flow
+/// mapping (or in another shape the editor does not change),
+/// [`EditError::Broke`] / [`EditError::NoEffect`] when the result fails
+/// the re-parse check.
+pub fn add_forward(text: &str, name: &DnsLabel, forward: &Forward) -> Result<String, EditError> {
+    let before = load(text)?;
+    if before.forwards.contains_key(name) {
+        return Err(EditError::ForwardExists {
+            name: name.to_string(),
+        });
+    }
+    let invalid = |reason: String| EditError::InvalidForward {
+        name: name.to_string(),
+        reason,
+    };
+    if let PeerRef::Name(n) = &forward.peer
+        && before.names.get(n.as_str()).is_none()
+    {
+        let known: Vec<String> = before.names.iter().map(|(n, _)| n.to_string()).collect();
+        return Err(invalid(format!(
+            "peer `{n}` is not in names ({})",
+            known_names(&known)
+        )));
+    }
+    if let Some((other, o)) = before
+        .forwards
+        .iter()
+        .find(|(_, o)| o.conflicts_with(forward))
+    {
+        return Err(invalid(format!(
+            "{} takes the same port as forward `{other}` ({})",
+            forward.local_address, o.local_address
+        )));
+    }
+    if before.forwards.len() >= super::node::MAX_FORWARDS {
+        return Err(invalid(format!(
+            "at most {} forwards are allowed",
+            super::node::MAX_FORWARDS
+        )));
+    }
+    let mut after = before;
+    after.forwards.insert(name.clone(), forward.clone());
+    add_entry(
+        text,
+        &after,
+        "forwards",
+        |indent, unit| forward_lines(indent, unit, name, forward),
+        || format!("a forward `{name}`"),
+    )
+}
+
+/// Removes the forward `name`: its key line, every line up to its last
+/// value and its own comments. When none is left, the key becomes
+/// `forwards: {}` (a comment on its line is kept).
+///
+/// # Errors
+/// [`EditError::ForwardNotFound`] listing the configured forwards,
+/// [`EditError::Invalid`] when `text` does not load,
+/// [`EditError::Unsupported`] for a `forwards:` written as a flow mapping
+/// or a forward behind an anchor, alias or tag, [`EditError::Broke`] /
+/// [`EditError::NoEffect`] when the result fails the re-parse check.
+pub fn remove_forward(text: &str, name: &DnsLabel) -> Result<String, EditError> {
+    let before = load(text)?;
+    if !before.forwards.contains_key(name) {
+        return Err(EditError::ForwardNotFound {
+            name: name.to_string(),
+            known: before.forwards.keys().map(ToString::to_string).collect(),
+        });
+    }
+    let mut after = before;
+    after.forwards.remove(name);
+    remove_entry(text, &after, "forwards", name, || {
+        format!("no forward `{name}`")
+    })
+}
+
+/// The lines of a new forward entry at `indent`, its fields one `unit`
+/// deeper.
+fn forward_lines(indent: usize, unit: usize, name: &DnsLabel, f: &Forward) -> Vec<String> {
+    let field = spaces(indent + unit);
+    vec![
+        format!("{}{}:", spaces(indent), emit::key(name.as_str())),
+        format!("{field}peer: {}", emit::quote(&f.peer.to_string())),
+        format!("{field}service: {}", emit::quote(f.service.as_str())),
+        format!(
+            "{field}local_address: {}",
+            emit::quote(&f.local_address.to_string())
+        ),
+        format!("{field}enabled: {}", emit::boolean(f.enabled)),
+    ]
+}
+
 /// The lines of a new service entry at `indent`, its fields one `unit`
 /// deeper.
 fn service_lines(indent: usize, unit: usize, name: &DnsLabel, s: &Service) -> Vec<String> {
@@ -892,10 +1091,14 @@ fn service_not_found(config: &Config, name: &DnsLabel) -> EditError {
 }
 
 fn flow_services(path: &FieldPath, line: usize) -> EditError {
+    flow_map(path, "services", line)
+}
+
+fn flow_map(path: &FieldPath, section: &str, line: usize) -> EditError {
     unsupported(
         path,
         line,
-        "a flow mapping `services: {...}`; write it as an indented block",
+        &format!("a flow mapping `{section}: {{...}}`; write it as an indented block"),
     )
 }
 

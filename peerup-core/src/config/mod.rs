@@ -22,7 +22,7 @@
 //! | [`search`](mod@search) | `--config`, `./peerup.yaml`, `~/.config/peerup/config.yaml`, `/etc/peerup/config.yaml` |
 //! | [`archive`] | `.config.last-good.yaml`, `.config.pre-confirmed.yaml`, `.config.pending` |
 //! | [`confirm`] | commit-confirmed apply, confirm, revert and rollback as file actions |
-//! | [`edit`] | minimal, comment-keeping edits of `names:` and `relay.addresses`, re-parsed before they are returned |
+//! | [`edit`] | minimal, comment-keeping edits of `names:`, `relay.addresses`, `services:` and `forwards:`, re-parsed before they are returned |
 //!
 //! Relative paths in a config resolve against the config file's directory
 //! ([`resolve_path`]); `~` is not expanded (a warning says so).
@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 
 pub use archive::{ArchivePaths, MarkerError, PendingMarker};
 pub use diag::{ConfigError, FieldPath, Location, Warning, WarningKind};
-pub use node::{Config, render_template};
+pub use node::{Config, Forward, MAX_FORWARDS, render_template};
 pub use relay::RelayConfig;
 pub use search::{SearchError, default_config_dir, search};
 pub use units::{ByteSize, HumanDuration};

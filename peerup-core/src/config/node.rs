@@ -35,17 +35,27 @@
 //!     enabled: true
 //!     local_address: localhost:22
 //!     allowed_peers: [laptop] # optional: peer IDs or names below
+//! forwards:                   # local ports the daemon keeps forwarded (at most 256)
+//!   home-ssh:                 # name: a DNS label (`peerup proxy --remove home-ssh`)
+//!     peer: home              # a name below, or a peer ID
+//!     service: ssh            # the service's name in the peer's config
+//!     local_address: 127.0.0.1:2222  # IP:port the daemon listens on, port 1-65535
+//!     enabled: true           # optional, default true
 //! names:
 //!   laptop: 12D3KooW...
 //! ```
 //!
 //! Keys are validated where they are read, so a bad value is reported at
-//! its own line; `allowed_peers` names are resolved against `names` after
-//! the whole file is read. Repeated keys are errors, not silent overrides.
+//! its own line; `allowed_peers` and `forwards.<name>.peer` names are
+//! resolved against `names` after the whole file is read, and two
+//! forwards may not listen on one local address (the same port on the same
+//! IP, or on an unspecified IP such as `0.0.0.0`, which takes the port on
+//! every address). Repeated keys are errors, not silent overrides.
 //! [`Config::render`] writes a file that parses back to the same value, and
 //! [`render_template`] the commented file `peerup init` writes.
 
 use core::fmt;
+use core::net::SocketAddr;
 use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -84,6 +94,9 @@ pub struct Config {
     pub protocols: Protocols,
     /// `services:`: exposed TCP services by name.
     pub services: BTreeMap<DnsLabel, Service>,
+    /// `forwards:`: local ports the daemon keeps forwarded to peers'
+    /// services, by name; at most [`MAX_FORWARDS`].
+    pub forwards: BTreeMap<DnsLabel, Forward>,
     /// `names:`: friendly names of peers.
     pub names: Names,
 }
@@ -432,6 +445,142 @@ fn services<'de, D: serde::Deserializer<'de>>(
         .map(|m| m.into_iter().map(|(k, v)| (k.0, v)).collect())
 }
 
+/// The most entries `forwards:` may hold: each is a listening socket and
+/// a task in the daemon.
+pub const MAX_FORWARDS: usize = 256;
+
+/// `forwards.<name>:`: a local TCP port the daemon keeps forwarded to a
+/// peer's service (`peerup proxy <peer> <service> <port> --persist`). Every
+/// connection accepted on it opens a stream to the peer's service,
+/// connecting to the peer first when needed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct Forward {
+    /// `peer`: a peer ID, or a name from `names`; required.
+    #[serde(deserialize_with = "de::text")]
+    pub peer: PeerRef,
+    /// `service`: the service's name in the peer's config; required.
+    #[serde(deserialize_with = "service_name")]
+    pub service: DnsLabel,
+    /// `local_address`: the IP and port the daemon listens on (port
+    /// 1-65535); required.
+    #[serde(deserialize_with = "forward_address")]
+    pub local_address: SocketAddr,
+    /// `enabled`; default true. A disabled forward stays in the file and
+    /// is not listened on.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl Forward {
+    /// An enabled forward of `local_address` to `service` on `peer`.
+    pub fn new(peer: PeerRef, service: DnsLabel, local_address: SocketAddr) -> Self {
+        Forward {
+            peer,
+            service,
+            local_address,
+            enabled: true,
+        }
+    }
+
+    /// The peer, its name resolved against `names`.
+    ///
+    /// # Errors
+    /// [`ResolveError`] for a name not in `names` (never for a config from
+    /// [`Config::parse`], which checks them).
+    pub fn resolve_peer(&self, names: &Names) -> Result<PeerId, ResolveError> {
+        match &self.peer {
+            PeerRef::Id(id) => Ok(*id),
+            PeerRef::Name(n) => names.get(n.as_str()).ok_or_else(|| ResolveError {
+                target: n.to_string(),
+                known: names.iter().map(|(n, _)| n.to_string()).collect(),
+            }),
+        }
+    }
+
+    /// Whether this forward and `other` cannot both listen: the same port
+    /// on the same IP, or on an unspecified IP (`0.0.0.0`, `::`), which
+    /// takes the port on every address.
+    pub fn conflicts_with(&self, other: &Forward) -> bool {
+        addresses_conflict(self.local_address, other.local_address)
+    }
+}
+
+/// Whether two listening addresses take the same port (see
+/// [`Forward::conflicts_with`]).
+pub fn addresses_conflict(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+fn service_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DnsLabel, D::Error> {
+    de::text::<D, ServiceName>(d).map(|s| s.0)
+}
+
+/// `forwards.<name>.local_address`: an IP and a port that is not 0.
+struct ForwardAddress(SocketAddr);
+
+impl TextValue for ForwardAddress {
+    const EXPECTING: &'static str = "an IP address and port, like 127.0.0.1:2222";
+    fn from_text(text: &str) -> Result<Self, String> {
+        match text.parse::<SocketAddr>() {
+            Ok(a) if a.port() != 0 => Ok(ForwardAddress(a)),
+            Ok(_) => Err(format!(
+                "`{text}` has port 0; the daemon needs a fixed port (1-65535) to listen on"
+            )),
+            Err(_) => Err(format!(
+                "`{}` is not an IP address and port; write it like 127.0.0.1:2222 or [::1]:2222 (an IP, not a host name)",
+                crate::identity::excerpt(text)
+            )),
+        }
+    }
+}
+
+fn forward_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    de::text::<D, ForwardAddress>(d).map(|a| a.0)
+}
+
+/// A forward name key: a DNS label.
+struct ForwardName(DnsLabel);
+
+impl TextValue for ForwardName {
+    const EXPECTING: &'static str = "a forward name (a DNS label like `home-ssh`)";
+    fn from_text(text: &str) -> Result<Self, String> {
+        DnsLabel::new(text)
+            .map(ForwardName)
+            .map_err(|e| format!("forward name {e}"))
+    }
+}
+
+impl fmt::Display for ForwardName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl PartialEq for ForwardName {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl Eq for ForwardName {}
+impl PartialOrd for ForwardName {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for ForwardName {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+fn forwards<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<DnsLabel, Forward>, D::Error> {
+    de::strict_map::<D, ForwardName, Forward>(d)
+        .map(|m| m.into_iter().map(|(k, v)| (k.0, v)).collect())
+}
+
 /// A `names:` value: a peer ID.
 struct NameTarget(PeerId);
 
@@ -466,6 +615,8 @@ struct RawConfig {
     protocols: Protocols,
     #[serde(deserialize_with = "services")]
     services: BTreeMap<DnsLabel, Service>,
+    #[serde(deserialize_with = "forwards")]
+    forwards: BTreeMap<DnsLabel, Forward>,
     #[serde(deserialize_with = "names")]
     names: Names,
 }
@@ -479,7 +630,9 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the file, the field, the line and the reason:
     /// an empty file, bad YAML, a version other than 1, a bad or repeated
-    /// field, or an `allowed_peers` name missing from `names`.
+    /// field, an `allowed_peers` or forward `peer` name missing from
+    /// `names`, more than [`MAX_FORWARDS`] forwards, or two forwards on one
+    /// local address.
     pub fn parse(file: &Path, text: &str) -> Result<(Config, Vec<Warning>), ConfigError> {
         let (raw, mut warnings) = diag::parse_document::<RawConfig>(file, text)?;
         let config = Config {
@@ -490,9 +643,11 @@ impl Config {
             security: raw.security,
             protocols: raw.protocols,
             services: raw.services,
+            forwards: raw.forwards,
             names: raw.names,
         };
         config.check_names(file, text)?;
+        config.check_forwards(file, text)?;
         config.advise(file, text, &mut warnings);
         Ok((config, warnings))
     }
@@ -513,6 +668,57 @@ impl Config {
                         known: self.names.iter().map(|(n, _)| n.to_string()).collect(),
                     });
                 }
+            }
+        }
+        for (forward, f) in &self.forwards {
+            if let PeerRef::Name(name) = &f.peer
+                && self.names.get(name.as_str()).is_none()
+            {
+                let path = FieldPath::keys(&["forwards", forward.as_str(), "peer"]);
+                return Err(ConfigError::UnknownPeerName {
+                    file: file.to_owned(),
+                    location: diag::locate(text, &path),
+                    path,
+                    name: name.to_string(),
+                    known: self.names.iter().map(|(n, _)| n.to_string()).collect(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// At most [`MAX_FORWARDS`], and no two on one local address (the
+    /// later one in name order is reported, at its own line).
+    fn check_forwards(&self, file: &Path, text: &str) -> Result<(), ConfigError> {
+        let invalid = |path: FieldPath, reason: String| ConfigError::Invalid {
+            file: file.to_owned(),
+            location: diag::locate(text, &path),
+            path,
+            reason,
+        };
+        if self.forwards.len() > MAX_FORWARDS {
+            return Err(invalid(
+                FieldPath::keys(&["forwards"]),
+                format!(
+                    "{} forwards; at most {MAX_FORWARDS} are allowed",
+                    self.forwards.len()
+                ),
+            ));
+        }
+        for (i, (name, f)) in self.forwards.iter().enumerate() {
+            if let Some((other, o)) = self
+                .forwards
+                .iter()
+                .take(i)
+                .find(|(_, o)| o.conflicts_with(f))
+            {
+                return Err(invalid(
+                    FieldPath::keys(&["forwards", name.as_str(), "local_address"]),
+                    format!(
+                        "{} takes the same port as forward `{other}` ({}); give each forward its own port",
+                        f.local_address, o.local_address
+                    ),
+                ));
             }
         }
         Ok(())
@@ -568,6 +774,17 @@ impl Config {
                     &["services", name.as_str(), "allowed_peers"],
                     WarningKind::NobodyAllowed {
                         service: name.to_string(),
+                    },
+                );
+            }
+        }
+        for (name, f) in &self.forwards {
+            if f.enabled && !f.local_address.ip().is_loopback() {
+                warn(
+                    &["forwards", name.as_str(), "local_address"],
+                    WarningKind::ForwardExposed {
+                        forward: name.to_string(),
+                        address: f.local_address.to_string(),
                     },
                 );
             }
@@ -806,6 +1023,41 @@ impl Config {
                 if let Some(list) = &s.allowed_peers {
                     out.list(2, "allowed_peers", list.iter().map(ToString::to_string));
                 }
+            }
+        }
+        out.blank();
+
+        out.comment(
+            0,
+            "Local ports the daemon keeps forwarded to peers' services; add with",
+        );
+        out.comment(
+            0,
+            "`peerup proxy <peer> <service> <port> --persist`, list with `peerup proxy --list`.",
+        );
+        if self.forwards.is_empty() {
+            out.field(0, "forwards", "{}");
+            if out.comments() {
+                out.comment(0, " home-ssh:");
+                out.comment(
+                    0,
+                    "   peer: \"home\"                   # a name below, or a peer ID",
+                );
+                out.comment(0, "   service: \"ssh\"");
+                out.comment(
+                    0,
+                    "   local_address: \"127.0.0.1:2222\"  # then: ssh -p 2222 user@localhost",
+                );
+                out.comment(0, "   enabled: true");
+            }
+        } else {
+            out.line(0, "forwards:");
+            for (name, f) in &self.forwards {
+                out.line(1, &format!("{}:", emit::key(name.as_str())));
+                out.field(2, "peer", &q(&f.peer.to_string()));
+                out.field(2, "service", &q(f.service.as_str()));
+                out.field(2, "local_address", &q(&f.local_address.to_string()));
+                out.field(2, "enabled", emit::boolean(f.enabled));
             }
         }
         out.blank();

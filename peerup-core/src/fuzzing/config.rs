@@ -27,9 +27,10 @@ use crate::models::Disk;
 /// [`Config::parse`]. A config that parses is rendered (plain and
 /// commented) and parsed back, and edited with
 /// [`edit::set_name`], [`edit::remove_name`], [`edit::add_relay`],
-/// [`edit::remove_relay`], [`edit::add_service`], [`edit::remove_service`]
-/// and [`edit::set_service_enabled`] (what to edit is picked from a hash
-/// of the input).
+/// [`edit::remove_relay`], [`edit::add_service`], [`edit::remove_service`],
+/// [`edit::set_service_enabled`], [`edit::add_forward`] and
+/// [`edit::remove_forward`] (what to edit is picked from a hash of the
+/// input).
 ///
 /// # Panics
 /// When an error does not name the file, when a rendered config does not
@@ -178,6 +179,34 @@ fn node_edits(text: &str, config: &Config, data: &[u8]) {
         checked_config(text, out, &expected, "remove_service");
     } else {
         checked_edit(text, removed, &expected, "remove_service");
+    }
+
+    let existing: Vec<DnsLabel> = config.forwards.keys().cloned().collect();
+    let forward = match existing.get((pick >> 10) % existing.len().max(1)) {
+        Some(f) if pick & 512 == 0 => f.clone(),
+        _ => service.clone(),
+    };
+    let port = u16::try_from((pick >> 11) % 65_535 + 1).unwrap_or(2222);
+    let new = crate::config::Forward::new(
+        PeerRef::Id(who),
+        service.clone(),
+        std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+    );
+    let mut expected = config.clone();
+    expected.forwards.insert(forward.clone(), new.clone());
+    checked_edit(
+        text,
+        edit::add_forward(text, &forward, &new),
+        &expected,
+        "add_forward",
+    );
+    let mut expected = config.clone();
+    expected.forwards.remove(&forward);
+    let removed = edit::remove_forward(text, &forward);
+    if let Ok(out) = &removed {
+        checked_config(text, out, &expected, "remove_forward");
+    } else {
+        checked_edit(text, removed, &expected, "remove_forward");
     }
 }
 

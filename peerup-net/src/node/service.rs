@@ -8,7 +8,13 @@
 //! Client: [`Node::open_service`] connects (relays, DHT) and opens a stream
 //! with a 30 s timeout, retrying after 1, 2 and 4 s; [`Node::forward`]
 //! listens on a local TCP port and does that for every accepted
-//! connection.
+//! connection, within [`FORWARD_DEADLINE`] in all: a peer that is down or
+//! unreachable costs a local client at most that long, then its socket is
+//! reset and the reason logged (`cannot reach the remote service`), instead
+//! of the two minutes the retries could add up to. Nothing is retried in
+//! the background: each accepted connection makes its own attempt, so a
+//! forward whose peer comes back works again at the next connection, and a
+//! forward nobody uses costs nothing while its peer is away.
 //!
 //! Live changes: [`Node::expose_service`], [`Node::unexpose_service`],
 //! [`Node::set_service_rule`] and [`Node::apply_services`] (the daemon's
@@ -138,6 +144,10 @@ impl Drop for Slot {
 pub const LOCAL_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time for one attempt to open a stream to a peer's service.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most time a forwarded connection ([`Node::forward`]) spends reaching
+/// the peer's service (connecting, retries included) before its local
+/// socket is reset.
+pub const FORWARD_DEADLINE: Duration = Duration::from_secs(15);
 /// Waits before the retries of [`Node::open_service`].
 pub const RETRY_DELAYS: [Duration; 3] = [
     Duration::from_secs(1),
@@ -248,6 +258,16 @@ pub enum OpenServiceError {
 pub struct Forwarder {
     local_addr: SocketAddr,
     abort: AbortHandle,
+    open: Arc<std::sync::atomic::AtomicUsize>,
+    /// Ends (cancelled) once the listening socket is closed.
+    closed: Option<oneshot::Receiver<()>>,
+}
+
+/// A forwarder's listening socket, and what tells [`Forwarder::close`]
+/// it is closed: fields drop in order, the socket first.
+struct Listening {
+    listener: Box<dyn crate::runtime::TcpListener>,
+    _closed: oneshot::Sender<()>,
 }
 
 impl Forwarder {
@@ -256,9 +276,27 @@ impl Forwarder {
         self.local_addr
     }
 
-    /// Stops accepting (connections in progress continue).
+    /// Local connections accepted and not yet ended (those still reaching
+    /// the peer included).
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Stops accepting (connections in progress continue). The socket is
+    /// closed shortly after, by the task that accepted on it; see
+    /// [`Forwarder::close`] to wait for that.
     pub fn stop(&self) {
         self.abort.abort();
+    }
+
+    /// Stops accepting and returns once the listening socket is closed,
+    /// so that its port can be bound again at once (a forward moved or
+    /// changed in place). Connections in progress continue.
+    pub async fn close(mut self) {
+        self.abort.abort();
+        if let Some(closed) = self.closed.take() {
+            let _ = closed.await;
+        }
     }
 }
 
@@ -562,8 +600,33 @@ impl Node {
         service: impl IntoServiceName,
     ) -> Result<ServiceStream, OpenServiceError> {
         let name = service.into_service_name()?;
+        self.open_service_until(peer, &name, None).await
+    }
+
+    /// [`Node::open_service`] that gives up `within` this time, retries
+    /// included, saying so in [`OpenServiceError::Failed`].
+    ///
+    /// # Errors
+    /// As [`Node::open_service`].
+    pub async fn open_service_within(
+        &self,
+        peer: PeerId,
+        service: impl IntoServiceName,
+        within: Duration,
+    ) -> Result<ServiceStream, OpenServiceError> {
+        let name = service.into_service_name()?;
+        self.open_service_until(peer, &name, Some(within)).await
+    }
+
+    async fn open_service_until(
+        &self,
+        peer: PeerId,
+        name: &DnsLabel,
+        within: Option<Duration>,
+    ) -> Result<ServiceStream, OpenServiceError> {
+        let deadline = within.map(|w| self.runtime().now() + w);
         let service = name.as_str();
-        let proto = StreamProtocol::try_from_owned(protocol::service(&name)).map_err(|e| {
+        let proto = StreamProtocol::try_from_owned(protocol::service(name)).map_err(|e| {
             OpenServiceError::Failed {
                 peer,
                 service: service.to_owned(),
@@ -578,14 +641,32 @@ impl Node {
         // closed it under the stream: what a peer's gate does to a machine
         // not in its authorized_keys. Twice is an answer, not bad luck.
         let mut closed_in_a_row = 0;
+        // Time left before the deadline; `None` once it has passed.
+        let left = |rt: &Arc<dyn Runtime>| match deadline {
+            None => Some(OPEN_TIMEOUT),
+            Some(d) => d
+                .checked_duration_since(rt.now())
+                .filter(|l| !l.is_zero())
+                .map(|l| l.min(OPEN_TIMEOUT)),
+        };
+        let mut out_of_time = false;
         for attempt in 0..=RETRY_DELAYS.len() {
             if closed_in_a_row >= 2 {
                 break;
             }
-            attempts = attempt + 1;
             if attempt > 0 {
-                rt.sleep(RETRY_DELAYS[attempt - 1]).await;
+                let wait = RETRY_DELAYS[attempt - 1];
+                if left(&rt).is_none_or(|l| l <= wait) {
+                    out_of_time = deadline.is_some();
+                    break;
+                }
+                rt.sleep(wait).await;
             }
+            let Some(limit) = left(&rt) else {
+                out_of_time = true;
+                break;
+            };
+            attempts = attempt + 1;
             let once = async {
                 self.connect(peer)
                     .await
@@ -607,7 +688,7 @@ impl Node {
                         },
                     })
             };
-            match rt.timeout(OPEN_TIMEOUT, once).await {
+            match rt.timeout(limit, once).await {
                 Some(Ok(out)) => {
                     return Ok(ServiceStream {
                         stream: out.stream,
@@ -637,11 +718,25 @@ impl Node {
                         }
                     };
                 }
+                None if limit < OPEN_TIMEOUT => {
+                    // The deadline, not the attempt's own timeout.
+                    out_of_time = true;
+                    if last.is_empty() {
+                        last = "the peer was not reached (is it running, and reachable through a relay or directly?)".to_owned();
+                    }
+                    break;
+                }
                 None => {
                     closed_in_a_row = 0;
                     last = format!("timed out after {}s", OPEN_TIMEOUT.as_secs());
                 }
             }
+        }
+        if out_of_time && let Some(within) = within {
+            if last.is_empty() {
+                last = "the peer was not reached".to_owned();
+            }
+            last = format!("gave up after {}s: {last}", within.as_secs());
         }
         if last.contains("connection") {
             // A peer's gate closes an unauthorized connection right after
@@ -659,7 +754,13 @@ impl Node {
     }
 
     /// Listens on `bind` and forwards every accepted TCP connection to
-    /// `service` on `peer` (`peerup proxy`).
+    /// `service` on `peer` (`peerup proxy`, and the daemon's `forwards:`).
+    ///
+    /// Each connection reaches the peer on its own (connecting when there
+    /// is no connection, through the relays or the DHT), within
+    /// [`FORWARD_DEADLINE`]; when that fails, its socket is reset and the
+    /// reason logged. So a forward keeps working across the peer's
+    /// restarts and path changes without a retry loop of its own.
     ///
     /// # Errors
     /// `InvalidInput` for a name that is not a DNS label (its source is the
@@ -674,17 +775,28 @@ impl Node {
             .into_service_name()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let rt = self.runtime();
-        let mut listener = rt.tcp_listen(bind).await?;
+        let listener = rt.tcp_listen(bind).await?;
         let local_addr = listener.local_addr()?;
         let node = self.clone();
         let (abort, reg) = AbortHandle::new_pair();
         let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = open.clone();
+        let (closed_tx, closed_rx) = oneshot::channel::<()>();
+        let socket = Listening {
+            listener,
+            _closed: closed_tx,
+        };
         let task = Abortable::new(
             async move {
+                // The whole struct into the task: an `async move` block
+                // captures only the fields it uses, which would drop
+                // `_closed` (telling `close` the socket is closed) when
+                // this function returns.
+                let mut socket = socket;
                 // Out of descriptors, accept fails at once, every time.
                 let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
                 loop {
-                    let (tcp, from) = match rt.accept(listener.as_mut()).await {
+                    let (tcp, from) = match rt.accept(socket.listener.as_mut()).await {
                         Ok(x) => {
                             backoff.succeed();
                             x
@@ -711,7 +823,10 @@ impl Node {
                         let _slot = slot;
                         let node = node2;
                         let _ = tcp.set_nodelay(true);
-                        match node.open_service(peer, &service).await {
+                        match node
+                            .open_service_until(peer, &service, Some(FORWARD_DEADLINE))
+                            .await
+                        {
                             Ok(stream) => {
                                 let path = stream.path();
                                 splice_tracked(
@@ -736,7 +851,12 @@ impl Node {
                 let _ = task.await;
             }),
         );
-        Ok(Forwarder { local_addr, abort })
+        Ok(Forwarder {
+            local_addr,
+            abort,
+            open: counted,
+            closed: Some(closed_rx),
+        })
     }
 }
 
