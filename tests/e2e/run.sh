@@ -41,9 +41,13 @@
 #   8. two relays: home holds a reservation on each, an ssh session is
 #      open, the relay carrying it is killed (SIGKILL); the time to the
 #      first new ssh through the other relay is recorded (goal: 10 s);
-#   9. roaming: the laptop moves to another network (its address and
-#      default route go, a new ones come up behind another NAT); the time
-#      to the first ssh through its running proxy is recorded (goal: 10 s);
+#   9. a forward kept by the daemon (`peerup proxy ... --persist`) on the
+#      laptop survives restarts of home's daemon (a connection while home
+#      is down fails fast, with the reason logged) and of its own;
+#  10. roaming: the laptop moves to another network (its address and
+#      default route go, new ones come up behind another NAT) while its
+#      daemon keeps the forward; the time to the first ssh through it is
+#      recorded (goal: 10 s);
 #
 # printing the timings of each (connect, upgrade, copy throughput). The
 # symmetric network runs 1 then 3, the endpoint-independent one 2 then 4.
@@ -52,7 +56,7 @@
 # if missing); a trap removes them, and every process it started, on any
 # exit.
 #
-# Environment: E2E_NETWORKS=symmetric, eim, pairing or reach (7 to 9) runs
+# Environment: E2E_NETWORKS=symmetric, eim, pairing or reach (7 to 10) runs
 # one network's scenarios;
 # E2E_RELAY_TRANSPORT=quic gives the nodes the relay's QUIC address first
 # (then hole punching is over UDP); E2E_KEEP=1 keeps the temp dir (logs,
@@ -460,7 +464,7 @@ head -c "$MIB64" /dev/urandom >"$T/blob.bin"
 
 # E2E_NETWORKS picks the networks to run (all by default): `symmetric`
 # (scenarios 1 and 3), `eim` (scenarios 2 and 4), `pairing` (scenario 5,
-# on an endpoint-independent NAT), `reach` (scenarios 7 to 9, symmetric).
+# on an endpoint-independent NAT), `reach` (scenarios 7 to 10, symmetric).
 networks=" ${E2E_NETWORKS:-symmetric eim pairing reach} "
 
 if [[ "$networks" == *" symmetric "* ]]; then
@@ -776,7 +780,39 @@ if [[ "$victim" == relay ]]; then survivor=$(relay2_stat active_circuits); else 
 log "the surviving relay carries $survivor circuit(s)"
 pu a status | grep '^Relay:' | while IFS= read -r line; do log "A: $line"; done
 
-scenario "9. roaming: the laptop moves to another network behind another NAT"
+scenario "9. a forward kept by the daemon survives daemon restarts on either side"
+stop proxy-b
+out=$(pu b proxy home ssh 2222 --persist 2>&1) || fail "proxy --persist: $out"
+[[ "$out" == *"No daemon is running"* ]] || fail "proxy --persist said: $out"
+grep -q 'home-ssh-2222:' "$TOPO/b/node/config.yaml" || fail "the forward is not in B's config"
+t=$(now)
+pu_bg daemon b daemon
+wait_for "B's daemon to listen on the forward" 20 tcp_listening hb 2222
+timing "B's daemon listens on the kept forward (127.0.0.1:2222) $(since "$t") s after its start"
+ssh_check
+[[ "$(pu b proxy --list --json | jq -r '.[0].listening')" == true ]] || fail "proxy --list: the forward does not listen"
+# Home's daemon restarts: while it is down, a connection fails fast with
+# a reason; once it is back, ssh works through the same forward.
+stop daemon-a
+t=$(now)
+if ssh_from b true 2>/dev/null; then fail "ssh worked while home's daemon was down"; fi
+timing "while home's daemon was down, ssh through the kept forward failed in $(since "$t") s"
+wait_for "B's daemon to log why" 20 in_log "$TOPO/b/daemon.log" "cannot reach the remote service"
+log "B's daemon: $(grep -F 'cannot reach the remote service' "$TOPO/b/daemon.log" | tail -n1 | sed 's/^.*WARN //; s/^.*INFO //')"
+t=$(now)
+pu_bg daemon a daemon
+wait_for "A's daemon to reserve again" 30 in_log "$TOPO/a/daemon.log" "relay reservation accepted"
+ssh_check
+timing "after home's daemon restarted, ssh through the kept forward worked $(since "$t") s after its start"
+# The laptop's daemon restarts: the forward listens again.
+stop daemon-b
+t=$(now)
+pu_bg daemon b daemon
+wait_for "B's restarted daemon to listen on the forward" 20 tcp_listening hb 2222
+ssh_check
+timing "after the laptop's daemon restarted, ssh through the kept forward worked $(since "$t") s after its start"
+
+scenario "10. roaming: the laptop moves to another network behind another NAT"
 # A second way out for B, through router C (its own NAT and public
 # address), not yet used: no address on B's side until the move.
 ip -n "$(ns rc)" link add lan2 type veth peer name wlan netns "$(ns hb)"
@@ -784,10 +820,11 @@ ip -n "$(ns rc)" addr add 10.4.0.1/24 dev lan2
 ip -n "$(ns rc)" link set lan2 up
 ip -n "$(ns hb)" link set wlan up
 ssh_check
-n=$(count_in_log "$TOPO/b/proxy.log" "network changed")
+n=$(count_in_log "$TOPO/b/daemon.log" "network changed")
 t=$(now)
 # The move: B's old address and route go away, a new address and default
-# route come up behind router C (public 198.51.100.13 instead of .12).
+# route come up behind router C (public 198.51.100.13 instead of .12),
+# while B's daemon keeps the forward.
 ip -n "$(ns hb)" addr del 10.2.0.2/24 dev eth0
 ip -n "$(ns hb)" link set eth0 down
 ip -n "$(ns hb)" addr add 10.4.0.2/24 dev wlan
@@ -798,12 +835,14 @@ until out=$(ssh_from b 'echo alive' 2>&1) && [[ "$out" == alive ]]; do
   ((tries < 30)) || fail "no ssh succeeded after the move: $out"
 done
 elapsed=$(since "$t")
-timing "after the move, the first ssh through B's proxy succeeded in $elapsed s ($tries failed attempts first)"
-(($(count_in_log "$TOPO/b/proxy.log" "network changed") > n)) || fail "B's proxy did not notice the network change"
-log "B's proxy: $(grep -F 'network changed' "$TOPO/b/proxy.log" | tail -n1 | sed 's/^.*INFO //')"
-log "B's proxy closed $(count_in_log "$TOPO/b/proxy.log" "probe: no answer") dead connection(s) after probing"
+timing "after the move, the first ssh through B's kept forward succeeded in $elapsed s ($tries failed attempts first)"
+(($(count_in_log "$TOPO/b/daemon.log" "network changed") > n)) || fail "B's daemon did not notice the network change"
+log "B's daemon: $(grep -F 'network changed' "$TOPO/b/daemon.log" | tail -n1 | sed 's/^.*INFO //')"
 awk -v e="$elapsed" 'BEGIN { exit !(e <= 10) }' ||
   fail "the first ssh after the move took $elapsed s (goal: under 10 s)"
+wait_for "B's daemon to reserve again from its new network" 30 \
+  bash -c "(( \$(grep -cF 'relay reservation accepted' '$TOPO/b/daemon.log') >= 2 ))"
+log "B's daemon reserved again after the move"
 topology_down
 fi
 
