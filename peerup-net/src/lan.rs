@@ -53,6 +53,7 @@ pub trait Discoverer: Send + 'static {
 }
 
 /// The LAN records a node keeps, shared by its behaviour and its handles.
+/// Whoever holds both locks takes the policy's first, then the table's.
 pub type SharedTable = Arc<Mutex<lan::Table>>;
 
 /// The node's LAN discovery behaviour (inert without a discoverer).

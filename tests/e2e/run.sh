@@ -716,7 +716,11 @@ path=$(pu b status --json | jq -r --arg p "${ID[a]}" '.peers[] | select(.peer_id
 [[ "$path" == DIRECT ]] || fail "B's path to home is $path, not DIRECT"
 in_log "$TOPO/b/daemon.log" "connected peer=${ID[a]} path=DIRECT addr=/ip4/192.168.50.2/" ||
   fail "B's connection to home is not to its LAN address"
-log "B's status: home is DIRECT, at 192.168.50.2"
+lan=$(pu b status --json | jq -r --arg p "${ID[a]}" '.lan[] | select(.peer_id == $p) | .addresses[]' | grep -c '^/ip4/192.168.50.2/' || true)
+((lan > 0)) || fail "B's status lists no LAN address of home"
+pu b status --json | jq -e --arg p "${ID[c]}" '[.lan[] | select(.peer_id == $p)] | length == 0' >/dev/null ||
+  fail "B's status lists the unauthorized C as a LAN peer"
+log "B's status: home is DIRECT, at 192.168.50.2, and listed on the LAN ($lan addresses); C is not"
 # C: its daemon found home too (it authorizes home), dials it on the LAN,
 # and home's gate refuses it.
 wait_for "C's daemon to find home on the LAN" 20 in_log "$TOPO/c/daemon.log" "authorized peer on the LAN peer=${ID[a]}"

@@ -650,23 +650,26 @@ impl Node {
     /// A snapshot of addresses, reservations, peers, services and proxies.
     pub fn status(&self) -> Status {
         let mut status = self.inner.snapshot(Clone::clone);
+        // The policy before the table, always (as the behaviour takes them).
+        let policy = self.inner.policy();
         status.lan = self
             .inner
             .lan
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .authorized(&self.inner.policy(), self.inner.wall_clock());
+            .authorized(&policy, self.inner.wall_clock());
         status
     }
 
     /// The LAN addresses of `peer` heard through mDNS: empty unless it is
     /// authorized now.
     pub fn lan_addresses(&self, peer: PeerId) -> Vec<Multiaddr> {
+        let policy = self.inner.policy();
         self.inner
             .lan
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .usable(&peer, &self.inner.policy(), self.inner.wall_clock())
+            .usable(&peer, &policy, self.inner.wall_clock())
     }
 
     /// The addresses the node listens on now.
