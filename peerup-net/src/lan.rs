@@ -1,5 +1,5 @@
 //! LAN discovery: an mDNS discoverer (runtime-specific, from
-//! [`Runtime::lan_discovery`](crate::runtime::Runtime::lan_discovery))
+//! [`Runtime::lan_discovery`])
 //! behind a runtime-free behaviour that records what it hears in the
 //! core's [`lan::Table`] and hands the swarm only the addresses of peers
 //! the policy authorizes.
