@@ -47,7 +47,10 @@ impl Node {
     /// init`) are left out with a log line and `options.transport.quic` is
     /// turned off; the node listens on the TCP ones. Call
     /// [`peerup_net::Node::start`] with an [`AsyncStdRuntime`] to have
-    /// such addresses refused instead.
+    /// such addresses refused instead. mDNS is tokio-only too (libp2p-mdns
+    /// 0.49 has no async-io provider): `options.mdns` (`discovery.mdns`, on
+    /// by default in a config) is turned off with a log line, so no LAN
+    /// discovery runs on async-std; peers are reached through the relays.
     ///
     /// # Errors
     /// [`StartError`].
@@ -95,6 +98,10 @@ fn without_quic(mut options: NodeOptions) -> NodeOptions {
     }
     options.listen = tcp;
     options.transport.quic = false;
+    if options.mdns {
+        tracing::info!("no LAN discovery: mDNS is tokio-only, async-std has none");
+        options.mdns = false;
+    }
     options
 }
 
@@ -105,7 +112,10 @@ mod tests {
     #[test]
     fn default_options_lose_only_quic() {
         let k = peerup_net::node::generate_identity().unwrap();
-        let o = without_quic(NodeOptions::new(k));
+        let mut o = NodeOptions::new(k);
+        o.mdns = true;
+        let o = without_quic(o);
+        assert!(!o.mdns);
         assert_eq!(
             o.listen.iter().map(ToString::to_string).collect::<Vec<_>>(),
             vec!["/ip4/0.0.0.0/tcp/0"]

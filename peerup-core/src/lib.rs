@@ -37,6 +37,7 @@
 //! | [`proxy`] | the proxy's half-close bookkeeping | - |
 //! | [`relay_addr`] | the flexible `peerup relay add` input | seed README, `peerup relay` |
 //! | [`reservation`] | relay reservations: dial, identify, listen, retry with backoff | ARCHITECTURE.md, relay reservations |
+//! | [`lan`] | peers found on the local network (mDNS): bounded records, used only for authorized peers | ARCHITECTURE.md, LAN discovery |
 //! | [`naming`] | friendly names and target resolution | WIRE.md §9 `names` |
 //! | [`time`] | wall-clock and virtual instants as values, back-off | - |
 //!
@@ -59,6 +60,7 @@ pub mod config;
 pub mod fuzzing;
 pub mod identity;
 pub mod invite;
+pub mod lan;
 #[cfg(any(test, feature = "internal-test-exports"))]
 pub mod models;
 pub mod naming;

@@ -98,6 +98,7 @@ mod config_node {
         assert_eq!(c.discovery.rendezvous, "peerup-default-network");
         assert_eq!(c.discovery.network, None);
         assert!(c.discovery.bootstrap_peers.is_empty());
+        assert!(c.discovery.mdns, "mDNS is on by default");
         assert_eq!(c.security.authorized_keys_file, "authorized_keys");
         assert!(c.security.enable_connection_gating);
         assert!(c.protocols.ping_pong.enabled);
@@ -292,6 +293,13 @@ services:
             "network.force_private_reachability",
             2,
             31,
+            "expected a boolean",
+        );
+        assert_err(
+            "discovery:\n  mdns: off\n",
+            "discovery.mdns",
+            2,
+            9,
             "expected a boolean",
         );
         assert_err(
@@ -1050,6 +1058,7 @@ services:
                 .parse()
                 .unwrap(),
         ];
+        c.discovery.mdns = false;
         c.security.authorized_keys_file = "/etc/peerup/authorized_keys".to_owned();
         c.security.enable_connection_gating = false;
         c.protocols.ping_pong.enabled = false;
@@ -1131,6 +1140,7 @@ relay:
 discovery:
   rendezvous: "peerup-default-network"
   bootstrap_peers: []
+  mdns: true
 
 security:
   authorized_keys_file: "authorized_keys"

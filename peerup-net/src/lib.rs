@@ -14,6 +14,7 @@ pub mod confirm;
 pub mod error;
 pub mod fs;
 pub mod gate;
+pub mod lan;
 pub mod limits;
 pub mod memory;
 pub mod metering;

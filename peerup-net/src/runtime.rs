@@ -244,6 +244,18 @@ pub trait Runtime: Send + Sync + 'static {
         keypair: &Keypair,
         options: &TransportOptions,
     ) -> io::Result<BoxedTransport>;
+
+    /// An mDNS discoverer announcing `local` (and the listen addresses the
+    /// node hands it) on every non-loopback interface; `None` when the
+    /// runtime has no mDNS (the default: libp2p-mdns 0.49 runs on tokio
+    /// only).
+    ///
+    /// # Errors
+    /// `Some(Err(..))` when it cannot start (no interface watcher).
+    fn lan_discovery(&self, local: PeerId) -> Option<io::Result<Box<dyn crate::lan::Discoverer>>> {
+        let _ = local;
+        None
+    }
 }
 
 impl dyn Runtime {

@@ -201,4 +201,47 @@ impl Runtime for TokioRuntime {
         )?;
         Ok(or_transport(ws, dns::tokio::Transport::system(ip)?.boxed()))
     }
+
+    fn lan_discovery(
+        &self,
+        local: libp2p::PeerId,
+    ) -> Option<io::Result<Box<dyn peerup_net::lan::Discoverer>>> {
+        Some(Mdns::new(local).map(|m| Box::new(m) as Box<dyn peerup_net::lan::Discoverer>))
+    }
+}
+
+/// libp2p-mdns on tokio as peerup-net's [`Discoverer`](peerup_net::lan::Discoverer):
+/// its own swarm events dropped (peerup-net decides which discovered
+/// addresses reach the swarm), `Discovered`/`Expired` passed on.
+struct Mdns(libp2p::mdns::tokio::Behaviour);
+
+impl Mdns {
+    fn new(local: libp2p::PeerId) -> io::Result<Self> {
+        libp2p::mdns::tokio::Behaviour::new(libp2p::mdns::Config::default(), local).map(Mdns)
+    }
+}
+
+impl peerup_net::lan::Discoverer for Mdns {
+    fn on_swarm_event(&mut self, event: libp2p::swarm::FromSwarm<'_>) {
+        libp2p::swarm::NetworkBehaviour::on_swarm_event(&mut self.0, event);
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<peerup_net::lan::LanEvent> {
+        use libp2p::mdns::Event;
+        use libp2p::swarm::ToSwarm;
+        use peerup_net::lan::LanEvent;
+        loop {
+            match libp2p::swarm::NetworkBehaviour::poll(&mut self.0, cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(ToSwarm::GenerateEvent(Event::Discovered(v))) => {
+                    return Poll::Ready(LanEvent::Discovered(v));
+                }
+                Poll::Ready(ToSwarm::GenerateEvent(Event::Expired(v))) => {
+                    return Poll::Ready(LanEvent::Expired(v));
+                }
+                // `NewExternalAddrOfPeer` for every peer heard: dropped.
+                Poll::Ready(_) => {}
+            }
+        }
+    }
 }

@@ -129,6 +129,42 @@ topology_up() {
   done
 }
 
+# The LAN network (scenario 6), all inside new namespaces:
+#
+#   wan:  bridge br0, 198.51.100.1/24 = the relay
+#   rl:   the LAN's router: wan 198.51.100.10/24, bridge br0 192.168.50.1/24
+#         (the one segment, multicast flooded as on a home switch), NAT
+#   hX:   a LAN host 192.168.50.N/24 on that bridge, default route via
+#         .1: a (N=2, "home", runs sshd), b (N=3, "laptop"), c (N=4,
+#         unauthorized by home)
+lan_topology_up() {
+  local x i
+  new_ns wan
+  ip -n "$(ns wan)" link add br0 type bridge
+  ip -n "$(ns wan)" addr add 198.51.100.1/24 dev br0
+  ip -n "$(ns wan)" link set br0 up
+  new_ns rl
+  ip -n "$(ns wan)" link add rl type veth peer name wan netns "$(ns rl)"
+  ip -n "$(ns wan)" link set rl master br0 up
+  ip -n "$(ns rl)" addr add 198.51.100.10/24 dev wan
+  ip -n "$(ns rl)" link set wan up
+  ip -n "$(ns rl)" link add br0 type bridge
+  ip -n "$(ns rl)" addr add 192.168.50.1/24 dev br0
+  ip -n "$(ns rl)" link set br0 up
+  i=1
+  for x in a b c; do
+    i=$((i + 1))
+    new_ns "h$x"
+    ip -n "$(ns rl)" link add "h$x" type veth peer name eth0 netns "$(ns "h$x")"
+    ip -n "$(ns rl)" link set "h$x" master br0 up
+    ip -n "$(ns "h$x")" addr add "192.168.50.$i/24" dev eth0
+    ip -n "$(ns "h$x")" link set eth0 up
+    ip -n "$(ns "h$x")" route add default via 192.168.50.1
+  done
+  nsx rl sh -c 'echo 1 >/proc/sys/net/ipv4/ip_forward'
+  router_rules rl eim
+}
+
 router_rules() {
   local r="$1" kind="$2" masq=(-j MASQUERADE)
   [[ "$kind" == symmetric ]] && masq+=(--random-fully)

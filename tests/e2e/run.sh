@@ -26,6 +26,13 @@
 #      daemon re-reserves and a new ssh through the proxy works within 30 s;
 #   4. a peer behind NAT that the relay authorizes but home does not is
 #      denied, and sshd logs no connection from it;
+#   6. LAN: home, laptop and an unauthorized C on one bridged segment
+#      (lan_topology_up in lib.sh), home and laptop authorized to each
+#      other, C authorizing home but not authorized by it; the relay is
+#      stopped, and the laptop's daemon finds home by mDNS: `peerup proxy
+#      <home> ssh 2222` reaches home's sshd over a DIRECT connection to
+#      192.168.50.2; C's daemon finds home too, and its ping and ssh are
+#      refused by home's gate, sshd logging no connection from it;
 #   5. relay pairing, with nothing done on the relay but `peerup-relay
 #      pair --count 3`: three machines behind NAT, none authorized on the
 #      gated relay, each run `peerup join <code>` (and `service add ssh`,
@@ -56,8 +63,8 @@
 # if missing); a trap removes them, and every process it started, on any
 # exit.
 #
-# Environment: E2E_NETWORKS=symmetric, eim, pairing or reach (7 to 10) runs
-# one network's scenarios;
+# Environment: E2E_NETWORKS=symmetric, eim, pairing, lan (6) or reach (7 to
+# 10) runs one network's scenarios;
 # E2E_RELAY_TRANSPORT=quic gives the nodes the relay's QUIC address first
 # (then hole punching is over UDP); E2E_KEEP=1 keeps the temp dir (logs,
 # configs);
@@ -107,7 +114,7 @@ log "run $PFX, temp dir $T"
 
 # libp2p_dcutr's debug lines show the hole punch attempts scenario 1 checks;
 # the node driver's say why connections closed and hole punches failed.
-LOG_FILTER="${E2E_LOG:-info,peerup_net::node::driver=debug,libp2p=warn,yamux=error,libp2p_kad=error},libp2p_dcutr=debug"
+LOG_FILTER="${E2E_LOG:-info,peerup_net::node::driver=debug,libp2p=warn,yamux=error,libp2p_kad=error},libp2p_dcutr=debug,peerup_net::lan=debug"
 RELAY_TRANSPORT="${E2E_RELAY_TRANSPORT:-tcp}"
 export NO_COLOR=1
 MIB64=$((64 << 20))
@@ -464,8 +471,9 @@ head -c "$MIB64" /dev/urandom >"$T/blob.bin"
 
 # E2E_NETWORKS picks the networks to run (all by default): `symmetric`
 # (scenarios 1 and 3), `eim` (scenarios 2 and 4), `pairing` (scenario 5,
-# on an endpoint-independent NAT), `reach` (scenarios 7 to 10, symmetric).
-networks=" ${E2E_NETWORKS:-symmetric eim pairing reach} "
+# on an endpoint-independent NAT), `lan` (scenario 6), `reach` (scenarios
+# 7 to 10, symmetric).
+networks=" ${E2E_NETWORKS:-symmetric eim pairing lan reach} "
 
 if [[ "$networks" == *" symmetric "* ]]; then
 scenario "1. symmetric NAT on both sides: relayed"
@@ -678,6 +686,75 @@ wait_for "the relay to close the stranger after its probation" 40 in_log "$relay
 timing "the stranger was closed $(since "$t") s after it connected (probation 15 s)"
 in_log "$relay_log" "reservation accepted peer=$sid" && fail "the stranger got a reservation"
 stop stranger-s
+topology_down
+fi
+
+if [[ "$networks" == *" lan "* ]]; then
+scenario "6. LAN: home and laptop find each other by mDNS, the relay unreachable"
+TOPO="$T/lan"
+mkdir -p "$TOPO"
+lan_topology_up
+relay_init
+node_init a
+node_init b
+node_init c
+# Paired beforehand (written directly): home and laptop authorize each
+# other; C knows home's peer ID (anyone on the LAN can learn it), home
+# does not authorize C.
+pu a auth add "${ID[b]}" --comment laptop >/dev/null
+pu b auth add "${ID[a]}" --comment home >/dev/null
+pu c auth add "${ID[a]}" --comment home >/dev/null
+printf 'services:\n  ssh:\n    enabled: true\n    local_address: "127.0.0.1:22"\n' \
+  >>"$TOPO/a/node/config.yaml"
+pu a config validate >/dev/null
+sshd_start
+relay_start
+pu_bg daemon a daemon
+wait_for "A's daemon to reserve on the relay" 30 in_log "$TOPO/a/daemon.log" "relay reservation accepted"
+# The relay goes away before the laptop and C start: nothing but the LAN.
+stop relay
+log "relay stopped: unreachable from now on"
+t=$(now)
+pu_bg daemon b daemon
+pu_bg daemon c daemon
+wait_for "B's daemon to find home on the LAN" 20 in_log "$TOPO/b/daemon.log" "authorized peer on the LAN peer=${ID[a]}"
+timing "B's daemon found home by mDNS $(since "$t") s after it started"
+wait_for "A's daemon to hear C on the LAN (and not use it)" 20 in_log "$TOPO/a/daemon.log" "peer on the LAN is not authorized: not used peer=${ID[c]}"
+t=$(now)
+proxy_up b "${ID[a]}"
+# shellcheck disable=SC2016 # expanded by the remote shell, on host A
+out=$(ssh_from b 'echo "hello from $(id -un)"; ip -o -4 addr show dev eth0') ||
+  fail "ssh through B's proxy failed: $out"
+[[ "$out" == *"hello from root"* && "$out" == *"192.168.50.2/24"* ]] ||
+  fail "ssh ran somewhere unexpected: $out"
+timing "ssh command through B's proxy on home (192.168.50.2), relay down: $(since "$t") s from the proxy's start"
+path=$(pu b status --json | jq -r --arg p "${ID[a]}" '.peers[] | select(.peer_id == $p) | .path')
+[[ "$path" == DIRECT ]] || fail "B's path to home is $path, not DIRECT"
+in_log "$TOPO/b/daemon.log" "connected peer=${ID[a]} path=DIRECT addr=/ip4/192.168.50.2/" ||
+  fail "B's connection to home is not to its LAN address"
+lan=$(pu b status --json | jq -r --arg p "${ID[a]}" '.lan[] | select(.peer_id == $p) | .addresses[]' | grep -c '^/ip4/192.168.50.2/' || true)
+((lan > 0)) || fail "B's status lists no LAN address of home"
+pu b status --json | jq -e --arg p "${ID[c]}" '[.lan[] | select(.peer_id == $p)] | length == 0' >/dev/null ||
+  fail "B's status lists the unauthorized C as a LAN peer"
+log "B's status: home is DIRECT, at 192.168.50.2, and listed on the LAN ($lan addresses); C is not"
+# C: its daemon found home too (it authorizes home), dials it on the LAN,
+# and home's gate refuses it.
+wait_for "C's daemon to find home on the LAN" 20 in_log "$TOPO/c/daemon.log" "authorized peer on the LAN peer=${ID[a]}"
+before=$(sshd_connections)
+t=$(now)
+if out=$(pu c ping "${ID[a]}" -c 1 2>&1); then
+  fail "ping from C succeeded: $out"
+fi
+log "C's ping refused: $(tail -n1 <<<"$out")"
+proxy_up c "${ID[a]}"
+if out=$(ssh_from c true 2>&1); then
+  fail "ssh from C through its proxy succeeded: $out"
+fi
+grep -F "DENIED" "$TOPO/a/daemon.log" | grep -qF "${ID[c]}" || fail "A's daemon did not log C's denial"
+timing "C refused (ping and ssh) in $(since "$t") s"
+after=$(sshd_connections)
+((after == before)) || fail "sshd logged $((after - before)) connection(s) during C's attempts"
+log "sshd logged no connection during C's attempts ($before before, $after after)"
 topology_down
 fi
 

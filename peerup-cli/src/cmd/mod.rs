@@ -187,6 +187,10 @@ async fn start_node(ctx: &Ctx, reserve: bool, mode: LockMode) -> Result<Node, No
     // hole punch dials from the listening port.
     options.listen = one_shot_listen(&ctx.config);
     options.services.clear();
+    // No mDNS: it would announce this short-lived node to the LAN, and its
+    // connect comes before any answer could; a daemon's node (reached
+    // through the control socket when one runs) holds the LAN records.
+    options.mdns = false;
     Node::start(options)
         .await
         .map_err(|e| NodeStart::Other(e.into()))

@@ -137,6 +137,11 @@ pub(crate) fn document(node: &Node, ctx: &Ctx, uptime: Duration) -> Value {
         "peers": peers,
         "services": services,
         "proxies": proxies,
+        "lan": s.lan.iter().map(|(p, addrs)| json!({
+            "peer_id": p.to_string(),
+            "name": name(p),
+            "addresses": addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -191,6 +196,18 @@ fn text(v: &Value) -> String {
             "Peer:      {label} [{}] rtt {rtt}{verified}\n",
             s(&p["path"])
         ));
+    }
+    for l in v["lan"].as_array().into_iter().flatten() {
+        let label = l["name"]
+            .as_str()
+            .map_or(s(&l["peer_id"]), |n| format!("{n} ({})", s(&l["peer_id"])));
+        let addrs: Vec<String> = l["addresses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(s)
+            .collect();
+        out.push_str(&format!("LAN:       {label} at {}\n", addrs.join(", ")));
     }
     if let Some(i) = v["invite"].as_object() {
         out.push_str(&format!(

@@ -25,6 +25,7 @@
 //!   rendezvous: peerup-default-network
 //!   network: ""               # optional DNS label: /peerup/<network>/kad/1.0.0
 //!   bootstrap_peers: []       # empty: use the relays
+//!   mdns: true                # find authorized peers on the LAN (mDNS)
 //! security:
 //!   authorized_keys_file: authorized_keys
 //!   enable_connection_gating: true
@@ -237,6 +238,11 @@ pub struct Discovery {
     /// empty means "the relays" (see [`Config::bootstrap_peers`]).
     #[serde(deserialize_with = "de::list")]
     pub bootstrap_peers: Vec<PeerAddr>,
+    /// `mdns`: find authorized peers on the local network with mDNS, and
+    /// answer their queries (our peer ID and the listen addresses of the
+    /// interface asked on); default true. See docs/SECURITY.md, "LAN
+    /// discovery", for what it tells the network.
+    pub mdns: bool,
 }
 
 impl Default for Discovery {
@@ -245,6 +251,7 @@ impl Default for Discovery {
             rendezvous: DEFAULT_RENDEZVOUS.to_owned(),
             network: None,
             bootstrap_peers: Vec::new(),
+            mdns: true,
         }
     }
 }
@@ -964,6 +971,15 @@ impl Config {
                 .iter()
                 .map(ToString::to_string),
         );
+        out.comment(
+            1,
+            "Find authorized peers on the local network (mDNS) and connect to them directly;",
+        );
+        out.comment(
+            1,
+            "it tells the LAN this node's peer ID and LAN addresses. false on untrusted networks.",
+        );
+        out.field(1, "mdns", emit::boolean(self.discovery.mdns));
         out.blank();
 
         out.line(0, "security:");

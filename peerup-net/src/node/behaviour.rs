@@ -10,6 +10,7 @@ use libp2p::{StreamProtocol, autonat, dcutr, identify, kad, ping, relay};
 use peerup_core::authz::Policy;
 
 use crate::gate::{Gate, GateShared, PairingFilter};
+use crate::lan::{Discoverer, Lan, SharedTable};
 use crate::limits::{ConnectionLimits, Limits};
 use crate::streams;
 
@@ -39,6 +40,9 @@ pub(crate) struct Behaviour {
     pub kad: PairingFilter<kad::Behaviour<kad::store::MemoryStore>>,
     /// peerup's own stream protocols.
     pub streams: streams::Behaviour,
+    /// LAN discovery (mDNS), inert when off: records what it hears and
+    /// gives dials the LAN addresses of authorized peers only.
+    pub lan: Lan,
 }
 
 /// How often every connection is pinged.
@@ -65,6 +69,8 @@ pub(crate) struct Parts {
     pub hole_punching: bool,
     pub limits: ConnectionLimits,
     pub rt: Arc<dyn crate::runtime::Runtime>,
+    pub discoverer: Option<Box<dyn Discoverer>>,
+    pub lan: SharedTable,
 }
 
 impl Behaviour {
@@ -88,6 +94,7 @@ impl Behaviour {
         let g = &p.gate;
         Behaviour {
             limits: Limits::new(p.limits),
+            lan: Lan::new(p.discoverer, p.lan, p.policy.clone(), p.rt.clone()),
             gate: Gate::new(p.policy, p.gate.clone(), p.rt),
             relay: PairingFilter::new(p.relay, g.clone()),
             dcutr: PairingFilter::new(

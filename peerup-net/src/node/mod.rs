@@ -123,6 +123,17 @@ pub enum StartError {
         #[source]
         source: ServiceError,
     },
+    /// mDNS is on and this runtime has none.
+    #[error(
+        "LAN discovery (mDNS) is not available on the {runtime} runtime; set discovery.mdns: false"
+    )]
+    NoLanDiscovery {
+        /// The runtime's name.
+        runtime: &'static str,
+    },
+    /// mDNS is on and could not start.
+    #[error("cannot start LAN discovery (mDNS); set discovery.mdns: false to run without it")]
+    LanDiscovery(#[source] std::io::Error),
     /// No randomness.
     #[error(transparent)]
     Random(#[from] RandomError),
@@ -261,6 +272,8 @@ pub(crate) struct Inner {
     pub next_id: AtomicU64,
     /// Probes after a network change (`roam`).
     pub roam: Mutex<roam::RoamState>,
+    /// What LAN discovery heard (see [`crate::lan`]).
+    pub lan: crate::lan::SharedTable,
 }
 
 impl Inner {
@@ -543,6 +556,17 @@ impl Node {
             .boxed();
         let kad_protocol = StreamProtocol::try_from_owned(options.kad_protocol.clone())
             .map_err(StartError::DhtProtocol)?;
+        let discoverer = if options.mdns {
+            match rt.lan_discovery(peer_id) {
+                None => {
+                    return Err(StartError::NoLanDiscovery { runtime: rt.name() });
+                }
+                Some(d) => Some(d.map_err(StartError::LanDiscovery)?),
+            }
+        } else {
+            None
+        };
+        let lan = crate::lan::SharedTable::default();
         let behaviour = Behaviour::new(Parts {
             keypair: options.keypair.clone(),
             relay: relay_behaviour,
@@ -554,6 +578,8 @@ impl Node {
             hole_punching: options.hole_punching,
             limits: options.limits,
             rt: rt.clone(),
+            discoverer,
+            lan: lan.clone(),
         });
         let control = behaviour.streams.control();
         let exec_rt = rt.clone();
@@ -591,6 +617,7 @@ impl Node {
             all_tasks: Arc::new(Mutex::new(BTreeMap::new())),
             next_id: AtomicU64::new(1),
             roam: Mutex::new(roam::RoamState::default()),
+            lan,
         });
         for w in &warnings {
             // Also published as `Event::Warning`; a daemon shows it loudly,
@@ -644,7 +671,27 @@ impl Node {
 
     /// A snapshot of addresses, reservations, peers, services and proxies.
     pub fn status(&self) -> Status {
-        self.inner.snapshot(Clone::clone)
+        let mut status = self.inner.snapshot(Clone::clone);
+        // The policy before the table, always (as the behaviour takes them).
+        let policy = self.inner.policy();
+        status.lan = self
+            .inner
+            .lan
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .authorized(&policy, self.inner.wall_clock());
+        status
+    }
+
+    /// The LAN addresses of `peer` heard through mDNS: empty unless it is
+    /// authorized now.
+    pub fn lan_addresses(&self, peer: PeerId) -> Vec<Multiaddr> {
+        let policy = self.inner.policy();
+        self.inner
+            .lan
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .usable(&peer, &policy, self.inner.wall_clock())
     }
 
     /// The addresses the node listens on now.
@@ -808,16 +855,56 @@ impl Node {
         rx.await.map_err(|_| ConnectError::Stopped)
     }
 
-    /// Makes sure a connection to `peer` exists: known addresses and
-    /// circuits through our relays first, then a DHT lookup by peer ID.
+    /// Makes sure a connection to `peer` exists: its LAN addresses (from
+    /// mDNS, an authorized peer only) at the same time as known addresses
+    /// and circuits through our relays, then a DHT lookup by peer ID.
     /// Returns the path of the best connection.
     ///
     /// # Errors
     /// [`ConnectError::Unreachable`] saying what was tried.
     pub async fn connect(&self, peer: PeerId) -> Result<ConnectionPath, ConnectError> {
+        use futures::future::{Either, select};
         if let Some(p) = self.inner.control.path(peer) {
             return Ok(p);
         }
+        let lan = self.lan_addresses(peer);
+        if lan.is_empty() {
+            return self.connect_without_lan(peer).await;
+        }
+        // Both at once: a LAN address can be stale (the peer left the
+        // segment; its record lasts until its TTL), and a relay that does
+        // not answer must not hold up a peer on the same switch.
+        tracing::debug!(%peer, addrs = ?lan, "dialing the peer's LAN addresses");
+        let direct = std::pin::pin!(self.dial(peer, lan));
+        let relayed = std::pin::pin!(self.connect_without_lan(peer));
+        match select(direct, relayed).await {
+            Either::Left((direct, relayed)) => {
+                if direct.is_ok()
+                    && let Some(p) = self.settled_path(peer).await
+                {
+                    return Ok(p);
+                }
+                if let Err(e) = &direct {
+                    tracing::info!(%peer, error = %crate::error::chain(e), "LAN addresses failed");
+                }
+                relayed.await
+            }
+            Either::Right((relayed, direct)) => match relayed {
+                Ok(p) => Ok(p),
+                Err(e) => {
+                    if direct.await.is_ok()
+                        && let Some(p) = self.settled_path(peer).await
+                    {
+                        return Ok(p);
+                    }
+                    Err(e)
+                }
+            },
+        }
+    }
+
+    /// [`Node::connect`] without the LAN: relays, then the DHT.
+    async fn connect_without_lan(&self, peer: PeerId) -> Result<ConnectionPath, ConnectError> {
         let relays = self.inner.options.relays.clone();
         let first = self.connect_through_relays(peer, &relays).await;
         if first.is_ok()

@@ -142,6 +142,11 @@ pub struct NodeOptions {
     /// Whether to upgrade relayed connections to direct ones (DCUtR); on
     /// by default. Off, every connection through a relay stays relayed.
     pub hole_punching: bool,
+    /// Whether to find authorized peers on the LAN with mDNS (and answer
+    /// others' queries). Off by default here; a config turns it on with
+    /// `discovery.mdns` (default true). A runtime without mDNS fails the
+    /// start with [`StartError::NoLanDiscovery`].
+    pub mdns: bool,
     /// The fingerprint of the `authorized_keys` bytes behind
     /// `authorized_keys`, when they came from the file: a reload happens
     /// when the file's bytes differ from exactly these.
@@ -195,6 +200,7 @@ impl NodeOptions {
             idle_timeout: Duration::from_secs(60),
             limits: ConnectionLimits::NODE,
             hole_punching: true,
+            mdns: false,
             authorized_keys_fingerprint: None,
             identity_lock: None,
         }
@@ -328,6 +334,7 @@ impl NodeOptions {
             .enabled
             .then(|| config.protocols.ping_pong.id.clone());
         o.force_private = config.network.force_private_reachability;
+        o.mdns = config.discovery.mdns;
         let n = &config.network;
         o.limits = if n.resource_limits_enabled {
             ConnectionLimits {

@@ -95,4 +95,6 @@ pub struct Status {
     pub proxies: BTreeMap<u64, ProxyState>,
     /// The open invite, if any.
     pub invite: Option<invite::InviteStatus>,
+    /// Authorized peers found on the LAN (mDNS), with their addresses.
+    pub lan: BTreeMap<PeerId, Vec<Multiaddr>>,
 }
