@@ -191,6 +191,17 @@ mod config_props {
                 let mut c = RelayConfig::default();
                 c.identity.key_file = a.0;
                 c.network.listen_addresses = a.1;
+                // A /tls/ws address needs its certificate, and only then.
+                if c.network
+                    .listen_addresses
+                    .iter()
+                    .any(peerup_core::config::relay::is_websocket_tls)
+                {
+                    c.network.websocket_tls = Some(peerup_core::config::relay::WebSocketTls::new(
+                        "fullchain.pem",
+                        "privkey.pem",
+                    ));
+                }
                 c.discovery.network = a.2;
                 c.security.authorized_keys_file = a.3;
                 c.security.enable_connection_gating = a.4;

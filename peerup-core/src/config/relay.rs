@@ -361,7 +361,7 @@ impl RelayConfig {
                     location: diag::locate(text, &path),
                     path,
                     reason: format!(
-                        "`{}` serves WebSocket in TLS, which needs a certificate: add network.websocket_tls with certificate_file and key_file (PEM), or listen on /ws behind a TLS proxy (docs/RELAY.md)",
+                        "`{}` serves WebSocket in TLS, which needs a certificate: add network.websocket_tls with certificate_file and key_file (PEM files; docs/RELAY.md, \"WebSocket\"), or listen on /ws",
                         raw.network.listen_addresses[i]
                     ),
                 });
