@@ -60,26 +60,13 @@ pub(crate) struct Change {
 impl Change {
     /// `forwards unchanged`, or what changed.
     pub(crate) fn text(&self) -> String {
-        let list = |v: &[DnsLabel]| {
-            v.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let mut parts = Vec::new();
-        for (what, v) in [
+        let mut text = match crate::ui::changes([
             ("added", &self.added),
             ("removed", &self.removed),
             ("changed", &self.changed),
-        ] {
-            if !v.is_empty() {
-                parts.push(format!("{what} {}", list(v)));
-            }
-        }
-        let mut text = if parts.is_empty() {
-            "forwards unchanged".to_owned()
-        } else {
-            format!("forwards {}", parts.join("; "))
+        ]) {
+            Some(parts) => format!("forwards {parts}"),
+            None => "forwards unchanged".to_owned(),
         };
         for (name, why) in &self.failed {
             text.push_str(&format!("; forward {name} NOT listening: {why}"));

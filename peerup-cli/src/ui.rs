@@ -77,6 +77,20 @@ pub(crate) fn spinner(message: &str) -> indicatif::ProgressBar {
     }
 }
 
+/// `added a, b; removed c; changed d`: the non-empty lists of a live
+/// change (services, forwards), or `None` when all are empty.
+pub(crate) fn changes(lists: [(&str, &[peerup_core::wire::label::DnsLabel]); 3]) -> Option<String> {
+    let parts: Vec<String> = lists
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(what, v)| {
+            let names: Vec<String> = v.iter().map(ToString::to_string).collect();
+            format!("{what} {}", names.join(", "))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 #[cfg(test)]
 mod qr_tests {
     use super::*;

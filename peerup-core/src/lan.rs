@@ -20,8 +20,8 @@
 //! a LAN flooding announcements under made-up peer IDs costs a fixed amount
 //! of memory; when it is full, a new peer is taken only if it is authorized.
 
+use core::net::{IpAddr, Ipv4Addr};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 
 use multiaddr::Protocol;
 
@@ -165,7 +165,7 @@ pub fn is_direct_address_of(peer: &PeerId, addr: &Multiaddr) -> bool {
         Some(Protocol::Ip6(ip)) => IpAddr::V6(*ip),
         _ => return false,
     };
-    if ip.is_unspecified() || ip.is_multicast() || ip == IpAddr::V4(std::net::Ipv4Addr::BROADCAST) {
+    if ip.is_unspecified() || ip.is_multicast() || ip == IpAddr::V4(Ipv4Addr::BROADCAST) {
         return false;
     }
     match parts.as_slice() {

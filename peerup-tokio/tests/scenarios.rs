@@ -84,3 +84,8 @@ async fn proxy_through_a_secure_websocket_relay() {
 async fn bad_websocket_certificates_are_refused() {
     common::reach::bad_websocket_certificates_are_refused(rt()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_garbage_is_closed() {
+    common::reach::websocket_garbage_is_closed(rt()).await;
+}

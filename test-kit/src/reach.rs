@@ -441,3 +441,122 @@ pub async fn a_silent_path_is_closed_after_a_network_change(rt: Arc<dyn Runtime>
     laptop.shutdown().await;
     home.shutdown().await;
 }
+
+/// Reads from `s` until the other side closes (or resets); returns what
+/// came. Bounded by [`LIMIT`]: a connection the relay does not close fails
+/// the test.
+async fn until_closed(
+    rt: &Arc<dyn Runtime>,
+    s: &mut Box<dyn peerup_net::runtime::TcpStream>,
+) -> Vec<u8> {
+    use futures::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let closed = rt
+        .timeout(LIMIT, async {
+            let mut buf = [0u8; 4096];
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+    assert!(closed.is_some(), "the relay did not close the connection");
+    got
+}
+
+/// Garbage on a relay's WebSocket listener, from a stranger who never
+/// authenticates: an upgrade request whose headers never end, a frame
+/// header declaring 100 MiB (over the 256 KiB message cap), and a frame
+/// header declaring 200 KiB followed by silence. The relay closes each
+/// connection (the last at its handshake deadline), and then still
+/// serves a real node over WebSocket.
+pub async fn websocket_garbage_is_closed(rt: Arc<dyn Runtime>) {
+    use futures::io::AsyncWriteExt;
+    let hk = key();
+    let home_id = hk.public().to_peer_id();
+    let mut ro = RelayOptions::new(key());
+    ro.listen = vec!["/ip4/127.0.0.1/tcp/0/ws".parse().unwrap()];
+    ro.authorized_keys = doc(&[home_id]);
+    ro.transport.quic = false;
+    ro.transport.inbound_upgrade_timeout = std::time::Duration::from_secs(2);
+    let relay = Relay::start(rt.clone(), ro).await.unwrap();
+    let ws = relay
+        .full_addrs()
+        .into_iter()
+        .find(|a| a.iter().any(|p| matches!(p, Protocol::Ws(_))))
+        .unwrap();
+    let port = ws
+        .iter()
+        .find_map(|p| match p {
+            Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .unwrap();
+    let at: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let upgrade = format!(
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    // A masked binary frame header (client frames are masked) declaring
+    // `len` bytes, with no payload.
+    let header = |len: u64| {
+        let mut h = vec![0x82, 0x80 | 127];
+        h.extend_from_slice(&len.to_be_bytes());
+        h.extend_from_slice(&[1, 2, 3, 4]);
+        h
+    };
+
+    // Headers that never end.
+    let mut s = rt.tcp_connect(at).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let filler = format!("X-Filler: {}\r\n", "a".repeat(1000));
+    for _ in 0..16 {
+        if s.write_all(filler.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let answer = until_closed(&rt, &mut s).await;
+    assert!(
+        !answer.starts_with(b"HTTP/1.1 101"),
+        "upgraded an endless request"
+    );
+
+    for (declared, what) in [
+        (100u64 << 20, "100 MiB"),
+        (200 << 10, "200 KiB, then silence"),
+    ] {
+        let mut s = rt.tcp_connect(at).await.unwrap();
+        s.write_all(upgrade.as_bytes()).await.unwrap();
+        // The 101 answer first, then the frame header.
+        let mut seen = Vec::new();
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut b = [0u8; 512];
+            let n = futures::io::AsyncReadExt::read(&mut s, &mut b)
+                .await
+                .unwrap();
+            assert!(n > 0, "closed before answering the upgrade");
+            seen.extend_from_slice(&b[..n]);
+        }
+        assert!(
+            seen.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&seen)
+        );
+        let _ = s.write_all(&header(declared)).await;
+        until_closed(&rt, &mut s).await;
+        eprintln!("a frame header declaring {what}: closed");
+    }
+
+    // The relay still serves a real node over WebSocket.
+    let home = start_reserved(
+        &rt,
+        NodeOptions::new(hk)
+            .with_listen(vec![])
+            .with_relays(vec![RelayAddr::new(ws).unwrap()])
+            .with_authorized_keys(doc(&[]), None),
+    )
+    .await;
+    home.shutdown().await;
+    relay.shutdown().await;
+}

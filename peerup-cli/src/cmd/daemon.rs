@@ -431,23 +431,13 @@ fn services_text(change: &peerup_net::node::ServicesChange) -> String {
     if change.is_empty() {
         return "services unchanged".to_owned();
     }
-    let list = |v: &[peerup_core::wire::label::DnsLabel]| {
-        v.iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut parts = Vec::new();
-    for (what, v) in [
+    let parts = crate::ui::changes([
         ("added", &change.added),
         ("removed", &change.removed),
         ("changed", &change.changed),
-    ] {
-        if !v.is_empty() {
-            parts.push(format!("{what} {}", list(v)));
-        }
-    }
-    let mut text = format!("services {}", parts.join("; "));
+    ])
+    .unwrap_or_default();
+    let mut text = format!("services {parts}");
     if change.cut > 0 {
         text.push_str(&format!(
             " ({} proxied connection(s) no longer allowed were cut)",

@@ -323,17 +323,7 @@ async fn notify(ctx: &Ctx, name: &DnsLabel, listening: bool, without_daemon: &st
             listening,
         }),
     };
-    match control::connect(&ctx.socket(), &request).await? {
-        Some(client) => {
-            let msg = client
-                .finish()
-                .await
-                .map_err(|e| anyhow!("{} was changed, but {e}", ctx.path.display()))?;
-            println!("Running daemon: {msg}");
-        }
-        None => println!("No daemon is running; {without_daemon}."),
-    }
-    Ok(())
+    super::service::reload_daemon(ctx, &request, without_daemon).await
 }
 
 /// `--remove <name|port>`.

@@ -194,7 +194,18 @@ async fn notify(ctx: &Ctx, text: &str, name: &DnsLabel, without_daemon: &str) ->
         expect_service: Some(expectation(ctx, text, name)?),
         expect_forward: None,
     };
-    match control::connect(&ctx.socket(), &request).await? {
+    reload_daemon(ctx, &request, without_daemon).await
+}
+
+/// Sends `request` (a reload with what the daemon must confirm) to a
+/// running daemon and prints its answer; fails unless it confirmed.
+/// Without a daemon, says `without_daemon`.
+pub(crate) async fn reload_daemon(
+    ctx: &Ctx,
+    request: &Request,
+    without_daemon: &str,
+) -> Result<()> {
+    match control::connect(&ctx.socket(), request).await? {
         Some(client) => {
             let msg = client
                 .finish()

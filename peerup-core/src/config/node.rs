@@ -406,6 +406,7 @@ impl Service {
 }
 
 /// A service name key: a DNS label that is not reserved.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct ServiceName(DnsLabel);
 
 impl TextValue for ServiceName {
@@ -425,23 +426,6 @@ impl TextValue for ServiceName {
 impl fmt::Display for ServiceName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.0, f)
-    }
-}
-
-impl PartialEq for ServiceName {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
-    }
-}
-impl Eq for ServiceName {}
-impl PartialOrd for ServiceName {
-    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for ServiceName {
-    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
-        self.0.cmp(&other.0)
     }
 }
 
@@ -547,6 +531,7 @@ fn forward_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr,
 }
 
 /// A forward name key: a DNS label.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct ForwardName(DnsLabel);
 
 impl TextValue for ForwardName {
@@ -561,23 +546,6 @@ impl TextValue for ForwardName {
 impl fmt::Display for ForwardName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.0, f)
-    }
-}
-
-impl PartialEq for ForwardName {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
-    }
-}
-impl Eq for ForwardName {}
-impl PartialOrd for ForwardName {
-    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for ForwardName {
-    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
-        self.0.cmp(&other.0)
     }
 }
 

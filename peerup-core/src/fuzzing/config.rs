@@ -190,7 +190,7 @@ fn node_edits(text: &str, config: &Config, data: &[u8]) {
     let new = crate::config::Forward::new(
         PeerRef::Id(who),
         service.clone(),
-        std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        core::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
     );
     let mut expected = config.clone();
     expected.forwards.insert(forward.clone(), new.clone());
