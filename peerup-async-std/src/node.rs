@@ -22,7 +22,7 @@ use peerup_net::node::invite::{
 };
 use peerup_net::node::service::OpenServiceError;
 use peerup_net::node::{
-    ConnectError, Event, Forwarder, IntoServiceName, NodeOptions, PingError, PingReply,
+    ConnectError, Event, Forwarder, IntoServiceName, NodeOptions, PathWatch, PingError, PingReply,
     ServiceSpec, ServiceStream, StartError, Status,
 };
 use peerup_net::runtime::Runtime;

@@ -31,6 +31,10 @@ pub(crate) enum Request {
         count: u64,
         /// Between pings.
         interval_ms: u64,
+        /// After the last ping, how long to wait for a relayed path to
+        /// turn direct.
+        #[serde(default)]
+        upgrade_wait_ms: u64,
     },
     /// Open an invite.
     Invite {
@@ -169,6 +173,22 @@ pub(crate) enum Reply {
         seq: u64,
         /// Why.
         error: String,
+    },
+    /// The path to the pinged peer changed (a hole punch made it direct).
+    PathChanged {
+        /// RELAYED.
+        from: String,
+        /// DIRECT.
+        to: String,
+        /// From the relayed connection (or the first ping) to the direct one.
+        after_ms: Option<f64>,
+    },
+    /// The path to the pinged peer stayed relayed, and why.
+    PathStays {
+        /// RELAYED.
+        path: String,
+        /// The hole punch's error, or the wait that ran out.
+        reason: String,
     },
     /// The invite code.
     Code {

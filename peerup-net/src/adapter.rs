@@ -219,6 +219,13 @@ macro_rules! adapter_node_methods {
             self.inner.ping(peer).await
         }
 
+        /// Watches the path to `peer`: the relayed connection, then the
+        /// hole punch's direct one or its failure (make it before
+        /// connecting).
+        pub fn watch_path(&self, peer: PeerId) -> PathWatch {
+            self.inner.watch_path(peer)
+        }
+
         /// The last RTT libp2p's own ping measured to `peer`.
         pub fn libp2p_rtt(&self, peer: PeerId) -> Option<Duration> {
             self.inner.libp2p_rtt(peer)
@@ -323,8 +330,8 @@ pub mod exports {
     pub use crate::node::service::{Forwarder, OpenServiceError};
     pub use crate::node::{
         ConnectError, Event, IntoServiceName, InvalidService, InvalidServiceName, NodeOptions,
-        PingError, PingReply, ServiceRuleError, ServiceSpec, ServicesChange, StartError, Status,
-        generate_identity, load_or_create_identity, services_from_config,
+        PathChange, PathWatch, PingError, PingReply, ServiceRuleError, ServiceSpec, ServicesChange,
+        StartError, Status, generate_identity, load_or_create_identity, services_from_config,
     };
     pub use crate::runtime::{Runtime, TransportOptions};
     pub use crate::streams::OpenError;

@@ -532,3 +532,77 @@ pub async fn relay_announces_its_listen_addresses(rt: Arc<dyn Runtime>) {
     }
     relay.shutdown().await;
 }
+
+/// The path to a peer as a fresh client sees it: the first connection goes
+/// through the relay (the client knows the peer only by its circuit: the
+/// relay serves no DHT and there is no LAN discovery), then the hole punch
+/// (DCUtR, both on loopback, so it succeeds) adds a direct connection, and
+/// [`peerup_net::node::PathWatch`] reports it with the time it took; new
+/// pings take it. Where neither side listens, no hole punch can succeed,
+/// and the watch says the path did not change.
+pub async fn path_watch_sees_the_hole_punch(rt: Arc<dyn Runtime>) {
+    let (hk, lk, hk2, lk2) = (key(), key(), key(), key());
+    let (home_id, laptop_id) = (hk.public().to_peer_id(), lk.public().to_peer_id());
+    let (home2, laptop2) = (hk2.public().to_peer_id(), lk2.public().to_peer_id());
+    let mut ro = RelayOptions::new(key());
+    ro.listen = loopback(false);
+    ro.authorized_keys = doc(&[home_id, laptop_id, home2, laptop2]);
+    ro.kad_protocol = "/peerup-test/no-dht/1.0.0".to_owned();
+    let relay = Relay::start(rt.clone(), ro).await.unwrap();
+    let home = start_reserved(&rt, node_options(&rt, hk, &relay, &[laptop_id])).await;
+    let laptop = Node::start(rt.clone(), node_options(&rt, lk, &relay, &[home_id]))
+        .await
+        .unwrap();
+    let mut watch = laptop.watch_path(home_id);
+    assert_eq!(
+        laptop.connect(home_id).await.unwrap(),
+        ConnectionPath::Relayed
+    );
+    match watch.wait_direct(LIMIT).await {
+        peerup_net::node::PathChange::Direct { after: Some(after) } => {
+            eprintln!("relayed -> direct after {after:?}");
+        }
+        other => panic!("expected the hole punch's direct connection, got {other:?}"),
+    }
+    assert_eq!(laptop.path(home_id), Some(ConnectionPath::Direct));
+    assert_eq!(
+        laptop.ping(home_id).await.unwrap().path,
+        ConnectionPath::Direct
+    );
+    // Once reported, the watch answers at once from the path.
+    assert_eq!(
+        watch.wait_direct(LIMIT).await,
+        peerup_net::node::PathChange::Direct { after: None }
+    );
+    laptop.shutdown().await;
+    home.shutdown().await;
+
+    // Neither side listens: the path stays relayed, and the watch says so
+    // when its wait ends (or the hole punch's failure, if that comes first).
+    let (hk, lk, home_id, laptop_id) = (hk2, lk2, home2, laptop2);
+    let home = start_reserved(
+        &rt,
+        node_options(&rt, hk, &relay, &[laptop_id]).with_listen(vec![]),
+    )
+    .await;
+    let laptop = Node::start(
+        rt.clone(),
+        node_options(&rt, lk, &relay, &[home_id]).with_listen(vec![]),
+    )
+    .await
+    .unwrap();
+    let mut watch = laptop.watch_path(home_id);
+    assert_eq!(
+        laptop.connect(home_id).await.unwrap(),
+        ConnectionPath::Relayed
+    );
+    match watch.wait_direct(Duration::from_secs(2)).await {
+        peerup_net::node::PathChange::NoChange { .. }
+        | peerup_net::node::PathChange::HolePunchFailed { .. } => {}
+        other => panic!("no hole punch can succeed here, got {other:?}"),
+    }
+    assert_eq!(laptop.path(home_id), Some(ConnectionPath::Relayed));
+    laptop.shutdown().await;
+    home.shutdown().await;
+    relay.shutdown().await;
+}

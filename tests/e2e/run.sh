@@ -452,6 +452,24 @@ ping_check() {
   fi
 }
 
+# ping_upgrade_check <DIRECT|RELAYED>: `peerup ping home -c 1` from a
+# fresh process on B (its own node: B runs no daemon). Its one reply goes
+# over the relay, as a fresh connection's first stream does; then ping
+# says the path turned DIRECT (and after how long), or why it stays
+# RELAYED, instead of leaving "RELAYED" as the last word.
+ping_upgrade_check() {
+  local want="$1" out
+  out=$(pu b ping home -c 1 --upgrade-wait 5s 2>&1) || fail "ping -c 1 from B failed: $out"
+  log "peerup ping home -c 1 (B, a fresh process): $(grep -E '^(seq=|path )' <<<"$out" | tr '\n' ' ')"
+  case "$want" in
+    # (Or the hole punch won the race with the ping's stream: DIRECT.)
+    DIRECT) [[ "$out" == *"path RELAYED -> DIRECT after"* || "$out" == *"path=[DIRECT]"* ]] ||
+      fail "ping -c 1 did not show the upgrade to DIRECT: $out" ;;
+    RELAYED) [[ "$out" == *"path stays RELAYED"* ]] ||
+      fail "ping -c 1 did not say the path stays RELAYED: $out" ;;
+  esac
+}
+
 # Still relayed: A sees B only through the relay, and no hole punch
 # succeeded on either side.
 assert_relayed() {
@@ -487,6 +505,7 @@ wait_for "a hole punch attempt between A and B" 20 in_log "$TOPO/a/daemon.log" "
 ssh_check
 copy_check RELAYED
 ping_check RELAYED
+ping_upgrade_check RELAYED
 assert_relayed
 
 scenario "3. relay restart (symmetric NAT)"
@@ -529,6 +548,7 @@ timing "upgrade: relayed -> DIRECT $(diff_s "$RELAYED_AT" "$direct_at") s after 
 ssh_check
 copy_check DIRECT
 ping_check ""
+ping_upgrade_check DIRECT
 
 scenario "4. unauthorized peer behind NAT (host C)"
 before=$(sshd_connections)

@@ -606,26 +606,20 @@ async fn handle(
             target,
             count,
             interval_ms,
+            upgrade_wait_ms,
         } => {
             let names = node.names();
             let peer = names.resolve(&target)?;
-            for seq in 1..=count {
-                if seq > 1 {
-                    tokio::time::sleep(Duration::from_millis(interval_ms)).await;
+            let plan = super::ping::Plan::from_request(count, interval_ms, upgrade_wait_ms);
+            let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+            let send = async {
+                while let Some(reply) = rx.recv().await {
+                    control::send(w, &reply).await?;
                 }
-                let reply = match node.ping(peer).await {
-                    Ok(r) => Reply::Pong {
-                        seq,
-                        rtt_ms: r.rtt.as_secs_f64() * 1000.0,
-                        path: r.path.to_string(),
-                    },
-                    Err(e) => Reply::PingFailed {
-                        seq,
-                        error: peerup_net::error::chain(&e),
-                    },
-                };
-                control::send(w, &reply).await?;
-            }
+                Ok::<_, anyhow::Error>(())
+            };
+            let (ran, sent) = tokio::join!(super::ping::pings(node, peer, &plan, tx), send);
+            sent.and(ran)?;
         }
         Request::Invite { name, ttl_secs } => {
             let name = name

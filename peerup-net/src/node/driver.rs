@@ -606,7 +606,11 @@ impl Driver {
             BehaviourEvent::Dcutr(e) => match e.result {
                 Ok(_) => tracing::info!(peer = %e.remote_peer_id, "hole punch succeeded"),
                 Err(err) => {
-                    tracing::debug!(peer = %e.remote_peer_id, error = %err, "hole punch failed")
+                    tracing::debug!(peer = %e.remote_peer_id, error = %err, "hole punch failed");
+                    self.inner.publish(Event::HolePunchFailed {
+                        peer: e.remote_peer_id,
+                        error: crate::error::chain(&err),
+                    });
                 }
             },
             BehaviourEvent::Ping(ping::Event {

@@ -10,6 +10,7 @@ mod behaviour;
 mod driver;
 pub mod invite;
 mod options;
+mod path_watch;
 mod ping;
 mod relay_pair;
 mod roam;
@@ -41,6 +42,7 @@ use self::behaviour::{Behaviour, Parts};
 pub use self::driver::DialFailure;
 use self::driver::{Command, Driver};
 pub use self::options::{NodeOptions, ServiceSpec, load_authorized_keys, services_from_config};
+pub use self::path_watch::{PathChange, PathWatch};
 pub use self::ping::{PingError, PingReply};
 pub use self::relay_pair::RelayJoined;
 pub use self::service::{Forwarder, ServiceRuleError, ServiceStream, ServicesChange};
@@ -205,6 +207,38 @@ pub enum Event {
     Upgraded {
         /// The peer.
         peer: PeerId,
+    },
+    /// A hole punch (DCUtR) to a relayed peer failed; traffic stays on the
+    /// relay.
+    HolePunchFailed {
+        /// The peer.
+        peer: PeerId,
+        /// Why, as libp2p says it.
+        error: String,
+    },
+    /// A proxied TCP connection started: a local client through a forward
+    /// (`inbound` false) or a peer's stream to an exposed service (`inbound`
+    /// true), on a stream of the connection whose path is given.
+    ProxyOpened {
+        /// The node's id for it (as in [`Status::proxies`]).
+        id: u64,
+        /// The peer.
+        peer: PeerId,
+        /// The service.
+        service: String,
+        /// Served here (true) or forwarded to the peer (false).
+        inbound: bool,
+        /// The path of the stream's connection; a stream stays on it.
+        path: ConnectionPath,
+    },
+    /// A proxied TCP connection ended.
+    ProxyClosed {
+        /// The id of its [`Event::ProxyOpened`].
+        id: u64,
+        /// Bytes from the local TCP side to the peer.
+        sent: u64,
+        /// Bytes from the peer to the local TCP side.
+        received: u64,
     },
     /// A connection closed.
     Disconnected {

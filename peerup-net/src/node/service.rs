@@ -945,10 +945,16 @@ async fn dial_local(rt: &Arc<dyn Runtime>, local: &LocalAddress) -> io::Result<B
 struct ProxyGuard {
     inner: Arc<Inner>,
     id: u64,
+    counters: Arc<Counters>,
 }
 
 impl Drop for ProxyGuard {
     fn drop(&mut self) {
+        self.inner.publish(Event::ProxyClosed {
+            id: self.id,
+            sent: self.counters.sent.load(Ordering::Relaxed),
+            received: self.counters.received.load(Ordering::Relaxed),
+        });
         let mut idle = false;
         self.inner.update(|s| {
             s.proxies.remove(&self.id);
@@ -1009,7 +1015,15 @@ async fn splice_tracked<R>(
     let _guard = ProxyGuard {
         inner: inner.clone(),
         id,
+        counters: counters.clone(),
     };
+    inner.publish(Event::ProxyOpened {
+        id,
+        peer,
+        service: service.to_string(),
+        inbound,
+        path,
+    });
     let label = service;
     let service = label.as_str();
     // Decided again now that the connection is recorded: a peer whose
