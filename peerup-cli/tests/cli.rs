@@ -420,6 +420,17 @@ fn the_whole_journey() {
         first["path"] == "DIRECT" || first["path"] == "RELAYED",
         "{first}"
     );
+    // A relayed reply is followed by what became of the path: the hole
+    // punch's direct connection, or why it stays relayed; a direct one
+    // needs no such line.
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let said = lines
+        .iter()
+        .any(|l| l.get("path_change").is_some() || l.get("path_stays").is_some());
+    assert_eq!(said, first["path"] == "RELAYED", "{lines:?}");
 
     let o = sb.peerup("home", &["status", "--json"]);
     assert!(o.status.success(), "{}", out(&o));
