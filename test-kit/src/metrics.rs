@@ -242,9 +242,25 @@ pub async fn dashboard_metrics_are_exported(rt: Arc<dyn Runtime>) {
     assert_eq!(health["reserved_relays"], 1);
     assert_eq!(health["open_proxies"], 1);
 
+    // The laptop goes: its relayed connection leaves the gauge.
+    let mut events = home.events();
     drop(stream);
-    home_http.stop();
     laptop.shutdown().await;
+    wait_for(
+        &rt,
+        &mut events,
+        "the laptop's disconnection",
+        |e| matches!(e, Event::Disconnected { peer, remaining: 0 } if *peer == laptop_id),
+    )
+    .await;
+    let (_, _, home_text) = get(&rt, home_http.local_addr(), "/metrics").await;
+    assert_eq!(
+        sample(&home_text, "peerup_connections{path=\"relayed\"}"),
+        Some(0.0),
+        "{home_text}"
+    );
+
+    home_http.stop();
     home.shutdown().await;
     relay.shutdown().await;
 }
