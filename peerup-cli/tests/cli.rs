@@ -1523,3 +1523,90 @@ fn persistent_forward_survives_daemon_restarts() {
     laptop_d.stop();
     home_d.stop();
 }
+
+/// One HTTP GET on 127.0.0.1:`port`: the whole answer.
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut back = String::new();
+    s.read_to_string(&mut back).unwrap();
+    back
+}
+
+/// `metrics:` in the config: the daemon refuses a remote address without
+/// `allow_remote`, fails to start on an address it cannot bind (naming the
+/// field), and otherwise serves `/metrics` and `/healthz` at the URL it
+/// prints, with its relay's reservation in them.
+#[test]
+fn daemon_serves_metrics_when_configured() {
+    let sb = Sandbox::new("metrics");
+    let placeholder =
+        "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL";
+    let home = init(&sb, "home", placeholder);
+    let relay = TestRelay::start(&[home]);
+    for args in [
+        vec!["relay", "add", relay.addr.as_str()],
+        vec!["relay", "remove", "-f", placeholder],
+    ] {
+        let o = sb.peerup("home", &args);
+        assert!(o.status.success(), "{}", out(&o));
+    }
+    let base = std::fs::read_to_string(sb.config("home")).unwrap();
+    let with_metrics = |section: &str| {
+        std::fs::write(sb.config("home"), format!("{base}metrics:\n{section}")).unwrap();
+    };
+
+    with_metrics("  listen_address: 0.0.0.0:9091\n");
+    let o = sb.peerup("home", &["daemon"]);
+    assert!(!o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("metrics.listen_address"), "{}", out(&o));
+    assert!(out(&o).contains("allow_remote: true"), "{}", out(&o));
+
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    with_metrics(&format!("  listen_address: 127.0.0.1:{port}\n"));
+    let mut daemon = sb.spawn("home", &["daemon"]);
+    let status = daemon.wait();
+    assert!(!status.success(), "{}", daemon.log());
+    assert!(
+        daemon
+            .log()
+            .contains(&format!("cannot serve metrics on 127.0.0.1:{port}")),
+        "{}",
+        daemon.log()
+    );
+    assert!(
+        daemon.log().contains("metrics.listen_address"),
+        "{}",
+        daemon.log()
+    );
+    drop(taken);
+
+    let port = free_port();
+    with_metrics(&format!("  listen_address: 127.0.0.1:{port}\n"));
+    let mut daemon = sb.spawn("home", &["daemon"]);
+    let line = daemon.wait_line("Metrics:");
+    assert!(
+        line.contains(&format!("http://127.0.0.1:{port}/metrics")),
+        "{line}"
+    );
+    daemon.wait_line("relay reservation accepted");
+    let metrics = http_get(port, "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
+    let reserved = format!(
+        "peerup_relay_reserved{{relay=\"{}\"}} 1\n",
+        relay.relay.peer_id()
+    );
+    assert!(metrics.contains(&reserved), "{metrics}");
+    let health = http_get(port, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(
+        health.contains(&format!("\"peer_id\":\"{home}\"")),
+        "{health}"
+    );
+    assert!(http_get(port, "/nope").starts_with("HTTP/1.1 404"));
+    daemon.stop();
+}

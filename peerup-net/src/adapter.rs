@@ -26,6 +26,11 @@ macro_rules! adapter_node_methods {
             self.inner.peer_id()
         }
 
+        /// The node's metrics as OpenMetrics text (docs/METRICS.md).
+        pub fn encode_metrics(&self) -> String {
+            self.inner.encode_metrics()
+        }
+
         /// The runtime it runs on.
         pub fn runtime(&self) -> Arc<dyn Runtime> {
             self.inner.runtime()

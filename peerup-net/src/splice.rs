@@ -38,6 +38,22 @@ pub struct Counters {
     pub sent: AtomicU64,
     /// Bytes copied remote -> local.
     pub received: AtomicU64,
+    /// Totals the copies are added to as well (a service's
+    /// `peerup_proxy_bytes_total`, sent then received).
+    totals: Option<[prometheus_client::metrics::counter::Counter; 2]>,
+}
+
+impl Counters {
+    /// Counters that also add every byte to `sent` and `received`.
+    pub fn with_totals(
+        sent: prometheus_client::metrics::counter::Counter,
+        received: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
+        Counters {
+            totals: Some([sent, received]),
+            ..Counters::default()
+        }
+    }
 }
 
 /// How a splice ended.
@@ -182,6 +198,10 @@ where
                         Direction::RemoteToLocal => &self.counters.received,
                     };
                     counter.fetch_add(n as u64, Ordering::Relaxed);
+                    if let Some(totals) = &self.counters.totals {
+                        totals[usize::from(matches!(dir, Direction::RemoteToLocal))]
+                            .inc_by(n as u64);
+                    }
                     let _ = self.hc.handle_copied(dir, n as u64);
                     true
                 }

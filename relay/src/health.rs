@@ -1,22 +1,33 @@
-//! `/healthz` (JSON) and `/metrics` (Prometheus text) over a minimal
-//! HTTP/1.1 server on the relay's runtime, meant for 127.0.0.1.
+//! `/healthz` (JSON) and `/metrics` (OpenMetrics text), served by
+//! `peerup_net::http` (hyper) on the relay's runtime, meant for 127.0.0.1.
+//!
+//! `/metrics` encodes the relay's one registry
+//! ([`Relay::metrics_registry`]): libp2p's families (`libp2p_*`, recorded
+//! by the relay's event loop) and the relay's own `peerup_relay_*`, which
+//! [`StatsCollector`] reads from [`RelayStats`] at each scrape, so every
+//! count is kept once (docs/METRICS.md lists them).
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
-use futures::io::{AsyncReadExt, AsyncWriteExt};
-use peerup_core::time::Backoff;
-use peerup_net::runtime::{Runtime, TcpStream};
+use peerup_net::http::{self, Reply, Routes};
+use peerup_net::runtime::Runtime;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::Relay;
+use crate::server::RelayStats;
 
 /// The `/healthz` document.
 pub fn healthz(relay: &Relay) -> serde_json::Value {
     let s = relay.stats();
-    let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
     serde_json::json!({
         "status": if relay.is_running() { "ok" } else { "stopped" },
         "peer_id": relay.peer_id().to_string(),
@@ -41,195 +52,187 @@ pub fn healthz(relay: &Relay) -> serde_json::Value {
     })
 }
 
-/// The `/metrics` document.
+/// The `/metrics` document (OpenMetrics text, ending in `# EOF`).
 pub fn metrics(relay: &Relay) -> String {
-    let s = relay.stats();
-    let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let rows: [(&str, &str, &str, u64); 15] = [
-        (
-            "peerup_relay_up",
-            "gauge",
-            "1 while the relay runs",
-            u64::from(relay.is_running()),
-        ),
-        (
-            "peerup_relay_uptime_seconds",
-            "gauge",
-            "seconds since start",
-            relay.uptime().as_secs(),
-        ),
-        (
-            "peerup_relay_connected_peers",
-            "gauge",
-            "peers connected now",
-            g(&s.connected_peers),
-        ),
-        (
-            "peerup_relay_reservations",
-            "gauge",
-            "reservations held now",
-            g(&s.reservations),
-        ),
-        (
-            "peerup_relay_reservations_total",
-            "counter",
-            "reservations accepted",
-            g(&s.reservations_total),
-        ),
-        (
-            "peerup_relay_reservations_denied_total",
-            "counter",
-            "reservations refused",
-            g(&s.reservations_denied),
-        ),
-        (
-            "peerup_relay_circuits",
-            "gauge",
-            "circuits open now",
-            g(&s.active_circuits),
-        ),
-        (
-            "peerup_relay_circuits_total",
-            "counter",
-            "circuits opened",
-            g(&s.circuits_total),
-        ),
-        (
-            "peerup_relay_circuits_denied_total",
-            "counter",
-            "circuit requests refused",
-            g(&s.circuits_denied),
-        ),
-        (
-            "peerup_relay_denied_connections_total",
-            "counter",
-            "connections denied by gating",
-            g(&s.denied),
-        ),
-        (
-            "peerup_relay_refused_connections_total",
-            "counter",
-            "inbound connections refused by a connection limit",
-            s.limits.total(),
-        ),
-        (
-            "peerup_relay_refused_connections_per_ip_total",
-            "counter",
-            "inbound connections refused in their handshake: too many from one IP",
-            g(&s.limits.refused_per_ip),
-        ),
-        (
-            "peerup_relay_expired_peers_total",
-            "counter",
-            "peers disconnected because their expires= passed",
-            g(&s.expired),
-        ),
-        (
-            "peerup_relay_sent_bytes_total",
-            "counter",
-            "bytes sent to peers (relayed traffic)",
-            g(&s.meter.outbound),
-        ),
-        (
-            "peerup_relay_received_bytes_total",
-            "counter",
-            "bytes received from peers",
-            g(&s.meter.inbound),
-        ),
-    ];
-    let mut out = String::new();
-    for (name, kind, help, value) in rows {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        ));
-    }
-    out
+    http::encode(relay.metrics_registry())
 }
 
-/// Requests answered at once; more wait in the listen backlog.
-const MAX_CLIENTS: usize = 32;
+/// The `peerup_relay_*` families, read from [`RelayStats`] when the
+/// registry is encoded.
+pub struct StatsCollector {
+    stats: Arc<RelayStats>,
+    started: Instant,
+    running: Box<dyn Fn() -> bool + Send + Sync>,
+}
 
-/// Serves `/healthz` and `/metrics` on `addr`; returns the bound address.
-/// At most 32 requests at once, each with 5 s to finish; an
-/// accept error (out of descriptors) backs off instead of spinning.
+impl std::fmt::Debug for StatsCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsCollector").finish_non_exhaustive()
+    }
+}
+
+impl StatsCollector {
+    /// Reads `stats`; `running` says whether the relay runs.
+    pub(crate) fn new(
+        stats: Arc<RelayStats>,
+        started: Instant,
+        running: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> Self {
+        StatsCollector {
+            stats,
+            started,
+            running: Box::new(running),
+        }
+    }
+}
+
+/// A `peerup_relay_*` family: its name (a counter's without `_total`,
+/// which the encoder adds), help, and value.
+enum Row {
+    Gauge(&'static str, &'static str, u64),
+    Counter(&'static str, &'static str, u64),
+}
+
+impl Collector for StatsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let s = &self.stats;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let rows = [
+            Row::Gauge(
+                "peerup_relay_up",
+                "1 while the relay runs",
+                u64::from((self.running)()),
+            ),
+            Row::Gauge(
+                "peerup_relay_uptime_seconds",
+                "seconds since start",
+                self.started.elapsed().as_secs(),
+            ),
+            Row::Gauge(
+                "peerup_relay_connected_peers",
+                "peers connected now",
+                g(&s.connected_peers),
+            ),
+            Row::Gauge(
+                "peerup_relay_reservations",
+                "reservations held now",
+                g(&s.reservations),
+            ),
+            // `peerup_relay_reservations_total` until OpenMetrics: a
+            // counter's family takes its name without `_total`, which the
+            // gauge above holds.
+            Row::Counter(
+                "peerup_relay_reservations_accepted",
+                "reservations accepted (renewals excluded)",
+                g(&s.reservations_total),
+            ),
+            Row::Counter(
+                "peerup_relay_reservations_denied",
+                "reservations refused",
+                g(&s.reservations_denied),
+            ),
+            Row::Gauge(
+                "peerup_relay_circuits",
+                "circuits open now",
+                g(&s.active_circuits),
+            ),
+            // `peerup_relay_circuits_total` before, as above.
+            Row::Counter(
+                "peerup_relay_circuits_opened",
+                "circuits opened",
+                g(&s.circuits_total),
+            ),
+            Row::Counter(
+                "peerup_relay_circuits_denied",
+                "circuit requests refused",
+                g(&s.circuits_denied),
+            ),
+            Row::Counter(
+                "peerup_relay_circuits_cut",
+                "circuits cut by a limit or an error",
+                g(&s.circuits_cut),
+            ),
+            Row::Counter(
+                "peerup_relay_denied_connections",
+                "connections denied by gating",
+                g(&s.denied),
+            ),
+            Row::Counter(
+                "peerup_relay_refused_connections",
+                "inbound connections refused by a connection limit",
+                s.limits.total(),
+            ),
+            Row::Counter(
+                "peerup_relay_refused_connections_per_ip",
+                "inbound connections refused in their handshake: too many from one IP",
+                g(&s.limits.refused_per_ip),
+            ),
+            Row::Counter(
+                "peerup_relay_expired_peers",
+                "peers disconnected because their expires= passed",
+                g(&s.expired),
+            ),
+            Row::Counter(
+                "peerup_relay_paired",
+                "machines that joined with a pairing code",
+                g(&s.paired),
+            ),
+            Row::Counter(
+                "peerup_relay_pairing_failed",
+                "pairing attempts refused",
+                g(&s.pairing_failed),
+            ),
+            Row::Counter(
+                "peerup_relay_sent_bytes",
+                "bytes sent to peers (relayed traffic)",
+                g(&s.meter.outbound),
+            ),
+            Row::Counter(
+                "peerup_relay_received_bytes",
+                "bytes received from peers",
+                g(&s.meter.inbound),
+            ),
+        ];
+        for row in rows {
+            match row {
+                Row::Gauge(name, help, v) => {
+                    let m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+                    ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX)).encode(m)?;
+                }
+                Row::Counter(name, help, v) => {
+                    let m = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+                    ConstCounter::new(v).encode(m)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the relay's health server answers.
+struct RelayRoutes(Relay);
+
+impl Routes for RelayRoutes {
+    fn get(&self, path: &str) -> Option<Reply> {
+        match path {
+            "/healthz" => Some(Reply::json(&healthz(&self.0))),
+            "/metrics" => Some(Reply::metrics(self.0.metrics_registry())),
+            _ => None,
+        }
+    }
+
+    fn is_serving(&self) -> bool {
+        self.0.is_running()
+    }
+}
+
+/// Serves `/healthz` and `/metrics` on `addr` until the relay stops;
+/// returns the bound address. The bounds are `peerup_net::http`'s: 32
+/// connections at once, 5 s each, 8 KiB of request head.
 ///
 /// # Errors
 /// The bind error (address in use).
 pub async fn serve(rt: Arc<dyn Runtime>, relay: Relay, addr: SocketAddr) -> io::Result<SocketAddr> {
-    let mut listener = rt.tcp_listen(addr).await?;
-    let local = listener.local_addr()?;
-    let rt2 = rt.clone();
-    let busy = Arc::new(AtomicUsize::new(0));
-    rt.spawn(Box::pin(async move {
-        let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
-        while relay.is_running() {
-            let stream = match rt2.accept(listener.as_mut()).await {
-                Ok((stream, _)) => {
-                    backoff.succeed();
-                    stream
-                }
-                Err(e) => {
-                    let wait = backoff.fail();
-                    tracing::warn!(error = %e, retry_in = ?wait, "health endpoint: accept failed");
-                    rt2.sleep(wait).await;
-                    continue;
-                }
-            };
-            if busy.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
-                busy.fetch_sub(1, Ordering::AcqRel);
-                drop(stream);
-                continue;
-            }
-            let relay = relay.clone();
-            let rt3 = rt2.clone();
-            let busy = busy.clone();
-            rt2.spawn(Box::pin(async move {
-                let _ = rt3
-                    .timeout(Duration::from_secs(5), answer(stream, &relay))
-                    .await;
-                busy.fetch_sub(1, Ordering::AcqRel);
-            }));
-        }
-    }));
-    Ok(local)
-}
-
-async fn answer(mut stream: Box<dyn TcpStream>, relay: &Relay) -> io::Result<()> {
-    let mut req = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 8192 {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        req.extend_from_slice(&buf[..n]);
-    }
-    let line = String::from_utf8_lossy(&req);
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (status, kind, body) = match (method, path) {
-        ("GET", "/healthz") => (
-            "200 OK",
-            "application/json",
-            healthz(relay).to_string() + "\n",
-        ),
-        ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", metrics(relay)),
-        ("GET", _) => (
-            "404 Not Found",
-            "text/plain",
-            "try /healthz or /metrics\n".to_owned(),
-        ),
-        _ => (
-            "405 Method Not Allowed",
-            "text/plain",
-            "GET only\n".to_owned(),
-        ),
-    };
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.close().await
+    let server = http::serve(rt, addr, Arc::new(RelayRoutes(relay))).await?;
+    Ok(server.local_addr())
 }

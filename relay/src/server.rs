@@ -19,6 +19,7 @@ use futures::channel::{mpsc, oneshot};
 use futures::{SinkExt, StreamExt};
 use libp2p::core::ConnectedPoint;
 use libp2p::identity::Keypair;
+use libp2p::metrics::Recorder;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify, kad, ping, relay};
@@ -370,6 +371,9 @@ pub struct Relay {
     streams: streams::Control,
     /// The DHT protocol (its network name goes into pairing codes).
     kad_protocol: String,
+    /// The relay's one metrics registry: libp2p's families and
+    /// `peerup_relay_*` (read from `stats` when scraped).
+    registry: Arc<prometheus_client::registry::Registry>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -548,13 +552,22 @@ impl Relay {
         // Reservation answers carry these (WIRE.md §17, `announce`).
         announce::sync(&mut swarm, &addrs);
         let (tx, rx) = mpsc::channel(16);
+        let started = Instant::now();
+        let mut registry = prometheus_client::registry::Registry::default();
+        let libp2p_metrics = libp2p::metrics::Metrics::new(&mut registry);
+        let commands = tx.clone();
+        registry.register_collector(Box::new(crate::health::StatsCollector::new(
+            stats.clone(),
+            started,
+            move || !commands.is_closed(),
+        )));
         let relay = Relay {
             peer_id,
             listen: Arc::new(Mutex::new(addrs)),
             commands: tx,
             stats,
             events: Arc::new(Mutex::new(Vec::new())),
-            started: Instant::now(),
+            started,
             gating: options.gating,
             limits: options.limits.clone(),
             authorized: Arc::new(Mutex::new(options.authorized_keys.len())),
@@ -568,6 +581,7 @@ impl Relay {
             gate: gate_shared,
             streams: stream_control.clone(),
             kad_protocol: options.kad_protocol.clone(),
+            registry: Arc::new(registry),
         };
         match stream_control.accept(StreamProtocol::new(protocol::RELAY_PAIR)) {
             Ok(incoming) => rt.spawn(Box::pin(crate::pairing::serve(relay.clone(), incoming))),
@@ -584,6 +598,7 @@ impl Relay {
             reserved: HashSet::new(),
             expiring: HashSet::new(),
             max_per_ip: options.limits.max_reservations_per_ip,
+            metrics: libp2p_metrics,
         };
         rt.spawn(Box::pin(driver.run(rx)));
         Ok(relay)
@@ -648,6 +663,12 @@ impl Relay {
     /// Counters.
     pub fn stats(&self) -> &RelayStats {
         &self.stats
+    }
+
+    /// The relay's metrics registry: libp2p's families (`libp2p_*`) and
+    /// the relay's (`peerup_relay_*`), as docs/METRICS.md lists them.
+    pub fn metrics_registry(&self) -> &prometheus_client::registry::Registry {
+        &self.registry
     }
 
     /// Time since start.
@@ -897,6 +918,8 @@ struct Driver {
     /// connection is closed.
     expiring: HashSet<PeerId>,
     max_per_ip: usize,
+    /// libp2p's recorder: every swarm and behaviour event goes through it.
+    metrics: libp2p::metrics::Metrics,
 }
 
 fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
@@ -1170,6 +1193,14 @@ impl Driver {
     }
 
     fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        self.metrics.record(&event);
+        match &event {
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.metrics.record(e),
+            _ => {}
+        }
         let stats = self.relay.stats.clone();
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {

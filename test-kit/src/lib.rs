@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 pub mod hop;
+pub mod metrics;
 pub mod reach;
 pub mod scenarios;
 

@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use futures::StreamExt;
 use peerup_core::config::confirm::Confirm;
 use peerup_core::invite::AnyCode;
@@ -110,7 +110,28 @@ pub(crate) async fn run(global: &Global) -> Result<ExitCode> {
     let _guard = SocketGuard(socket.clone());
     let forwards = Arc::new(Forwards::default());
     forwards.apply(&node, &ctx.config).await;
-    banner(&ctx, &node, &forwards);
+    let metrics = match &ctx.config.metrics {
+        Some(m) => {
+            let server = peerup_net::metrics::serve(node.net(), m.listen_address)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot serve metrics on {} (metrics.listen_address in {}; remove the metrics section to turn them off)",
+                        m.listen_address,
+                        ctx.path.display()
+                    )
+                });
+            match server {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    node.shutdown().await;
+                    return Err(e);
+                }
+            }
+        }
+        None => None,
+    };
+    banner(&ctx, &node, &forwards, metrics.as_ref());
 
     let started = Instant::now();
     let (main_tx, mut main_rx) = mpsc::channel::<Main>(8);
@@ -240,6 +261,9 @@ pub(crate) async fn run(global: &Global) -> Result<ExitCode> {
     };
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     tracing::info!("stopping");
+    if let Some(m) = &metrics {
+        m.stop();
+    }
     node.shutdown().await;
     Ok(code)
 }
@@ -262,7 +286,7 @@ impl Drop for SocketGuard {
     }
 }
 
-fn banner(ctx: &Ctx, node: &Node, forwards: &Forwards) {
+fn banner(ctx: &Ctx, node: &Node, forwards: &Forwards, metrics: Option<&peerup_net::http::Server>) {
     println!("peerup {} daemon", crate::VERSION);
     println!("Peer ID:  {}", node.peer_id());
     println!("Config:   {}", ctx.path.display());
@@ -281,6 +305,11 @@ fn banner(ctx: &Ctx, node: &Node, forwards: &Forwards) {
     }
     for line in forwards.banner() {
         println!("Forward:  {line}");
+    }
+    if let Some(m) = metrics {
+        let a = m.local_addr();
+        println!("Metrics:  http://{a}/metrics  and  http://{a}/healthz");
+        tracing::info!(address = %a, "serving /metrics and /healthz");
     }
     let (_, warnings) = peerup_core::authz::Policy::new(
         ctx.config.security.enable_connection_gating,

@@ -44,6 +44,9 @@
 //!     enabled: true           # optional, default true
 //! names:
 //!   laptop: 12D3KooW...
+//! metrics:                    # optional; absent: no metrics endpoint
+//!   listen_address: 127.0.0.1:9091  # serves /metrics and /healthz
+//!   allow_remote: false       # true to allow a non-loopback address
 //! ```
 //!
 //! Keys are validated where they are read, so a bad value is reported at
@@ -100,6 +103,38 @@ pub struct Config {
     pub forwards: BTreeMap<DnsLabel, Forward>,
     /// `names:`: friendly names of peers.
     pub names: Names,
+    /// `metrics:`: the daemon's `/metrics` and `/healthz` endpoint;
+    /// `None` (absent or `null`) turns it off.
+    pub metrics: Option<Metrics>,
+}
+
+/// The default `metrics.listen_address`.
+pub const DEFAULT_METRICS_ADDRESS: SocketAddr =
+    SocketAddr::new(core::net::IpAddr::V4(core::net::Ipv4Addr::LOCALHOST), 9091);
+
+/// `metrics:`: where the daemon serves `/metrics` (OpenMetrics) and
+/// `/healthz` (docs/METRICS.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// `listen_address`: an IP and port; default `127.0.0.1:9091`. Not a
+    /// loopback address only with `allow_remote: true`: the metrics name
+    /// relays' peer IDs and the services.
+    #[serde(deserialize_with = "de::text")]
+    pub listen_address: SocketAddr,
+    /// `allow_remote`: allow a `listen_address` that is not loopback;
+    /// default false.
+    pub allow_remote: bool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            listen_address: DEFAULT_METRICS_ADDRESS,
+            allow_remote: false,
+        }
+    }
 }
 
 /// `identity:`.
@@ -594,6 +629,8 @@ struct RawConfig {
     forwards: BTreeMap<DnsLabel, Forward>,
     #[serde(deserialize_with = "names")]
     names: Names,
+    #[serde(deserialize_with = "de::optional")]
+    metrics: Option<Metrics>,
 }
 
 impl Config {
@@ -606,8 +643,9 @@ impl Config {
     /// [`ConfigError`] naming the file, the field, the line and the reason:
     /// an empty file, bad YAML, a version other than 1, a bad or repeated
     /// field, an `allowed_peers` or forward `peer` name missing from
-    /// `names`, more than [`MAX_FORWARDS`] forwards, or two forwards on one
-    /// local address.
+    /// `names`, more than [`MAX_FORWARDS`] forwards, two forwards on one
+    /// local address, or a `metrics.listen_address` that is not loopback
+    /// without `metrics.allow_remote: true`.
     pub fn parse(file: &Path, text: &str) -> Result<(Config, Vec<Warning>), ConfigError> {
         let (raw, mut warnings) = diag::parse_document::<RawConfig>(file, text)?;
         let config = Config {
@@ -620,9 +658,11 @@ impl Config {
             services: raw.services,
             forwards: raw.forwards,
             names: raw.names,
+            metrics: raw.metrics,
         };
         config.check_names(file, text)?;
         config.check_forwards(file, text)?;
+        config.check_metrics(file, text)?;
         config.advise(file, text, &mut warnings);
         Ok((config, warnings))
     }
@@ -697,6 +737,28 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Metrics name relays' peer IDs and the services: served on a
+    /// loopback address unless `allow_remote` says otherwise.
+    fn check_metrics(&self, file: &Path, text: &str) -> Result<(), ConfigError> {
+        match &self.metrics {
+            Some(m) if !m.allow_remote && !m.listen_address.ip().is_loopback() => {
+                let path = FieldPath::keys(&["metrics", "listen_address"]);
+                Err(ConfigError::Invalid {
+                    file: file.to_owned(),
+                    location: diag::locate(text, &path),
+                    path,
+                    reason: format!(
+                        "{} is not a loopback address, and the metrics name relays' peer IDs and the services; \
+                         use 127.0.0.1 or [::1] (a scraper elsewhere can reach it through an SSH tunnel), \
+                         or set metrics.allow_remote: true to serve it there",
+                        m.listen_address
+                    ),
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     fn advise(&self, file: &Path, text: &str, warnings: &mut Vec<Warning>) {
@@ -1045,6 +1107,36 @@ impl Config {
             }
         }
         out.blank();
+
+        match &self.metrics {
+            Some(m) => {
+                out.comment(
+                    0,
+                    "/metrics and /healthz of the daemon (see docs/METRICS.md).",
+                );
+                out.line(0, "metrics:");
+                out.field(1, "listen_address", &q(&m.listen_address.to_string()));
+                out.field(1, "allow_remote", emit::boolean(m.allow_remote));
+                out.blank();
+            }
+            None if out.comments() => {
+                out.comment(
+                    0,
+                    "Metrics for Prometheus, off unless set (see docs/METRICS.md); they name relays'",
+                );
+                out.comment(
+                    0,
+                    "peer IDs and the services, so the address is loopback unless allow_remote: true.",
+                );
+                out.comment(0, "metrics:");
+                out.comment(
+                    0,
+                    "  listen_address: \"127.0.0.1:9091\"  # /metrics and /healthz",
+                );
+                out.blank();
+            }
+            None => {}
+        }
 
         out.comment(0, "Friendly names of peers (`peerup join` adds them):");
         if self.names.is_empty() {

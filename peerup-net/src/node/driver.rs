@@ -15,6 +15,7 @@ use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
 use libp2p::core::ConnectedPoint;
 use libp2p::core::transport::ListenerId;
+use libp2p::metrics::Recorder;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
@@ -181,6 +182,7 @@ impl Driver {
                     retry_in,
                 } => {
                     tracing::warn!(relay = %relay, %error, ?retry_in, "no reservation on relay");
+                    self.inner.metrics.set_reserved(&relay, false);
                     self.inner.update(|s| {
                         let r = s.relays.entry(relay).or_default();
                         r.reserved = false;
@@ -189,6 +191,7 @@ impl Driver {
                     self.inner.publish(Event::ReservationLost { relay, error });
                 }
                 Reservation::Reserved { relay, addr } => {
+                    self.inner.metrics.set_reserved(&relay, true);
                     self.inner.update(|s| {
                         let r = s.relays.entry(relay).or_default();
                         r.reserved = true;
@@ -370,6 +373,15 @@ impl Driver {
     }
 
     fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        let libp2p_metrics = &self.inner.metrics.libp2p;
+        libp2p_metrics.record(&event);
+        match &event {
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => libp2p_metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(e)) => libp2p_metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => libp2p_metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => libp2p_metrics.record(e),
+            _ => {}
+        }
         match event {
             SwarmEvent::NewListenAddr {
                 address,
@@ -426,8 +438,12 @@ impl Driver {
             } => {
                 let cause = cause.map(|c| crate::error::chain(&c));
                 tracing::debug!(peer = %peer_id, ?cause, "connection closed");
+                let metrics = &self.inner.metrics;
                 self.inner.update(|s| {
                     if let Some(p) = s.peers.get_mut(&peer_id) {
+                        if let Some(c) = p.connections.iter().find(|c| c.id == connection_id) {
+                            metrics.connections_on(c.path).dec();
+                        }
                         p.connections.retain(|c| c.id != connection_id);
                         if p.connections.is_empty() {
                             s.peers.remove(&peer_id);
@@ -524,6 +540,7 @@ impl Driver {
                         .any(|c| c.path == ConnectionPath::Relayed)
                 })
             });
+        self.inner.metrics.connections_on(path).inc();
         self.inner.update(|s| {
             s.peers.entry(peer).or_default().connections.push(ConnInfo {
                 id,
@@ -591,6 +608,7 @@ impl Driver {
                 if !renewal {
                     tracing::info!(relay = %relay_peer_id, "reservation accepted");
                 }
+                self.inner.metrics.set_reserved(&relay_peer_id, true);
                 self.inner.update(|s| {
                     let r = s.relays.entry(relay_peer_id).or_default();
                     r.reserved = true;
@@ -603,16 +621,28 @@ impl Driver {
                     });
                 }
             }
-            BehaviourEvent::Dcutr(e) => match e.result {
-                Ok(_) => tracing::info!(peer = %e.remote_peer_id, "hole punch succeeded"),
-                Err(err) => {
-                    tracing::debug!(peer = %e.remote_peer_id, error = %err, "hole punch failed");
-                    self.inner.publish(Event::HolePunchFailed {
-                        peer: e.remote_peer_id,
-                        error: crate::error::chain(&err),
-                    });
+            BehaviourEvent::Dcutr(e) => {
+                let result = if e.result.is_ok() {
+                    "success"
+                } else {
+                    "failure"
+                };
+                self.inner
+                    .metrics
+                    .hole_punches
+                    .get_or_create(&crate::metrics::ResultLabel { result })
+                    .inc();
+                match e.result {
+                    Ok(_) => tracing::info!(peer = %e.remote_peer_id, "hole punch succeeded"),
+                    Err(err) => {
+                        tracing::debug!(peer = %e.remote_peer_id, error = %err, "hole punch failed");
+                        self.inner.publish(Event::HolePunchFailed {
+                            peer: e.remote_peer_id,
+                            error: crate::error::chain(&err),
+                        });
+                    }
                 }
-            },
+            }
             BehaviourEvent::Ping(ping::Event {
                 peer,
                 connection,

@@ -420,6 +420,18 @@ impl Node {
     /// # Errors
     /// [`JoinError`] with what to do next.
     pub async fn join(&self, code: &InviteCode, name: Option<Name>) -> Result<Paired, JoinError> {
+        let metrics = &self.inner().metrics;
+        metrics
+            .invite_attempts
+            .get_or_create(&crate::metrics::RoleLabel { role: "joiner" })
+            .inc();
+        let result = self.join_once(code, name).await;
+        metrics.invite("joiner", if result.is_ok() { "paired" } else { "failed" });
+        result
+    }
+
+    /// [`Node::join`], without the metrics.
+    async fn join_once(&self, code: &InviteCode, name: Option<Name>) -> Result<Paired, JoinError> {
         let rt = self.runtime();
         let inviter = code.inviter;
         let circuit = code
@@ -687,6 +699,11 @@ async fn run_inviter(
             }
             inbound = incoming.next() => match inbound {
                 Some(inbound) => {
+                    inner
+                        .metrics
+                        .invite_attempts
+                        .get_or_create(&crate::metrics::RoleLabel { role: "inviter" })
+                        .inc();
                     let id = next;
                     next += 1;
                     match session_random() {
@@ -756,7 +773,19 @@ async fn run_inviter(
         .remove(INVITE_TASK);
     tracing::info!("invite closed");
     drop(incoming);
-    let _ = result.send(outcome.unwrap_or(Err(InviteError::Stopped)));
+    let outcome = outcome.unwrap_or(Err(InviteError::Stopped));
+    inner.metrics.invite(
+        "inviter",
+        match &outcome {
+            Ok(_) => "paired",
+            Err(InviteError::Expired) => "expired",
+            Err(InviteError::Burned) => "burned",
+            Err(InviteError::Cancelled) => "cancelled",
+            Err(InviteError::Stopped) => "stopped",
+            Err(_) => "failed",
+        },
+    );
+    let _ = result.send(outcome);
 }
 
 /// Saves a pairing: `peer` into authorized_keys (comment: its name, else

@@ -308,6 +308,11 @@ pub(crate) struct Inner {
     pub roam: Mutex<roam::RoamState>,
     /// What LAN discovery heard (see [`crate::lan`]).
     pub lan: crate::lan::SharedTable,
+    /// The node's metric families ([`crate::metrics`]), registered in
+    /// `registry`.
+    pub metrics: crate::metrics::NodeMetrics,
+    /// The node's one metrics registry ([`Node::metrics_registry`]).
+    pub registry: prometheus_client::registry::Registry,
 }
 
 impl Inner {
@@ -629,6 +634,13 @@ impl Node {
                 })?;
         }
         let (tx, rx) = mpsc::channel(256);
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = crate::metrics::NodeMetrics::new(&mut registry);
+        if options.reserve {
+            for relay in &options.relays {
+                metrics.set_reserved(&relay.peer_id(), false);
+            }
+        }
         let inner = Arc::new(Inner {
             rt: rt.clone(),
             names: RwLock::new(options.names.clone()),
@@ -652,6 +664,8 @@ impl Node {
             next_id: AtomicU64::new(1),
             roam: Mutex::new(roam::RoamState::default()),
             lan,
+            metrics,
+            registry,
         });
         for w in &warnings {
             // Also published as `Event::Warning`; a daemon shows it loudly,
@@ -686,6 +700,18 @@ impl Node {
     /// (see `node::roam`). Live connections are left alone.
     pub fn network_changed(&self) {
         roam::on_change(&self.inner, "(application notice)", false);
+    }
+
+    /// The node's metrics registry: libp2p's families (`libp2p_*`) and
+    /// peerup's (`peerup_*`), as docs/METRICS.md lists them. Serve it with
+    /// [`crate::http`], or encode it with [`Node::encode_metrics`].
+    pub fn metrics_registry(&self) -> &prometheus_client::registry::Registry {
+        &self.inner.registry
+    }
+
+    /// The node's metrics as OpenMetrics text (ending in `# EOF`).
+    pub fn encode_metrics(&self) -> String {
+        crate::http::encode(&self.inner.registry)
     }
 
     /// This node's peer ID.
@@ -1166,6 +1192,12 @@ impl Node {
     pub fn is_authorized(&self, peer: &PeerId) -> bool {
         self.inner.policy().status(peer, self.inner.wall_clock())
             == peerup_core::authorized_keys::Status::Authorized
+    }
+
+    /// Whether the node runs ([`Node::shutdown`] not called, its event
+    /// loop alive).
+    pub fn is_running(&self) -> bool {
+        !self.inner.commands.is_closed()
     }
 
     /// Stops the node: closes every connection and the event loop, and

@@ -149,7 +149,8 @@ impl Node {
                         inbound.path,
                         inner.wall_clock(),
                     );
-                    if let Decision::Deny(reason) = decision {
+                    if let Decision::Deny(reason) = &decision {
+                        inner.metrics.stream("ping", "", Some(reason));
                         tracing::warn!(peer = %inbound.peer, %reason, "DENIED ping");
                         inner.publish(Event::Denied {
                             peer: inbound.peer,
@@ -157,6 +158,7 @@ impl Node {
                         });
                         continue;
                     }
+                    inner.metrics.stream("ping", "", None);
                     let rt2 = rt.clone();
                     inner.spawn_tracked(
                         None,

@@ -884,6 +884,9 @@ fn serve_stream(
     );
     match decision {
         Decision::Deny(reason) => {
+            inner
+                .metrics
+                .stream("service", service.as_str(), Some(&reason));
             tracing::warn!(%peer, %service, %reason, "DENIED service stream");
             inner.publish(Event::Denied {
                 peer,
@@ -897,6 +900,7 @@ fn serve_stream(
         }
         Decision::Allow | Decision::AllowPairingOnly => {}
     }
+    inner.metrics.stream("service", service.as_str(), None);
     let rt = node.runtime();
     let id = node.next_id();
     let inner2 = inner.clone();
@@ -971,6 +975,15 @@ impl Drop for ProxyGuard {
     }
 }
 
+/// Counts a proxied connection in `peerup_proxies` while it lives.
+struct OpenProxy(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for OpenProxy {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn splice_tracked<R>(
     inner: &Arc<Inner>,
@@ -985,7 +998,10 @@ async fn splice_tracked<R>(
     R: AsyncRead + AsyncWrite + Unpin,
 {
     use futures::FutureExt;
-    let counters = Arc::new(Counters::default());
+    let (sent, received, open) = inner.metrics.proxy(service.as_str(), inbound);
+    let counters = Arc::new(Counters::with_totals(sent, received));
+    open.inc();
+    let _open = OpenProxy(open);
     let (cancel_tx, cancel_rx) = oneshot::channel::<Cut>();
     inner
         .proxy_cancels
