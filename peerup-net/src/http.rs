@@ -165,16 +165,18 @@ pub async fn serve(
             }
             let routes = routes.clone();
             let rt3 = rt2.clone();
-            let busy = busy.clone();
+            // Released however the task ends (a panic included).
+            let slot = Slot(busy.clone());
+            let loopback = local_addr.ip().is_loopback();
             rt2.spawn(Box::pin(async move {
+                let _slot = slot;
                 if rt3
-                    .timeout(DEADLINE, answer(stream, routes))
+                    .timeout(DEADLINE, answer(stream, routes, loopback))
                     .await
                     .is_none()
                 {
                     tracing::debug!("health endpoint: client too slow; closed");
                 }
-                busy.fetch_sub(1, Ordering::AcqRel);
             }));
         }
     };
@@ -184,10 +186,58 @@ pub async fn serve(
     Ok(Server { local_addr, stop })
 }
 
-/// Answers one request on `stream`.
-async fn answer(stream: Box<dyn TcpStream>, routes: Arc<dyn Routes>) {
+/// A connection's place among [`MAX_CLIENTS`], given back on drop.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Whether a `Host` header may reach a server bound to loopback: an IP
+/// address (any port) or `localhost`. A web page the user visits can make
+/// the browser send requests to 127.0.0.1 under its own name (DNS
+/// rebinding); such a request carries that name, and is refused.
+pub fn loopback_host_allowed(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        // [v6] or [v6]:port
+        Some(rest) => {
+            return rest
+                .split(']')
+                .next()
+                .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+        }
+        None => host.rsplit_once(':').map_or(host, |(h, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        }),
+    };
+    name.parse::<std::net::Ipv4Addr>().is_ok() || name.eq_ignore_ascii_case("localhost")
+}
+
+/// Answers one request on `stream`; on a `loopback` server, only for a
+/// `Host` that [`loopback_host_allowed`].
+async fn answer(stream: Box<dyn TcpStream>, routes: Arc<dyn Routes>, loopback: bool) {
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let response = respond(&*routes, req.method(), req.uri().path());
+        let host = req
+            .headers()
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let response = if loopback && !host.is_some_and(loopback_host_allowed) {
+            let mut r = Response::new(Full::new(Bytes::from_static(
+                b"this endpoint answers requests for 127.0.0.1, [::1] or localhost only\n",
+            )));
+            *r.status_mut() = StatusCode::FORBIDDEN;
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            r
+        } else {
+            respond(&*routes, req.method(), req.uri().path())
+        };
         async move { Ok::<_, Infallible>(response) }
     });
     let connection = hyper::server::conn::http1::Builder::new()
@@ -325,6 +375,31 @@ mod tests {
         let post = respond(&Fixed, &Method::POST, "/healthz");
         assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(post.headers()[hyper::header::ALLOW], "GET");
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for ok in [
+            "127.0.0.1",
+            "127.0.0.1:9091",
+            "[::1]",
+            "[::1]:80",
+            "localhost",
+            "LocalHost:1",
+        ] {
+            assert!(loopback_host_allowed(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:9091",
+            "127.0.0.1.nip.io",
+            "localhost.evil",
+            "[evil]",
+            "",
+            "::1",
+        ] {
+            assert!(!loopback_host_allowed(bad), "{bad}");
+        }
     }
 
     #[test]

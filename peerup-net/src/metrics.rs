@@ -397,3 +397,15 @@ mod tests {
         assert_eq!(get("accepted", ""), 1);
     }
 }
+
+/// Whether libp2p-metrics may record this swarm event. Not
+/// `NewExternalAddrCandidate`: libp2p-metrics labels it with the
+/// candidate's protocol stack, and identify makes a candidate of every
+/// `observed_addr` a connected peer pushes, so a peer could add series
+/// (memory that is never freed) without end.
+pub fn record_swarm_event<T>(event: &libp2p::swarm::SwarmEvent<T>) -> bool {
+    !matches!(
+        event,
+        libp2p::swarm::SwarmEvent::NewExternalAddrCandidate { .. }
+    )
+}

@@ -1193,7 +1193,9 @@ impl Driver {
     }
 
     fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
-        self.metrics.record(&event);
+        if peerup_net::metrics::record_swarm_event(&event) {
+            self.metrics.record(&event);
+        }
         match &event {
             SwarmEvent::Behaviour(BehaviourEvent::Relay(e)) => self.metrics.record(e),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.metrics.record(e),

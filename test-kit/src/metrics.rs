@@ -294,23 +294,49 @@ pub async fn metrics_http_errors_and_bounds(rt: Arc<dyn Runtime>) {
     let post = http(
         &rt,
         addr,
-        b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi",
+        b"POST /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\nhi",
     )
     .await;
     let (code, head, _) = parse_response(&post);
     assert_eq!(code, 405, "{post}");
     assert!(head.contains("allow: get"), "{post}");
     assert_eq!(
-        parse_response(&http(&rt, addr, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await).0,
+        parse_response(
+            &http(
+                &rt,
+                addr,
+                b"HEAD /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            )
+            .await
+        )
+        .0,
         405
     );
+    // A name other than localhost (a web page's, rebound to 127.0.0.1) or
+    // no Host at all: refused; IP literals and localhost answered.
+    for host in [
+        "evil.example:9091",
+        "127.0.0.1.evil.example",
+        "localhost.evil.example",
+    ] {
+        let req = format!("GET /metrics HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let answer = http(&rt, addr, req.as_bytes()).await;
+        assert_eq!(parse_response(&answer).0, 403, "{host}: {answer}");
+    }
+    let answer = http(&rt, addr, b"GET /metrics HTTP/1.0\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.0 403 "), "no Host: {answer}");
+    for host in ["127.0.0.1", "127.0.0.1:9091", "[::1]:9091", "LOCALHOST"] {
+        let req = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let answer = http(&rt, addr, req.as_bytes()).await;
+        assert_eq!(parse_response(&answer).0, 200, "{host}: {answer}");
+    }
     // Not HTTP at all: an error answer or a close, never a 200.
     let garbage = http(&rt, addr, b"\x16\x03\x01 hello\r\n\r\n").await;
     assert!(!garbage.contains(" 200 "), "{garbage}");
 
     // 100 KiB of headers, never ended: refused (431) or reset once the
     // 8 KiB head limit is reached, not read to the end.
-    let mut big = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Fill: ".to_vec();
+    let mut big = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Fill: ".to_vec();
     big.extend(std::iter::repeat_n(b'a', 100 * 1024));
     let answer = http(&rt, addr, &big).await;
     let code = parse_response(&answer).0;
@@ -331,7 +357,7 @@ pub async fn metrics_http_errors_and_bounds(rt: Arc<dyn Runtime>) {
     assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
     let first = &mut held[0];
     first
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost:9091\r\n\r\n")
         .await
         .unwrap();
     let mut out = Vec::new();

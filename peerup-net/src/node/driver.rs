@@ -374,7 +374,9 @@ impl Driver {
 
     fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         let libp2p_metrics = &self.inner.metrics.libp2p;
-        libp2p_metrics.record(&event);
+        if crate::metrics::record_swarm_event(&event) {
+            libp2p_metrics.record(&event);
+        }
         match &event {
             SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => libp2p_metrics.record(e),
             SwarmEvent::Behaviour(BehaviourEvent::Dcutr(e)) => libp2p_metrics.record(e),

@@ -141,6 +141,12 @@ impl PathWatch {
                     }
                 }
                 Some(None) | None => {
+                    // A subscriber that fell behind misses events: the
+                    // path itself has the last word.
+                    self.settled = true;
+                    if self.node.path(self.peer) == Some(ConnectionPath::Direct) {
+                        return PathChange::Direct { after: None };
+                    }
                     return PathChange::NoChange { waited: within };
                 }
             }
