@@ -122,6 +122,28 @@ pub(crate) enum Command {
     /// Show the running daemon: addresses, reservations, peers, services, proxies.
     #[command(after_help = "Examples:\n  peerup status\n  peerup status --json")]
     Status(cmd::status::StatusArgs),
+    /// Find out what does not work, and how to fix it: files, daemon,
+    /// relays, NAT, a peer.
+    #[command(
+        long_about = "Checks, one line each (ok / warn / FAIL, and for each one not ok the fix):\n\n  \
+                      config, identity, authorized_keys  the files load, with safe modes and owners (0600, yours)\n  \
+                      relay.addresses                    the configured relay addresses are valid\n  \
+                      daemon                             a daemon answers on the control socket (else peers cannot reach this machine)\n  \
+                      udp.buffers                        net.core.rmem_max / wmem_max are at least the 7.5 MB QUIC asks for\n  \
+                      relay.tcp / relay.quic / relay.ws  each relay address, dialed on its own: connect time, libp2p ping round trip,\n                                     \
+                      and the address the relay sees this machine at\n  \
+                      relay.reservation                  the relay accepts this machine (reservation held; refused: not in its\n                                     \
+                      relay_authorized_keys). With a daemon running, its reservations are reported instead\n  \
+                      nat                                the NAT's mapping: endpoint-independent (hole punching can work) or\n                                     \
+                      endpoint-dependent (\"symmetric\": connections stay relayed), from what two relay addresses\n                                     \
+                      observe of one local socket; one observer is not enough to tell\n  \
+                      gateway.upnp / gateway.natpmp      whether the router offers UPnP IGD or NAT-PMP (not required)\n  \
+                      peer.*                             with <PEER>: is it authorized here, can it be reached within the time,\n                                     \
+                      over which path (RELAYED, DIRECT after a hole punch), and if not, why\n\n\
+                      Exit status: 0 when nothing FAILed, 1 otherwise. The network checks share --timeout (default 15 s).",
+        after_help = "Examples:\n  peerup doctor\n  peerup doctor home\n  peerup doctor home --json | jq '.checks[] | select(.status == \"fail\")'\n  peerup doctor --timeout 30s\n\nSee docs/DOCTOR.md."
+    )]
+    Doctor(cmd::doctor::DoctorArgs),
     /// Print version, git commit and build date.
     Version,
     /// Run a whole network on this machine (relay + two peers on 127.0.0.1) and show it working.
