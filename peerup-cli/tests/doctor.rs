@@ -262,3 +262,69 @@ fn a_file_others_can_read_fails_with_the_chmod_fix() {
     // The one file with a bad mode is the one named.
     assert_eq!(status_of(&doc, "config"), "ok");
 }
+
+/// Kills the child on drop (a failed assertion leaves no daemon behind).
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn with_a_daemon_running_its_reservation_is_reported() {
+    let sb = Sandbox::new("daemon");
+    let us = sb.init();
+    let relay = TestRelay::start(&[us]);
+    sb.use_relay(&relay);
+    let cfg = sb.config();
+    let _daemon = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_peerup"))
+            .args(["--config", cfg.to_str().unwrap(), "daemon"])
+            .current_dir(&sb.root)
+            .env("HOME", sb.root.join("home"))
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Bounded: the daemon reserves on a loopback relay within moments.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let o = sb.peerup(&["status", "--json"]);
+        let reserved = serde_json::from_slice::<Value>(&o.stdout)
+            .map(|s| {
+                s["relays"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|r| r["reserved"] == true)
+            })
+            .unwrap_or(false);
+        if reserved {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not reserve: {}",
+            text(&o)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The daemon holds the identity: the doctor still dials every address,
+    // and reports the daemon's reservation rather than making its own.
+    let (success, doc) = sb.doctor();
+    assert!(success, "doctor failed:\n{doc:#}");
+    assert_eq!(status_of(&doc, "daemon"), "ok");
+    assert_eq!(status_of(&doc, "relay.tcp"), "ok");
+    assert_eq!(status_of(&doc, "relay.quic"), "ok");
+    assert_eq!(status_of(&doc, "relay.reservation"), "ok");
+    for r in doc["relays"].as_array().unwrap() {
+        assert_eq!(r["reservation"]["by"], "daemon", "{r}");
+        assert_eq!(r["reservation"]["held"], true, "{r}");
+    }
+}

@@ -579,6 +579,16 @@ ssh_check
 (($(sshd_connections) == after + 1)) || fail "sshd did not log B's connection (the control)"
 log "B's next ssh was logged by sshd (the count works)"
 doctor_nat endpoint-independent
+# C's doctor says why home cannot be reached, with a fix, and exits 1.
+t=$(now)
+if out=$(pu c doctor "${ID[a]}" --json --timeout 12s 2>"$TOPO/c/doctor.log"); then
+  fail "doctor on C passed: $(jq -c '.peer' <<<"$out")"
+fi
+timing "peerup doctor <home> on C took $(since "$t") s"
+jq -r '.checks[] | select(.id | startswith("peer")) | "  doctor C | \(.status) \(.id): \(.detail)\n  doctor C |   fix: \(.fix)"' <<<"$out"
+jq -e '.peer.reachable == false' <<<"$out" >/dev/null || fail "doctor on C: home reachable: $(jq -c '.peer' <<<"$out")"
+jq -e '[.checks[] | select(.id == "peer.reachable" and .status == "fail" and (.fix | length > 0))] | length == 1' <<<"$out" >/dev/null ||
+  fail "doctor on C: no failed peer.reachable check with a fix"
 topology_down
 fi
 

@@ -26,7 +26,9 @@ use peerup_core::nat::{self, NatBehaviour, Observation};
 use peerup_core::relay_addr::{RelayAddr, TransportKind};
 use peerup_core::{Multiaddr, PeerId};
 use peerup_net::fs::{FsError, LockMode};
-use peerup_net::node::{ConnectError, Event, NodeOptions, Probe, ProbeError, Unreachable};
+use peerup_net::node::{
+    ConnectError, Event, NodeOptions, PingError, Probe, ProbeError, Unreachable,
+};
 use peerup_tokio::Node;
 use serde_json::{Value, json};
 
@@ -735,7 +737,7 @@ async fn reservations(
                             s["circuit_address"].as_str().unwrap_or("-")
                         ),
                     );
-                    outcome = json!({"held": true, "by": "daemon"});
+                    outcome = json!({"held": true, "by": "daemon", "circuit_address": s["circuit_address"], "error": null});
                 }
                 Some(s) => {
                     let err = s["error"].as_str().unwrap_or("connecting").to_owned();
@@ -771,7 +773,7 @@ async fn reservations(
             {
                 Ok(circuit) => {
                     r.ok(id, format!("relay {relay}: reservation accepted: peers reach this machine at {circuit}"));
-                    outcome = json!({"held": true, "by": "doctor", "circuit_address": circuit.to_string()});
+                    outcome = json!({"held": true, "by": "doctor", "circuit_address": circuit.to_string(), "error": null});
                 }
                 Err(e) => {
                     let err = e.to_string();
@@ -879,7 +881,7 @@ async fn peer_check(
         }
     };
     if !node.is_authorized(&peer) {
-        r.add("peer.authorized", Status::Fail, format!("{target} ({peer}) is not in this machine's authorized_keys: its connections are refused here"), Some(format!("peerup auth add {peer} --comment {target}")));
+        r.add("peer.authorized", Status::Fail, format!("{target} ({peer}) is not in this machine's authorized_keys: its connections are refused here"), Some(if target == peer.to_string() { format!("peerup auth add {peer}") } else { format!("peerup auth add {peer} --comment {target}") }));
     } else {
         r.ok(
             "peer.authorized",
@@ -889,7 +891,7 @@ async fn peer_check(
     let pb = (!r.json).then(|| crate::ui::spinner(&format!("Connecting to {target}...")));
     let mut events = node.events();
     let connected = tokio::time::timeout(remaining(deadline), node.connect(peer)).await;
-    let mut out = json!({"target": target, "peer_id": peer.to_string()});
+    let mut out = json!({"target": target, "peer_id": peer.to_string(), "error": null});
     let path = match connected {
         Ok(Ok(path)) => path,
         Ok(Err(e)) => {
@@ -913,9 +915,44 @@ async fn peer_check(
             return out;
         }
     };
-    let mut path_now = path.to_string();
+    // A connection is not yet an answer: a peer's gate lets the
+    // handshake finish and closes the connection at once. Its ping-pong
+    // answer is (WIRE.md §3).
+    let ping = tokio::time::timeout(
+        remaining(deadline).max(Duration::from_secs(2)),
+        node.ping(peer),
+    )
+    .await;
+    let rtt_ms = match ping {
+        Ok(Ok(p)) => Some(ms(p.rtt)),
+        Ok(Err(PingError::Unsupported(_))) => None,
+        refused => {
+            if let Some(pb) = pb {
+                pb.finish_and_clear();
+            }
+            let why = match refused {
+                Ok(Err(e)) => e.to_string(),
+                _ => "no ping-pong answer within the doctor's --timeout".to_owned(),
+            };
+            let us = node.peer_id();
+            let detail = format!(
+                "{target}: a {path} connection opened, then {why}: {target} does not accept this machine"
+            );
+            r.add(
+                "peer.reachable",
+                Status::Fail,
+                detail.clone(),
+                Some(format!("on {target}, authorize this machine: `peerup auth add {us}`, or pair again with `peerup invite` / `peerup join`")),
+            );
+            out["reachable"] = json!(false);
+            out["path"] = json!(path.to_string());
+            out["error"] = json!(detail);
+            return out;
+        }
+    };
+    let mut path_now = node.path(peer).unwrap_or(path).to_string();
     let mut upgraded = false;
-    if path == peerup_core::wire::ConnectionPath::Relayed {
+    if path_now != "DIRECT" {
         if let Some(pb) = &pb {
             pb.set_message(format!("Connected to {target} through a relay; waiting for a direct connection (hole punch)..."));
         }
@@ -935,19 +972,10 @@ async fn peer_check(
             path_now = "DIRECT".into();
         }
     }
-    let rtt = tokio::time::timeout(
-        remaining(deadline).max(Duration::from_millis(500)),
-        node.ping(peer),
-    )
-    .await;
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    let rtt_ms = match &rtt {
-        Ok(Ok(p)) => Some(ms(p.rtt)),
-        _ => None,
-    };
-    let rtt_text = rtt_ms.map_or("no ping-pong answer".to_owned(), |m| {
+    let rtt_text = rtt_ms.map_or("no ping-pong answer (disabled on it)".to_owned(), |m| {
         format!("ping-pong rtt {m:.1} ms")
     });
     if path_now == "DIRECT" {
@@ -1030,6 +1058,18 @@ async fn gateway_checks(limit: Duration) -> Gateway {
                 Ok(ip) => format!("UPnP IGD at {} (external address {ip})", g.addr),
                 Err(_) => format!("UPnP IGD at {}", g.addr),
             }),
+            // A read timeout is the search's "nobody answered".
+            Err(igd_next::SearchError::IoError(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Err(format!(
+                    "no answer to the SSDP search within {} s",
+                    limit.as_secs_f64()
+                ))
+            }
             Err(e) => Err(e.to_string()),
         }
     });
