@@ -125,22 +125,7 @@ pub(crate) enum Command {
     /// Find out what does not work, and how to fix it: files, daemon,
     /// relays, NAT, a peer.
     #[command(
-        long_about = "Checks, one line each (ok / warn / FAIL, and for each one not ok the fix):\n\n  \
-                      config, identity, authorized_keys  the files load, with safe modes and owners (0600, yours)\n  \
-                      relay.addresses                    the configured relay addresses are valid\n  \
-                      daemon                             a daemon answers on the control socket (else peers cannot reach this machine)\n  \
-                      udp.buffers                        net.core.rmem_max / wmem_max are at least the 7.5 MB QUIC asks for\n  \
-                      relay.tcp / relay.quic / relay.ws  each relay address, dialed on its own: connect time, libp2p ping round trip,\n                                     \
-                      and the address the relay sees this machine at\n  \
-                      relay.reservation                  the relay accepts this machine (reservation held; refused: not in its\n                                     \
-                      relay_authorized_keys). With a daemon running, its reservations are reported instead\n  \
-                      nat                                the NAT's mapping: endpoint-independent (hole punching can work) or\n                                     \
-                      endpoint-dependent (\"symmetric\": connections stay relayed), from what two relay addresses\n                                     \
-                      observe of one local socket; one observer is not enough to tell\n  \
-                      gateway.upnp / gateway.natpmp      whether the router offers UPnP IGD or NAT-PMP (not required)\n  \
-                      peer.*                             with <PEER>: is it authorized here, can it be reached within the time,\n                                     \
-                      over which path (RELAYED, DIRECT after a hole punch), and if not, why\n\n\
-                      Exit status: 0 when nothing FAILed, 1 otherwise. The network checks share --timeout (default 15 s).",
+        long_about = "Checks, one line each: ok / warn / FAIL / skip, and the fix for each one not ok.\n\n  config, identity, authorized_keys\n      the files load, with safe modes and owners (0600, yours or root's);\n      an invalid authorized_keys line is named by its number\n  relay.addresses\n      at least one relay address, all valid\n  daemon\n      a daemon answers on the control socket (without one, peers cannot\n      reach this machine)\n  udp.buffers\n      net.core.rmem_max and wmem_max hold the 7.5 MB QUIC asks for\n  relay.tcp, relay.quic, relay.ws, relay.wss\n      each relay address dialed on its own connection: the connect time,\n      the libp2p ping round trip, and the address the relay sees us at\n  relay.reservation\n      the relay accepts this machine (refused: not in its\n      relay_authorized_keys); with a daemon running, the daemon's\n      reservations are reported instead\n  nat\n      the NAT's mapping, from what two relay addresses observe of one\n      local socket: endpoint-independent (hole punching can work) or\n      endpoint-dependent (\"symmetric\": connections stay relayed); one\n      observer is not enough to tell\n  gateway.upnp, gateway.natpmp\n      whether the router offers UPnP IGD or NAT-PMP (not required)\n  peer.authorized, peer.reachable (with <PEER>)\n      is it in authorized_keys; can it be reached, over which path\n      (RELAYED, or DIRECT after a hole punch), and if not, why\n\nExit status: 0 when nothing FAILed, 1 otherwise. The network checks\nshare --timeout (default 15 s). Details: docs/DOCTOR.md.",
         after_help = "Examples:\n  peerup doctor\n  peerup doctor home\n  peerup doctor home --json | jq '.checks[] | select(.status == \"fail\")'\n  peerup doctor --timeout 30s\n\nSee docs/DOCTOR.md."
     )]
     Doctor(cmd::doctor::DoctorArgs),

@@ -519,12 +519,21 @@ async fn network(
     let (options, lock) = match doctor_node_options(path, config) {
         Ok(x) => x,
         Err(e) => {
-            r.add(
-                "node",
-                Status::Fail,
-                format!("cannot start a node: {e:#}"),
-                Some("fix the file named above".into()),
-            );
+            // A file check above has said why (and its fix) already.
+            if r.failed() {
+                r.add(
+                    "network",
+                    Status::Skip,
+                    format!(
+                        "relays, NAT and peer not checked: {}",
+                        split_fix(&format!("{e:#}")).0
+                    ),
+                    Some("fix the files above first".into()),
+                );
+            } else {
+                let (detail, fix) = split_fix(&format!("cannot start a node: {e:#}"));
+                r.add("node", Status::Fail, detail, fix);
+            }
             net.upnp = finish_gateway(r, gateway).await;
             return net;
         }
