@@ -51,6 +51,11 @@ async fn relay_announces_its_listen_addresses() {
     common::scenarios::relay_announces_its_listen_addresses(rt()).await;
 }
 
+#[async_std::test]
+async fn probe_and_reserve_on_one_relay() {
+    common::scenarios::probe_and_reserve_on_one_relay(rt()).await;
+}
+
 /// The scenarios above, in the order of `common/scenarios.rs`.
 const RUN: &[&str] = &[
     "relayed_proxy_64mib_with_half_close",
@@ -62,6 +67,7 @@ const RUN: &[&str] = &[
     "tcp_forwarder",
     "reservation_without_addresses_uses_dialed_address",
     "relay_announces_its_listen_addresses",
+    "probe_and_reserve_on_one_relay",
 ];
 
 /// A scenario added to the shared file fails this until it runs here too.

@@ -89,3 +89,8 @@ async fn bad_websocket_certificates_are_refused() {
 async fn websocket_garbage_is_closed() {
     common::reach::websocket_garbage_is_closed(rt()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_and_reserve_on_one_relay() {
+    common::scenarios::probe_and_reserve_on_one_relay(rt()).await;
+}
