@@ -128,7 +128,7 @@ impl Report {
     }
 }
 
-/// Splits an error text of the form "<what> - fix with: <command>".
+/// Splits an error text of the form `<what> - fix with: <command>`.
 fn split_fix(text: &str) -> (String, Option<String>) {
     match text.split_once(" - fix with: ") {
         Some((d, f)) => (d.to_owned(), Some(f.to_owned())),
