@@ -1,4 +1,5 @@
-//! `peerup doctor` against a real relay on 127.0.0.1 (TCP and QUIC), in
+//! `peerup doctor` against a real relay on 127.0.0.1 (TCP, QUIC and
+//! WebSocket), in
 //! temporary config directories: its JSON document and exit status.
 
 use std::os::unix::fs::PermissionsExt;
@@ -118,7 +119,7 @@ fn status_of(doc: &Value, id: &str) -> String {
     c[0]["status"].as_str().unwrap().to_owned()
 }
 
-/// A relay in the test process on 127.0.0.1, TCP and QUIC.
+/// A relay in the test process on 127.0.0.1: TCP, QUIC and WebSocket.
 struct TestRelay {
     addrs: Vec<String>,
     rt: tokio::runtime::Runtime,
@@ -141,6 +142,7 @@ impl TestRelay {
             o.listen = vec![
                 "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
                 "/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap(),
+                "/ip4/127.0.0.1/tcp/0/ws".parse().unwrap(),
             ];
             o.authorized_keys = doc;
             let runtime: Arc<dyn peerup_net::Runtime> =
@@ -159,11 +161,11 @@ impl Drop for TestRelay {
 }
 
 #[test]
-fn an_authorized_machine_reaches_the_relay_over_tcp_and_quic_and_reserves() {
+fn an_authorized_machine_reaches_the_relay_over_each_transport_and_reserves() {
     let sb = Sandbox::new("ok");
     let us = sb.init();
     let relay = TestRelay::start(&[us]);
-    assert_eq!(relay.addrs.len(), 2, "{:?}", relay.addrs);
+    assert_eq!(relay.addrs.len(), 3, "{:?}", relay.addrs);
     sb.use_relay(&relay);
     let (success, doc) = sb.doctor();
     assert!(success, "doctor failed:\n{doc:#}");
@@ -175,6 +177,7 @@ fn an_authorized_machine_reaches_the_relay_over_tcp_and_quic_and_reserves() {
         "relay.addresses",
         "relay.tcp",
         "relay.quic",
+        "relay.ws",
         "relay.reservation",
     ] {
         assert_eq!(status_of(&doc, id), "ok", "{id}: {doc:#}");
@@ -187,13 +190,13 @@ fn an_authorized_machine_reaches_the_relay_over_tcp_and_quic_and_reserves() {
         }
     }
     let relays = doc["relays"].as_array().unwrap();
-    assert_eq!(relays.len(), 2);
+    assert_eq!(relays.len(), 3);
     let mut transports: Vec<&str> = relays
         .iter()
         .map(|r| r["transport"].as_str().unwrap())
         .collect();
     transports.sort_unstable();
-    assert_eq!(transports, ["quic", "tcp"]);
+    assert_eq!(transports, ["quic", "tcp", "ws"]);
     for r in relays {
         assert_eq!(r["reachable"], true, "{r}");
         assert!(r["connect_ms"].as_f64().is_some(), "{r}");
@@ -207,8 +210,15 @@ fn an_authorized_machine_reaches_the_relay_over_tcp_and_quic_and_reserves() {
         );
         assert_eq!(r["reservation"]["held"], true, "{r}");
     }
-    // On loopback the relay sees our own address: no NAT.
+    // On loopback the relay sees our own address: no NAT. TCP dials are
+    // not compared (their source ports are not known).
     assert_eq!(doc["nat"]["behaviour"], "no-nat", "{:#}", doc["nat"]);
+    assert_eq!(doc["nat"]["udp"]["behaviour"], "no-nat", "{:#}", doc["nat"]);
+    assert_eq!(
+        doc["nat"]["tcp"]["behaviour"], "unknown",
+        "{:#}",
+        doc["nat"]
+    );
 }
 
 #[test]
@@ -220,7 +230,7 @@ fn a_machine_the_relay_does_not_authorize_fails_with_the_fix() {
     let (success, doc) = sb.doctor();
     assert!(!success, "doctor passed:\n{doc:#}");
     assert_eq!(doc["ok"], false);
-    for id in ["relay.tcp", "relay.quic"] {
+    for id in ["relay.tcp", "relay.quic", "relay.ws"] {
         let c = checks(&doc, id)[0];
         assert_eq!(c["status"], "fail", "{c}");
         assert!(
@@ -322,6 +332,7 @@ fn with_a_daemon_running_its_reservation_is_reported() {
     assert_eq!(status_of(&doc, "daemon"), "ok");
     assert_eq!(status_of(&doc, "relay.tcp"), "ok");
     assert_eq!(status_of(&doc, "relay.quic"), "ok");
+    assert_eq!(status_of(&doc, "relay.ws"), "ok");
     assert_eq!(status_of(&doc, "relay.reservation"), "ok");
     for r in doc["relays"].as_array().unwrap() {
         assert_eq!(r["reservation"]["by"], "daemon", "{r}");

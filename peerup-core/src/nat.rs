@@ -27,8 +27,9 @@
 //! UDP is judged apart from TCP (a NAT may treat them differently). The
 //! overall verdict is UDP's when it is known: all QUIC dials share one UDP
 //! socket for sure, while a TCP dial leaves from the listen port only when
-//! the transport reuses it (libp2p's default), which the caller cannot
-//! confirm per connection.
+//! the transport reuses it, which the caller cannot confirm per
+//! connection (`peerup doctor` passes QUIC observations only: on loopback
+//! its TCP dials to two relay ports left from two ports).
 
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
@@ -194,7 +195,8 @@ pub struct NatReport {
 }
 
 /// What would give the missing observations.
-pub const NEEDS_TWO: &str = "needs two observers: a second relay address on the same transport (another relay, or another port of this one: `peerup relay add`), or a connected peer";
+pub const NEEDS_TWO: &str =
+    "needs two observers: two destinations reached from the same local socket";
 
 /// Classifies the observations (see the module doc).
 pub fn classify(observations: &[Observation]) -> NatReport {
