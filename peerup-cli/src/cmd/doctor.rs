@@ -899,13 +899,26 @@ async fn peer_check(
             return json!({"target": target, "reachable": false, "error": e.to_string()});
         }
     };
-    if !node.is_authorized(&peer) {
-        r.add("peer.authorized", Status::Fail, format!("{target} ({peer}) is not in this machine's authorized_keys: its connections are refused here"), Some(if target == peer.to_string() { format!("peerup auth add {peer}") } else { format!("peerup auth add {peer} --comment {target}") }));
+    let label = if target == peer.to_string() {
+        target.to_owned()
     } else {
-        r.ok(
+        format!("{target} ({peer})")
+    };
+    if !node.is_authorized(&peer) {
+        r.add(
             "peer.authorized",
-            format!("{target} ({peer}) is in authorized_keys"),
+            Status::Fail,
+            format!(
+                "{label} is not in this machine's authorized_keys: its connections are refused here"
+            ),
+            Some(if target == peer.to_string() {
+                format!("peerup auth add {peer}")
+            } else {
+                format!("peerup auth add {peer} --comment {target}")
+            }),
         );
+    } else {
+        r.ok("peer.authorized", format!("{label} is in authorized_keys"));
     }
     let pb = (!r.json).then(|| crate::ui::spinner(&format!("Connecting to {target}...")));
     let mut events = node.events();
