@@ -56,6 +56,11 @@ async fn path_watch_sees_the_hole_punch() {
     common::scenarios::path_watch_sees_the_hole_punch(rt()).await;
 }
 
+#[async_std::test]
+async fn probe_and_reserve_on_one_relay() {
+    common::scenarios::probe_and_reserve_on_one_relay(rt()).await;
+}
+
 /// The scenarios above, in the order of `common/scenarios.rs`.
 const RUN: &[&str] = &[
     "relayed_proxy_64mib_with_half_close",
@@ -68,6 +73,7 @@ const RUN: &[&str] = &[
     "reservation_without_addresses_uses_dialed_address",
     "relay_announces_its_listen_addresses",
     "path_watch_sees_the_hole_punch",
+    "probe_and_reserve_on_one_relay",
 ];
 
 /// A scenario added to the shared file fails this until it runs here too.

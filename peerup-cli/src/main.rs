@@ -122,6 +122,13 @@ pub(crate) enum Command {
     /// Show the running daemon: addresses, reservations, peers, services, proxies.
     #[command(after_help = "Examples:\n  peerup status\n  peerup status --json")]
     Status(cmd::status::StatusArgs),
+    /// Find out what does not work, and how to fix it: files, daemon,
+    /// relays, NAT, a peer.
+    #[command(
+        long_about = "Checks, one line each: ok / warn / FAIL / skip, and the fix for each one not ok.\n\n  config, identity, authorized_keys\n      the files load, with safe modes and owners (0600, yours or root's);\n      an invalid authorized_keys line is named by its number\n  relay.addresses\n      at least one relay address, all valid\n  daemon\n      a daemon answers on the control socket (without one, peers cannot\n      reach this machine)\n  udp.buffers\n      net.core.rmem_max and wmem_max hold the 7.5 MB QUIC asks for\n  relay.tcp, relay.quic, relay.ws, relay.wss\n      each relay address dialed on its own connection: the connect time,\n      the libp2p ping round trip, and the address the relay sees us at\n  relay.reservation\n      the relay accepts this machine (refused: not in its\n      relay_authorized_keys); with a daemon running, the daemon's\n      reservations are reported instead\n  nat\n      the NAT's mapping, from what two relay addresses observe of one\n      local socket: endpoint-independent (hole punching can work) or\n      endpoint-dependent (\"symmetric\": connections stay relayed); one\n      observer is not enough to tell\n  gateway.upnp, gateway.natpmp\n      whether the router offers UPnP IGD or NAT-PMP (not required)\n  peer.authorized, peer.reachable (with <PEER>)\n      is it in authorized_keys; can it be reached, over which path\n      (RELAYED, or DIRECT after a hole punch), and if not, why\n\nExit status: 0 when nothing FAILed, 1 otherwise. The network checks\nshare --timeout (default 15 s). Details: docs/DOCTOR.md.",
+        after_help = "Examples:\n  peerup doctor\n  peerup doctor home\n  peerup doctor home --json | jq '.checks[] | select(.status == \"fail\")'\n  peerup doctor --timeout 30s\n\nSee docs/DOCTOR.md."
+    )]
+    Doctor(cmd::doctor::DoctorArgs),
     /// Print version, git commit and build date.
     Version,
     /// Run a whole network on this machine (relay + two peers on 127.0.0.1) and show it working.

@@ -39,6 +39,7 @@
 //! | [`reservation`] | relay reservations: dial, identify, listen, retry with backoff | ARCHITECTURE.md, relay reservations |
 //! | [`lan`] | peers found on the local network (mDNS): bounded records, used only for authorized peers | ARCHITECTURE.md, LAN discovery |
 //! | [`naming`] | friendly names and target resolution | WIRE.md §9 `names` |
+//! | [`nat`] | NAT mapping behaviour from observed addresses (`peerup doctor`) | docs/DOCTOR.md |
 //! | [`time`] | wall-clock and virtual instants as values, back-off | - |
 //!
 //! With the `internal-test-exports` feature (the fuzz crate and this
@@ -64,6 +65,7 @@ pub mod lan;
 #[cfg(any(test, feature = "internal-test-exports"))]
 pub mod models;
 pub mod naming;
+pub mod nat;
 pub mod pairing;
 pub mod proxy;
 pub mod relay_addr;

@@ -94,3 +94,8 @@ async fn websocket_garbage_is_closed() {
 async fn path_watch_sees_the_hole_punch() {
     common::scenarios::path_watch_sees_the_hole_punch(rt()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_and_reserve_on_one_relay() {
+    common::scenarios::probe_and_reserve_on_one_relay(rt()).await;
+}

@@ -606,3 +606,57 @@ pub async fn path_watch_sees_the_hole_punch(rt: Arc<dyn Runtime>) {
     home.shutdown().await;
     relay.shutdown().await;
 }
+
+/// `Node::probe` and `Node::reserve_on` (what `peerup doctor` stands on):
+/// a probe of the relay's address is a connection of its own, reporting
+/// its connect time, libp2p ping's round trip, identify's observed address
+/// (our own, on loopback) and the relay's agent; the relay grants a
+/// reservation asked of it alone; a machine the relay does not authorize
+/// sees its probe closed at once (`ClosedAtOnce`) and gets no
+/// reservation; an address without `/p2p/` is refused before any dial.
+pub async fn probe_and_reserve_on_one_relay(rt: Arc<dyn Runtime>) {
+    use peerup_net::node::ProbeError;
+    let (ak, sk) = (key(), key());
+    let relay = start_relay(&rt, &[ak.public().to_peer_id()]).await;
+    let addr = relay_addr(&relay);
+    let a = Node::start(
+        rt.clone(),
+        node_options(&rt, ak, &relay, &[]).with_reservations(false),
+    )
+    .await
+    .unwrap();
+    let p = a.probe(addr.multiaddr().clone(), LIMIT).await.unwrap();
+    assert!(p.rtt.is_some(), "{p:?}");
+    assert!(p.agent.starts_with("relay"), "{p:?}");
+    let observed = p.observed.clone().unwrap().to_string();
+    assert!(observed.starts_with("/ip4/127.0.0.1/tcp/"), "{observed}");
+    // A second probe is a second connection, not the first one reused.
+    let q = a.probe(addr.multiaddr().clone(), LIMIT).await.unwrap();
+    assert_ne!(p.connection, q.connection);
+    let circuit = a.reserve_on(&addr, LIMIT).await.unwrap();
+    assert!(circuit.to_string().contains("/p2p-circuit"), "{circuit}");
+
+    let stranger = Node::start(
+        rt.clone(),
+        node_options(&rt, sk, &relay, &[]).with_reservations(false),
+    )
+    .await
+    .unwrap();
+    match stranger.probe(addr.multiaddr().clone(), LIMIT).await {
+        Err(ProbeError::ClosedAtOnce { .. }) => {}
+        other => panic!("a stranger's probe: {other:?}"),
+    }
+    assert!(
+        stranger
+            .reserve_on(&addr, Duration::from_secs(10))
+            .await
+            .is_err()
+    );
+    assert!(matches!(
+        stranger.probe(addr.transport(), LIMIT).await,
+        Err(ProbeError::NoPeerId(_))
+    ));
+    stranger.shutdown().await;
+    a.shutdown().await;
+    relay.shutdown().await;
+}

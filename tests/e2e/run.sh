@@ -137,6 +137,7 @@ network:
   listen_addresses:
     - "/ip4/198.51.100.1/tcp/7777"
     - "/ip4/198.51.100.1/udp/7777/quic-v1"
+    - "/ip4/198.51.100.1/udp/7778/quic-v1"
 security:
   authorized_keys_file: "relay_authorized_keys"
   enable_connection_gating: true
@@ -482,6 +483,31 @@ assert_relayed() {
   log "A's connections to B: $conns; $(count_in_log "$TOPO/a/daemon.log" "Attempting to hole-punch") hole punch attempt(s) on A, none succeeded"
 }
 
+# doctor_nat <want>: `peerup doctor home` on host B, which knows the
+# relay also at its QUIC ports 7777 and 7778: two destinations reached
+# from one UDP socket. B's NAT must be classified <want>
+# (endpoint-dependent behind --random-fully, endpoint-independent behind
+# plain MASQUERADE); every relay address answers, home is reached, and
+# nothing FAILs.
+doctor_nat() {
+  local want="$1" out rc=0 t relay_id="${RELAY_ADDR##*/p2p/}" nat
+  pu b relay add "/ip4/198.51.100.1/udp/7777/quic-v1/p2p/$relay_id" >/dev/null
+  pu b relay add "/ip4/198.51.100.1/udp/7778/quic-v1/p2p/$relay_id" >/dev/null
+  t=$(now)
+  out=$(pu b doctor home --json --timeout 12s 2>"$TOPO/b/doctor.log") || rc=$?
+  timing "peerup doctor home on B took $(since "$t") s"
+  jq -r '.checks[] | "  doctor | \(.status) \(.id): \(.detail)"' <<<"$out"
+  nat=$(jq -r '.nat.behaviour' <<<"$out")
+  log "doctor on B: nat $nat: $(jq -r '.nat.detail' <<<"$out")"
+  log "doctor on B: compared $(jq -c '.nat.udp.compared' <<<"$out")"
+  log "doctor on B: home $(jq -c '.peer | {path, upgraded, rtt_ms}' <<<"$out")"
+  [[ "$nat" == "$want" ]] || fail "doctor on B says the NAT is $nat, not $want"
+  ((rc == 0)) || fail "doctor on B exited $rc: $(jq -c '[.checks[] | select(.status == "fail")]' <<<"$out")"
+  jq -e '.relays | length == 3 and all(.reachable)' <<<"$out" >/dev/null ||
+    fail "doctor on B: not every relay address answered: $(jq -c '.relays' <<<"$out")"
+  jq -e '.peer.reachable' <<<"$out" >/dev/null || fail "doctor on B: home unreachable: $(jq -c '.peer' <<<"$out")"
+}
+
 # ------------------------------------------------------------- scenarios
 
 RUN_START=$(now)
@@ -529,6 +555,7 @@ awk -v e="$elapsed" 'BEGIN { exit !(e <= 30) }' ||
   fail "B's proxy did not make a new circuit to home"
 timing "new ssh through the proxy (over a new circuit) succeeded $elapsed s after the relay's start"
 assert_relayed
+doctor_nat endpoint-dependent
 topology_down
 fi
 
@@ -571,6 +598,17 @@ log "sshd logged no connection during C's attempts ($before before, $after after
 ssh_check
 (($(sshd_connections) == after + 1)) || fail "sshd did not log B's connection (the control)"
 log "B's next ssh was logged by sshd (the count works)"
+doctor_nat endpoint-independent
+# C's doctor says why home cannot be reached, with a fix, and exits 1.
+t=$(now)
+if out=$(pu c doctor "${ID[a]}" --json --timeout 12s 2>"$TOPO/c/doctor.log"); then
+  fail "doctor on C passed: $(jq -c '.peer' <<<"$out")"
+fi
+timing "peerup doctor <home> on C took $(since "$t") s"
+jq -r '.checks[] | select(.id | startswith("peer")) | "  doctor C | \(.status) \(.id): \(.detail)\n  doctor C |   fix: \(.fix)"' <<<"$out"
+jq -e '.peer.reachable == false' <<<"$out" >/dev/null || fail "doctor on C: home reachable: $(jq -c '.peer' <<<"$out")"
+jq -e '[.checks[] | select(.id == "peer.reachable" and .status == "fail" and (.fix | length > 0))] | length == 1' <<<"$out" >/dev/null ||
+  fail "doctor on C: no failed peer.reachable check with a fix"
 topology_down
 fi
 

@@ -4,6 +4,7 @@ pub(crate) mod auth;
 pub(crate) mod config;
 pub(crate) mod daemon;
 pub(crate) mod demo;
+pub(crate) mod doctor;
 pub(crate) mod init;
 pub(crate) mod invite;
 pub(crate) mod join;
@@ -49,6 +50,7 @@ pub(crate) fn run(global: &Global, command: Command) -> Result<ExitCode> {
             Command::Config(a) => config::run(global, a).await,
             Command::Status(a) => status::run(global, a).await,
             Command::Demo(a) => demo::run(global, a).await,
+            Command::Doctor(a) => doctor::run(global, a).await,
             Command::Version | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
         }
     })
@@ -200,7 +202,7 @@ async fn start_node(ctx: &Ctx, reserve: bool, mode: LockMode) -> Result<Node, No
 /// ports of the local address the first relay is reached from (found
 /// without sending anything: a connected UDP socket reports it), or of
 /// 127.0.0.1 when there is no relay with an IP address.
-fn one_shot_listen(config: &peerup_core::config::Config) -> Vec<peerup_core::Multiaddr> {
+pub(crate) fn one_shot_listen(config: &peerup_core::config::Config) -> Vec<peerup_core::Multiaddr> {
     use peerup_core::multiaddr::Protocol;
     let relay_ip = config.relay.addresses.iter().find_map(|r| {
         r.multiaddr().iter().find_map(|p| match p {

@@ -65,6 +65,17 @@ pub(crate) enum Command {
     CloseConnection {
         connection: ConnectionId,
     },
+    /// A diagnostic connection to exactly `addr` (`Node::probe`).
+    Probe {
+        peer: PeerId,
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<super::probe::Probe, super::probe::ProbeError>>,
+    },
+    /// Listen on a relay's circuit address (`Node::reserve_on`).
+    Reserve {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<Multiaddr, super::probe::ReserveError>>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -82,6 +93,10 @@ pub(crate) struct Driver {
     finds: HashMap<kad::QueryId, (PeerId, oneshot::Sender<Vec<Multiaddr>>)>,
     /// Callers waiting for a dial someone else started.
     waiting: HashMap<PeerId, Vec<oneshot::Sender<Result<(), DialFailure>>>>,
+    /// Diagnostic connections in flight (`Node::probe`).
+    probes: HashMap<ConnectionId, super::probe::Pending>,
+    /// Reservations asked for by `Node::reserve_on`, by their listener.
+    reserves: HashMap<ListenerId, oneshot::Sender<Result<Multiaddr, super::probe::ReserveError>>>,
 }
 
 impl Driver {
@@ -114,6 +129,8 @@ impl Driver {
             dials: HashMap::new(),
             finds: HashMap::new(),
             waiting: HashMap::new(),
+            probes: HashMap::new(),
+            reserves: HashMap::new(),
         }
     }
 
@@ -368,7 +385,65 @@ impl Driver {
             Command::CloseConnection { connection } => {
                 self.swarm.close_connection(connection);
             }
+            Command::Probe { peer, addr, reply } => {
+                // Probes whose caller gave up: their connections go.
+                let abandoned: Vec<ConnectionId> = self
+                    .probes
+                    .iter()
+                    .filter(|(_, p)| p.reply.is_canceled())
+                    .map(|(c, _)| *c)
+                    .collect();
+                for c in abandoned {
+                    self.probes.remove(&c);
+                    self.swarm.close_connection(c);
+                }
+                let opts = DialOpts::peer_id(peer)
+                    .addresses(vec![addr])
+                    .condition(PeerCondition::Always)
+                    .build();
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.probes.insert(
+                            id,
+                            super::probe::Pending {
+                                started: self.inner.rt.now(),
+                                connect_time: None,
+                                observed: None,
+                                agent: String::new(),
+                                rtt: None,
+                                reply,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(DialFailure::Dial(Arc::new(e)).into()));
+                    }
+                }
+            }
+            Command::Reserve { addr, reply } => match self.swarm.listen_on(addr) {
+                Ok(id) => {
+                    self.reserves.insert(id, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(super::probe::ReserveError::Refused(
+                        crate::error::chain(&e),
+                    )));
+                }
+            },
             Command::Shutdown { .. } => {}
+        }
+    }
+
+    /// Answers a probe once its connection is identified and pinged.
+    fn finish_probe(&mut self, connection: ConnectionId) {
+        if let Some(report) = self
+            .probes
+            .get(&connection)
+            .and_then(|p| p.finished(connection))
+            && let Some(p) = self.probes.remove(&connection)
+        {
+            let _ = p.reply.send(Ok(report));
         }
     }
 
@@ -390,6 +465,9 @@ impl Driver {
                 listener_id,
             } => {
                 tracing::info!(%address, "listening");
+                if let Some(reply) = self.reserves.remove(&listener_id) {
+                    let _ = reply.send(Ok(address.clone()));
+                }
                 // A relay's circuit address: the reservation is made.
                 self.reservations
                     .handle_listen_addr(&listener_id, address.clone());
@@ -413,6 +491,9 @@ impl Driver {
                     Ok(()) => "relay connection closed".to_owned(),
                     Err(e) => crate::error::chain(&e),
                 };
+                if let Some(reply) = self.reserves.remove(&listener_id) {
+                    let _ = reply.send(Err(super::probe::ReserveError::Refused(error.clone())));
+                }
                 let now = self.core_now();
                 self.reservations
                     .handle_listener_closed(now, &listener_id, error);
@@ -428,6 +509,9 @@ impl Driver {
                 num_established,
                 ..
             } => {
+                if let Some(p) = self.probes.get_mut(&connection_id) {
+                    p.connect_time = Some(self.inner.rt.now().saturating_duration_since(p.started));
+                }
                 self.on_established(peer_id, connection_id, &endpoint, num_established.get());
                 self.reservations.handle_connected(&peer_id);
             }
@@ -441,6 +525,13 @@ impl Driver {
                 let cause = cause.map(|c| crate::error::chain(&c));
                 tracing::debug!(peer = %peer_id, ?cause, "connection closed");
                 let metrics = &self.inner.metrics;
+                if let Some(p) = self.probes.remove(&connection_id) {
+                    let _ = p.reply.send(Err(super::probe::ProbeError::ClosedAtOnce {
+                        cause: cause
+                            .clone()
+                            .unwrap_or_else(|| "closed by the other side".to_owned()),
+                    }));
+                }
                 self.inner.update(|s| {
                     if let Some(p) = s.peers.get_mut(&peer_id) {
                         if let Some(c) = p.connections.iter().find(|c| c.id == connection_id) {
@@ -468,6 +559,9 @@ impl Driver {
                 error,
             } => {
                 let msg = DialFailure::Dial(Arc::new(error));
+                if let Some(p) = self.probes.remove(&connection_id) {
+                    let _ = p.reply.send(Err(msg.clone().into()));
+                }
                 if let Some(peer) = peer_id
                     && !self.swarm.is_connected(&peer)
                     && !self.dials.values().any(|(p, _)| *p == peer)
@@ -583,7 +677,16 @@ impl Driver {
 
     fn on_behaviour(&mut self, event: BehaviourEvent) {
         match event {
-            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+            BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                connection_id,
+            }) => {
+                if let Some(p) = self.probes.get_mut(&connection_id) {
+                    p.observed = Some(Some(info.observed_addr.clone()));
+                    p.agent = info.agent_version.clone();
+                    self.finish_probe(connection_id);
+                }
                 let kad_proto = self.inner.kad_protocol.clone();
                 if info.protocols.contains(&kad_proto) {
                     for a in &info.listen_addrs {
@@ -650,12 +753,29 @@ impl Driver {
                 connection,
                 result: Ok(rtt),
             }) => {
+                if let Some(p) = self.probes.get_mut(&connection) {
+                    p.rtt.get_or_insert(Some(rtt));
+                    self.finish_probe(connection);
+                }
                 self.inner.update(|s| {
                     if let Some(p) = s.peers.get_mut(&peer) {
                         p.rtt = Some(rtt);
                         p.rtt_connection = Some(connection);
                     }
                 });
+            }
+            BehaviourEvent::Ping(ping::Event {
+                connection,
+                result: Err(ref error),
+                ..
+            }) if self.probes.contains_key(&connection)
+                && !matches!(error, ping::Failure::Timeout) =>
+            {
+                // A peer without ping: the probe reports no round trip.
+                if let Some(p) = self.probes.get_mut(&connection) {
+                    p.rtt.get_or_insert(None);
+                }
+                self.finish_probe(connection);
             }
             BehaviourEvent::Ping(ping::Event {
                 peer,
