@@ -353,6 +353,18 @@ pub fn deny_reason(reason: &DenyReason) -> &'static str {
     }
 }
 
+/// Whether libp2p-metrics may record this swarm event. Not
+/// `NewExternalAddrCandidate`: libp2p-metrics labels it with the
+/// candidate's protocol stack, and identify makes a candidate of every
+/// `observed_addr` a connected peer pushes, so a peer could add series
+/// (memory that is never freed) without end.
+pub fn record_swarm_event<T>(event: &libp2p::swarm::SwarmEvent<T>) -> bool {
+    !matches!(
+        event,
+        libp2p::swarm::SwarmEvent::NewExternalAddrCandidate { .. }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,16 +408,4 @@ mod tests {
         assert_eq!(get("denied", "not_allowed_for_service"), 1);
         assert_eq!(get("accepted", ""), 1);
     }
-}
-
-/// Whether libp2p-metrics may record this swarm event. Not
-/// `NewExternalAddrCandidate`: libp2p-metrics labels it with the
-/// candidate's protocol stack, and identify makes a candidate of every
-/// `observed_addr` a connected peer pushes, so a peer could add series
-/// (memory that is never freed) without end.
-pub fn record_swarm_event<T>(event: &libp2p::swarm::SwarmEvent<T>) -> bool {
-    !matches!(
-        event,
-        libp2p::swarm::SwarmEvent::NewExternalAddrCandidate { .. }
-    )
 }

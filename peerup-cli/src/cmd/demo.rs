@@ -475,7 +475,6 @@ pub(crate) struct Outcome {
     pub claims: Vec<(Duration, Claim)>,
     /// Every event of both nodes.
     pub log: Vec<Logged>,
-    pub home: PeerId,
     /// The relay's, home's and laptop's peer IDs, and their names.
     pub names: Vec<(PeerId, &'static str)>,
 }
@@ -842,7 +841,6 @@ pub(crate) async fn demo(bytes: u64, quiet: bool, keep: bool) -> Result<Outcome>
     Ok(Outcome {
         claims: say.claims,
         log: log.snapshot(),
-        home: home_id,
         names: vec![
             (relay.peer_id(), "relay"),
             (home_id, "home"),
@@ -984,7 +982,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn report_claims_match_events() {
         let o = demo(2 << 20, true, false).await.expect("the demo runs");
-        let home = o.home;
+        let home = o
+            .names
+            .iter()
+            .find_map(|(id, n)| (*n == "home").then_some(*id))
+            .expect("home is named");
         let conns: Vec<(Duration, ConnectionPath)> = seen(&o, Who::Laptop)
             .filter_map(|l| match l.event {
                 Event::Connected { peer, path, .. } if peer == home => Some((l.at, path)),
