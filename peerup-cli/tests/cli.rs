@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use peerup_core::PeerId;
-use peerup_core::authorized_keys::{Attributes, Document};
-use peerup_relay::{Relay, RelayOptions};
+
+mod common;
+use common::TestRelay;
 
 /// Bound for any single wait; reached only when something is broken.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -179,43 +180,6 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// A relay in the test process (its own tokio runtime thread).
-struct TestRelay {
-    addr: String,
-    rt: tokio::runtime::Runtime,
-    relay: Relay,
-}
-
-impl TestRelay {
-    fn start(authorized: &[PeerId]) -> TestRelay {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut doc = Document::new();
-        for p in authorized {
-            doc.add(*p, Attributes::new(), Some("test")).unwrap();
-        }
-        let relay = rt.block_on(async {
-            let mut o = RelayOptions::new(peerup_net::node::generate_identity().unwrap());
-            o.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-            o.authorized_keys = doc;
-            let runtime: Arc<dyn peerup_net::Runtime> =
-                Arc::new(peerup_tokio::TokioRuntime::current());
-            Relay::start(runtime, o).await.unwrap()
-        });
-        let addr = relay.full_addrs().into_iter().next().unwrap().to_string();
-        TestRelay { addr, rt, relay }
-    }
-}
-
-impl Drop for TestRelay {
-    fn drop(&mut self) {
-        self.rt.block_on(self.relay.shutdown());
     }
 }
 

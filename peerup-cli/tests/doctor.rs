@@ -5,12 +5,19 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
 
 use peerup_core::PeerId;
-use peerup_core::authorized_keys::{Attributes, Document};
-use peerup_relay::{Relay, RelayOptions};
 use serde_json::Value;
+
+mod common;
+use common::TestRelay;
+
+/// The relay's addresses in these tests: TCP, QUIC and WebSocket.
+const DOCTOR_LISTEN: &[&str] = &[
+    "/ip4/127.0.0.1/tcp/0",
+    "/ip4/127.0.0.1/udp/0/quic-v1",
+    "/ip4/127.0.0.1/tcp/0/ws",
+];
 
 const PLACEHOLDER: &str =
     "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL";
@@ -119,52 +126,11 @@ fn status_of(doc: &Value, id: &str) -> String {
     c[0]["status"].as_str().unwrap().to_owned()
 }
 
-/// A relay in the test process on 127.0.0.1: TCP, QUIC and WebSocket.
-struct TestRelay {
-    addrs: Vec<String>,
-    rt: tokio::runtime::Runtime,
-    relay: Relay,
-}
-
-impl TestRelay {
-    fn start(authorized: &[PeerId]) -> TestRelay {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut doc = Document::new();
-        for p in authorized {
-            doc.add(*p, Attributes::new(), Some("test")).unwrap();
-        }
-        let relay = rt.block_on(async {
-            let mut o = RelayOptions::new(peerup_net::node::generate_identity().unwrap());
-            o.listen = vec![
-                "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-                "/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap(),
-                "/ip4/127.0.0.1/tcp/0/ws".parse().unwrap(),
-            ];
-            o.authorized_keys = doc;
-            let runtime: Arc<dyn peerup_net::Runtime> =
-                Arc::new(peerup_tokio::TokioRuntime::current());
-            Relay::start(runtime, o).await.unwrap()
-        });
-        let addrs = relay.full_addrs().iter().map(ToString::to_string).collect();
-        TestRelay { addrs, rt, relay }
-    }
-}
-
-impl Drop for TestRelay {
-    fn drop(&mut self) {
-        self.rt.block_on(self.relay.shutdown());
-    }
-}
-
 #[test]
 fn an_authorized_machine_reaches_the_relay_over_each_transport_and_reserves() {
     let sb = Sandbox::new("ok");
     let us = sb.init();
-    let relay = TestRelay::start(&[us]);
+    let relay = TestRelay::start_on(&[us], DOCTOR_LISTEN);
     assert_eq!(relay.addrs.len(), 3, "{:?}", relay.addrs);
     sb.use_relay(&relay);
     let (success, doc) = sb.doctor();
@@ -225,7 +191,7 @@ fn an_authorized_machine_reaches_the_relay_over_each_transport_and_reserves() {
 fn a_machine_the_relay_does_not_authorize_fails_with_the_fix() {
     let sb = Sandbox::new("unauthorized");
     let us = sb.init();
-    let relay = TestRelay::start(&[]);
+    let relay = TestRelay::start_on(&[], DOCTOR_LISTEN);
     sb.use_relay(&relay);
     let (success, doc) = sb.doctor();
     assert!(!success, "doctor passed:\n{doc:#}");
@@ -287,7 +253,7 @@ impl Drop for Daemon {
 fn with_a_daemon_running_its_reservation_is_reported() {
     let sb = Sandbox::new("daemon");
     let us = sb.init();
-    let relay = TestRelay::start(&[us]);
+    let relay = TestRelay::start_on(&[us], DOCTOR_LISTEN);
     sb.use_relay(&relay);
     let cfg = sb.config();
     let _daemon = Daemon(
