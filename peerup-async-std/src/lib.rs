@@ -1,7 +1,8 @@
 //! # peerup-async-std
 //!
-//! peerup embedded in async-std applications, with no tokio anywhere in
-//! the dependency tree. [`AsyncStdRuntime`] implements `peerup-net`'s
+//! peerup embedded in async-std applications, with no tokio runtime in
+//! the dependency tree (hyper, the metrics server's HTTP, brings tokio's
+//! `sync` channels only). [`AsyncStdRuntime`] implements `peerup-net`'s
 //! runtime trait with async-std tasks and async-io timers and sockets;
 //! [`Node`] is the async-std API over `peerup-net`'s node, the same as
 //! `peerup-tokio`'s.
