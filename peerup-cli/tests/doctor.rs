@@ -239,6 +239,27 @@ fn a_file_others_can_read_fails_with_the_chmod_fix() {
     assert_eq!(status_of(&doc, "config"), "ok");
 }
 
+/// The doctor writes nothing: a missing identity key is said, with
+/// `peerup init` to run, the network checks are skipped, and no key is
+/// made behind the user's back (a daemon started later would take it,
+/// and every peer would have to authorize it again).
+#[test]
+fn a_missing_identity_is_said_and_not_created() {
+    let sb = Sandbox::new("nokey");
+    sb.init();
+    let key = sb.root.join("node").join("identity.key");
+    std::fs::remove_file(&key).unwrap();
+    let (_, doc) = sb.doctor();
+    let c = checks(&doc, "identity")[0];
+    assert_ne!(c["status"], "ok", "{c}");
+    assert!(
+        c["fix"].as_str().unwrap_or("").contains("peerup init"),
+        "{c}"
+    );
+    assert_eq!(status_of(&doc, "network"), "skip", "{doc}");
+    assert!(!key.exists(), "the doctor created {}", key.display());
+}
+
 /// Kills the child on drop (a failed assertion leaves no daemon behind).
 struct Daemon(std::process::Child);
 

@@ -87,13 +87,18 @@ impl Observation {
         let (t, destination) = socket_of(destination)?;
         let (tl, local) = socket_of(local)?;
         let (to, observed) = socket_of(observed)?;
-        (t == tl && t == to).then(|| Observation {
-            observer: observer.into(),
-            transport: t,
-            destination,
-            local,
-            observed,
-        })
+        // One address family: a dial to the other family's address does
+        // not leave from this local socket.
+        let family = destination.is_ipv4();
+        (t == tl && t == to && local.is_ipv4() == family && observed.is_ipv4() == family).then(
+            || Observation {
+                observer: observer.into(),
+                transport: t,
+                destination,
+                local,
+                observed,
+            },
+        )
     }
 }
 
@@ -242,18 +247,30 @@ fn verdict(transport: Transport, all: &[Observation]) -> Verdict {
         };
     };
     let group: Vec<&Observation> = mine.into_iter().filter(|o| o.local == local).collect();
-    let compared = group
-        .iter()
-        .map(|o| (o.observer.clone(), o.destination, o.observed))
-        .collect();
     let same_as_local = |o: &&Observation| {
         o.observed.port() == o.local.port()
             && (o.observed.ip() == o.local.ip() || o.local.ip().is_unspecified())
             && !o.observed.ip().is_unspecified()
     };
-    let behaviour = if group.iter().all(same_as_local)
-        && group.iter().all(|o| o.observed == group[0].observed)
-    {
+    // A destination that sees our own socket reached us without a NAT (a
+    // relay on the LAN): it says nothing of the NAT the others crossed.
+    let natted: Vec<&Observation> = group
+        .iter()
+        .copied()
+        .filter(|o| !same_as_local(o))
+        .collect();
+    let no_nat = natted.is_empty();
+    let group = if no_nat { group } else { natted };
+    let destinations = if no_nat {
+        destinations
+    } else {
+        distinct_destinations(group.iter())
+    };
+    let compared = group
+        .iter()
+        .map(|o| (o.observer.clone(), o.destination, o.observed))
+        .collect();
+    let behaviour = if no_nat {
         NatBehaviour::NoNat {
             public: group[0].observed,
         }
@@ -501,6 +518,70 @@ mod tests {
             )
             .is_none()
         );
+    }
+
+    /// A dual-stack list: an IPv6 observation never joins an IPv4
+    /// socket's comparison, so no NAT is not called symmetric.
+    #[test]
+    fn families_are_not_mixed() {
+        let v4: Multiaddr = "/ip4/198.51.100.1/udp/7777/quic-v1".parse().unwrap();
+        let v6: Multiaddr = "/ip6/2001:db8::1/udp/7777/quic-v1".parse().unwrap();
+        let local: Multiaddr = "/ip4/0.0.0.0/udp/4000/quic-v1".parse().unwrap();
+        let seen6: Multiaddr = "/ip6/2001:db8::2/udp/5555/quic-v1".parse().unwrap();
+        let seen4: Multiaddr = "/ip4/203.0.113.1/udp/4000/quic-v1".parse().unwrap();
+        assert!(Observation::from_multiaddrs("v6", &v6, &local, &seen6).is_none());
+        let o = Observation::from_multiaddrs("v4", &v4, &local, &seen4).unwrap();
+        assert!(matches!(
+            classify(&[o]).udp.behaviour,
+            NatBehaviour::NoNat { .. }
+        ));
+    }
+
+    /// A relay on the LAN sees our own socket; one on the internet sees
+    /// the NAT's: that is one observation through the NAT, not a
+    /// symmetric NAT.
+    #[test]
+    fn a_lan_observer_is_left_out_of_the_mapping() {
+        let lan = obs_at(
+            "lan",
+            "192.168.1.1:7777",
+            "192.168.1.5:4000",
+            "192.168.1.5:4000",
+        );
+        let net = obs_at(
+            "net",
+            "198.51.100.1:7777",
+            "192.168.1.5:4000",
+            "203.0.113.1:61000",
+        );
+        let r = classify(&[lan, net.clone()]);
+        assert!(
+            matches!(r.udp.behaviour, NatBehaviour::Unknown(_)),
+            "{:?}",
+            r.udp
+        );
+        let net2 = obs_at(
+            "net2",
+            "198.51.100.2:7777",
+            "192.168.1.5:4000",
+            "203.0.113.1:61000",
+        );
+        let r = classify(&[net, net2]);
+        assert!(
+            matches!(r.udp.behaviour, NatBehaviour::EndpointIndependent { .. }),
+            "{:?}",
+            r.udp
+        );
+    }
+
+    fn obs_at(who: &str, dest: &str, local: &str, seen: &str) -> Observation {
+        Observation {
+            observer: who.into(),
+            transport: Transport::Udp,
+            destination: sa(dest),
+            local: sa(local),
+            observed: sa(seen),
+        }
     }
 
     mod prop {

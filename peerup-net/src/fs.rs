@@ -571,6 +571,20 @@ pub enum IdentityError {
     Random(#[from] RandomError),
 }
 
+/// Reads the identity key at `path`; never creates one (for a command
+/// that must write nothing, like `peerup doctor`).
+///
+/// # Errors
+/// [`IdentityError`] for a key that is missing, cannot be read, has loose
+/// permissions, or is not an Ed25519 key file.
+pub fn load_identity(path: &Path) -> Result<Keypair, IdentityError> {
+    let bytes = read_private(path)?;
+    peerup_core::identity::decode(&bytes).map_err(|source| IdentityError::Decode {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 /// Reads the identity key at `path`, creating a new one (mode 0600) if
 /// the file does not exist.
 ///

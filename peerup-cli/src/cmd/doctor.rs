@@ -94,6 +94,24 @@ struct Check {
     fix: Option<String>,
 }
 
+/// `text` with control characters escaped: details quote what relays,
+/// peers and gateways sent (an observed address, a close reason), and a
+/// terminal escape sequence in them could rewrite the report on screen.
+fn printable(text: String) -> String {
+    if !text.chars().any(char::is_control) {
+        return text;
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 #[derive(Default)]
 struct Report {
     checks: Vec<Check>,
@@ -111,8 +129,8 @@ impl Report {
         let c = Check {
             id: id.into(),
             status,
-            detail: detail.into(),
-            fix,
+            detail: printable(detail.into()),
+            fix: fix.map(printable),
         };
         if !self.json {
             println!("{:<4}  {:<22} {}", c.status.text(), c.id, c.detail);
@@ -478,7 +496,9 @@ fn ms(d: Duration) -> f64 {
 /// (nothing else runs with it): then it may test a reservation.
 fn doctor_node_options(path: &Path, config: &Config) -> Result<(NodeOptions, Result<(), String>)> {
     let key = config.key_file_path(path);
-    let keypair = peerup_net::node::load_or_create_identity(&key)?;
+    // Read only: the doctor writes nothing (a missing key is the
+    // identity check's FAIL, with `peerup init` as the fix).
+    let keypair = peerup_net::fs::load_identity(&key)?;
     let lock = peerup_net::fs::lock_identity_as(&key, LockMode::Exclusive);
     let gating = config.security.enable_connection_gating;
     let ak = config.authorized_keys_path(path);
@@ -523,8 +543,10 @@ async fn network(
     let (options, lock) = match doctor_node_options(path, config) {
         Ok(x) => x,
         Err(e) => {
-            // A file check above has said why (and its fix) already.
-            if r.failed() {
+            // A file check above has said why (and its fix) already; a
+            // key not made yet is not made here (the doctor writes
+            // nothing).
+            if r.failed() || !config.key_file_path(path).exists() {
                 r.add(
                     "network",
                     Status::Skip,
@@ -532,7 +554,9 @@ async fn network(
                         "relays, NAT and peer not checked: {}",
                         split_fix(&format!("{e:#}")).0
                     ),
-                    Some("fix the files above first".into()),
+                    Some(
+                        "fix the files above first (`peerup init` makes a missing identity)".into(),
+                    ),
                 );
             } else {
                 let (detail, fix) = split_fix(&format!("cannot start a node: {e:#}"));
@@ -549,7 +573,9 @@ async fn network(
                 "node",
                 Status::Fail,
                 format!("cannot start a node: {}", peerup_net::error::chain(&e)),
-                None,
+                Some(
+                    "the error names what failed; the doctor listens on a free TCP and UDP port, so check that this user may open sockets (ulimit -n, a sandbox)".into(),
+                ),
             );
             net.upnp = finish_gateway(r, gateway).await;
             return net;
@@ -675,10 +701,10 @@ fn probe_failure(addr: &RelayAddr, e: &ProbeError, us: PeerId) -> (String, Strin
     match e {
         ProbeError::ClosedAtOnce { .. } => (
             format!(
-                "{addr}: the relay closed the connection right after the handshake: this machine ({us}) is not in its relay_authorized_keys"
+                "{addr}: the relay closed the connection right after the handshake: most likely this machine ({us}) is not in its relay_authorized_keys (or the relay allows fewer connections per peer than this machine now holds)"
             ),
             format!(
-                "ask the relay's operator to run `peerup-relay authorize {us}`, or join with a relay pairing code: `peerup join <code>`"
+                "ask the relay's operator to run `peerup-relay authorize {us}`, or join with a relay pairing code: `peerup join <code>`; if it is authorized, the operator can raise the relay's connection limit per peer"
             ),
         ),
         ProbeError::Timeout(d) => (
@@ -707,13 +733,16 @@ fn probe_failure(addr: &RelayAddr, e: &ProbeError, us: PeerId) -> (String, Strin
 /// would call any NAT symmetric.
 fn observation(addr: &RelayAddr, p: &Probe, local: &[Multiaddr]) -> Option<Observation> {
     let observed = p.observed.as_ref()?;
-    let (transport, _) = nat::socket_of(addr.multiaddr())?;
+    let (transport, dest) = nat::socket_of(addr.multiaddr())?;
     if transport != nat::Transport::Udp {
         return None;
     }
+    // The listening socket of the destination's family (a dial to the
+    // other family leaves from another socket).
     let local = local.iter().find(|l| {
         !l.iter().any(|p| matches!(p, Protocol::P2pCircuit))
-            && nat::socket_of(l).is_some_and(|(t, _)| t == transport)
+            && nat::socket_of(l)
+                .is_some_and(|(t, a)| t == transport && a.is_ipv4() == dest.is_ipv4())
     })?;
     Observation::from_multiaddrs(addr.to_string(), addr.multiaddr(), local, observed)
 }
@@ -1197,4 +1226,21 @@ fn natpmp(gateway: Option<Ipv4Addr>, limit: Duration) -> Result<String, String> 
         "gateway {gw}, external address {}",
         Ipv4Addr::new(buf[8], buf[9], buf[10], buf[11])
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a relay or gateway sent cannot drive the terminal: control
+    /// characters come out escaped, the rest as it was.
+    #[test]
+    fn details_are_printable() {
+        assert_eq!(printable("plain ünïcode".into()), "plain ünïcode");
+        assert_eq!(
+            printable("/dns/a\u{1b}[2J\u{1b}[1;1Hok/udp/1".into()),
+            "/dns/a\\u{1b}[2J\\u{1b}[1;1Hok/udp/1"
+        );
+        assert_eq!(printable("a\nb\rc\u{7}".into()), "a\\nb\\rc\\u{7}");
+    }
 }

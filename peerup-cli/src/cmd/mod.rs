@@ -34,7 +34,7 @@ pub(crate) fn run(global: &Global, command: Command) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         match command {
             Command::Init(a) => init::run(global, a).await,
             Command::Daemon => daemon::run(global).await,
@@ -53,7 +53,12 @@ pub(crate) fn run(global: &Global, command: Command) -> Result<ExitCode> {
             Command::Doctor(a) => doctor::run(global, a).await,
             Command::Version | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
         }
-    })
+    });
+    // Dropping the runtime waits for blocking threads without bound (a
+    // UPnP request to a gateway that stalls, in `doctor`): the command's
+    // answer is given, so wait half a second at most.
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    code
 }
 
 fn whoami(global: &Global) -> Result<ExitCode> {
