@@ -490,12 +490,14 @@ assert_relayed() {
 # plain MASQUERADE); every relay address answers, home is reached, and
 # nothing FAILs.
 doctor_nat() {
-  local want="$1" out rc=0 t relay_id="${RELAY_ADDR##*/p2p/}" nat a n
+  local want="$1" out rc=0 t relay_id="${RELAY_ADDR##*/p2p/}" nat a n list
   # (With E2E_RELAY_TRANSPORT=quic, B has the 7777 address already.)
   for a in "/ip4/198.51.100.1/udp/7777/quic-v1/p2p/$relay_id" "/ip4/198.51.100.1/udp/7778/quic-v1/p2p/$relay_id"; do
-    pu b relay list | grep -qxF "$a" || pu b relay add "$a" >/dev/null
+    list=$(pu b relay list)
+    grep -qxF "$a" <<<"$list" || pu b relay add "$a" >/dev/null
   done
-  n=$(pu b relay list | grep -c /p2p/)
+  list=$(pu b relay list)
+  n=$(grep -c /p2p/ <<<"$list")
   t=$(now)
   out=$(pu b doctor home --json --timeout 12s 2>"$TOPO/b/doctor.log") || rc=$?
   timing "peerup doctor home on B took $(since "$t") s"
