@@ -448,7 +448,7 @@ async fn reservation_limits_are_enforced() {
 
 async fn get(rt: &Arc<dyn Runtime>, addr: std::net::SocketAddr, path: &str) -> String {
     let mut s = rt.tcp_connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut out = String::new();
