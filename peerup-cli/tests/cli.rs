@@ -14,7 +14,7 @@ use std::time::Duration;
 use peerup_core::PeerId;
 
 mod common;
-use common::TestRelay;
+use common::{PLACEHOLDER, TestRelay};
 
 /// Bound for any single wait; reached only when something is broken.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -259,15 +259,13 @@ fn add_service(sb: &Sandbox, node: &str, name: &str, addr: SocketAddr) {
 fn the_whole_journey() {
     let sb = Sandbox::new("journey");
     // Keys first (the relay must know them), then the relay.
-    let placeholder =
-        "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL";
-    let home = init(&sb, "home", placeholder);
-    let laptop = init(&sb, "laptop", placeholder);
+    let home = init(&sb, "home", PLACEHOLDER);
+    let laptop = init(&sb, "laptop", PLACEHOLDER);
     let relay = TestRelay::start(&[home, laptop]);
     for node in ["home", "laptop"] {
         let o = sb.peerup(node, &["relay", "add", &relay.addr]);
         assert!(o.status.success(), "{}", out(&o));
-        let o = sb.peerup(node, &["relay", "remove", placeholder]);
+        let o = sb.peerup(node, &["relay", "remove", PLACEHOLDER]);
         assert!(o.status.success(), "{}", out(&o));
         let o = sb.peerup(node, &["relay", "list"]);
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), relay.addr);
@@ -945,22 +943,7 @@ fn join_non_interactive_never_waits_for_input() {
 #[test]
 fn service_changes_apply_to_a_running_daemon() {
     let sb = Sandbox::new("live");
-    let placeholder =
-        "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL";
-    let home = init(&sb, "home", placeholder);
-    let laptop = init(&sb, "laptop", placeholder);
-    let relay = TestRelay::start(&[home, laptop]);
-    for (node, other) in [("home", laptop), ("laptop", home)] {
-        for args in [
-            vec!["relay", "add", relay.addr.as_str()],
-            vec!["relay", "remove", "-f", placeholder],
-        ] {
-            let o = sb.peerup(node, &args);
-            assert!(o.status.success(), "{}", out(&o));
-        }
-        let o = sb.peerup(node, &["auth", "add", &other.to_string()]);
-        assert!(o.status.success(), "{}", out(&o));
-    }
+    let (home, _laptop, _relay) = two_machines(&sb);
     let echo = echo_service();
     let mut daemon = sb.spawn("home", &["daemon"]);
     daemon.wait_line("Services: none");
@@ -1217,6 +1200,32 @@ fn add_name(sb: &Sandbox, node: &str, name: &str, peer: PeerId) {
     .unwrap();
 }
 
+/// Points `node` at `relay` in place of [`PLACEHOLDER`].
+fn use_relay(sb: &Sandbox, node: &str, relay: &TestRelay) {
+    for args in [
+        vec!["relay", "add", relay.addr.as_str()],
+        vec!["relay", "remove", "-f", PLACEHOLDER],
+    ] {
+        let o = sb.peerup(node, &args);
+        assert!(o.status.success(), "{}", out(&o));
+    }
+}
+
+/// Two machines, "home" and "laptop", on one test relay, each in the
+/// other's authorized_keys (added by hand, not paired): their peer IDs
+/// and the relay.
+fn two_machines(sb: &Sandbox) -> (PeerId, PeerId, TestRelay) {
+    let home = init(sb, "home", PLACEHOLDER);
+    let laptop = init(sb, "laptop", PLACEHOLDER);
+    let relay = TestRelay::start(&[home, laptop]);
+    for (node, other) in [("home", laptop), ("laptop", home)] {
+        use_relay(sb, node, &relay);
+        let o = sb.peerup(node, &["auth", "add", &other.to_string()]);
+        assert!(o.status.success(), "{}", out(&o));
+    }
+    (home, laptop, relay)
+}
+
 /// `proxy --persist|--list|--remove` without a daemon: the forward is
 /// written into `forwards:` (comments kept), listed, kept idempotent,
 /// refused on a port another forward takes, removed by port; bad
@@ -1359,22 +1368,7 @@ fn proxy_persist_list_remove_without_a_daemon() {
 #[test]
 fn persistent_forward_survives_daemon_restarts() {
     let sb = Sandbox::new("persist");
-    let placeholder =
-        "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL";
-    let home = init(&sb, "home", placeholder);
-    let laptop = init(&sb, "laptop", placeholder);
-    let relay = TestRelay::start(&[home, laptop]);
-    for (node, other) in [("home", laptop), ("laptop", home)] {
-        for args in [
-            vec!["relay", "add", relay.addr.as_str()],
-            vec!["relay", "remove", "-f", placeholder],
-        ] {
-            let o = sb.peerup(node, &args);
-            assert!(o.status.success(), "{}", out(&o));
-        }
-        let o = sb.peerup(node, &["auth", "add", &other.to_string()]);
-        assert!(o.status.success(), "{}", out(&o));
-    }
+    let (home, _laptop, _relay) = two_machines(&sb);
     add_name(&sb, "laptop", "home", home);
     let echo = echo_service();
     add_service(&sb, "home", "echo", echo);
@@ -1506,17 +1500,9 @@ fn http_get(port: u16, path: &str) -> String {
 #[test]
 fn daemon_serves_metrics_when_configured() {
     let sb = Sandbox::new("metrics");
-    let placeholder =
-        "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL";
-    let home = init(&sb, "home", placeholder);
+    let home = init(&sb, "home", PLACEHOLDER);
     let relay = TestRelay::start(&[home]);
-    for args in [
-        vec!["relay", "add", relay.addr.as_str()],
-        vec!["relay", "remove", "-f", placeholder],
-    ] {
-        let o = sb.peerup("home", &args);
-        assert!(o.status.success(), "{}", out(&o));
-    }
+    use_relay(&sb, "home", &relay);
     let base = std::fs::read_to_string(sb.config("home")).unwrap();
     let with_metrics = |section: &str| {
         std::fs::write(sb.config("home"), format!("{base}metrics:\n{section}")).unwrap();

@@ -10,7 +10,7 @@ use peerup_core::PeerId;
 use serde_json::Value;
 
 mod common;
-use common::TestRelay;
+use common::{PLACEHOLDER, TestRelay};
 
 /// The relay's addresses in these tests: TCP, QUIC and WebSocket.
 const DOCTOR_LISTEN: &[&str] = &[
@@ -18,9 +18,6 @@ const DOCTOR_LISTEN: &[&str] = &[
     "/ip4/127.0.0.1/udp/0/quic-v1",
     "/ip4/127.0.0.1/tcp/0/ws",
 ];
-
-const PLACEHOLDER: &str =
-    "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL";
 
 /// Its own HOME and working directory; removed on drop.
 struct Sandbox {

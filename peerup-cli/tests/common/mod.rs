@@ -6,6 +6,12 @@ use peerup_core::PeerId;
 use peerup_core::authorized_keys::{Attributes, Document};
 use peerup_relay::{Relay, RelayOptions};
 
+/// A relay address that is never dialed: `init` needs one before the test
+/// relay (which must know the machines' keys) exists.
+#[allow(dead_code)] // each test binary uses its part
+pub(crate) const PLACEHOLDER: &str =
+    "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL";
+
 /// A relay in the test process on 127.0.0.1 (its own tokio runtime
 /// thread), authorizing the given peers.
 #[allow(dead_code)] // each test binary uses its part
