@@ -265,14 +265,17 @@ impl Log {
             .clone()
     }
 
-    /// The first logged event `pick` accepts, waiting up to `within`.
-    async fn wait<T>(&self, within: Duration, pick: impl Fn(&Logged) -> Option<T>) -> Option<T> {
+    /// What `pick` finds in the log, waiting up to `within` for it.
+    async fn wait<T>(&self, within: Duration, pick: impl Fn(&[Logged]) -> Option<T>) -> Option<T> {
         let mut seen = self.seen.subscribe();
-        let look = |log: &Log| log.snapshot().iter().find_map(&pick);
         tokio::time::timeout(within, async {
             loop {
-                if let Some(v) = look(self) {
-                    return Some(v);
+                let found = {
+                    let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+                    pick(&events)
+                };
+                if found.is_some() {
+                    return found;
                 }
                 if seen.changed().await.is_err() {
                     return None;
@@ -638,24 +641,14 @@ pub(crate) async fn demo(bytes: u64, quiet: bool, keep: bool) -> Result<Outcome>
     })
     .await?;
     log.record(Who::Home, &home);
-    let circuit = step("home's relay reservation", async {
-        loop {
-            let mut events = home.events();
-            if let Some(a) = home
-                .status()
-                .relays
-                .values()
-                .find_map(|r| r.circuit_addr.clone())
-            {
-                return Ok(a);
-            }
-            tokio::time::timeout(Duration::from_secs(1), events.next())
-                .await
-                .ok();
-        }
-    })
+    step(
+        "home's relay reservation",
+        super::wait_reserved(&home, Duration::from_secs(60)),
+    )
     .await?;
-    say.claim(Claim::Home { circuit });
+    say.claim(Claim::Home {
+        circuit: relay_addr.circuit_to(home_id),
+    });
 
     // Pairing: invite on home, join from laptop, through the relay.
     let paired = step("pairing", async {
@@ -719,9 +712,7 @@ pub(crate) async fn demo(bytes: u64, quiet: bool, keep: bool) -> Result<Outcome>
     let relayed1 = relay_sent().saturating_sub(before);
     let t1_end = start.elapsed();
     match log
-        .wait(EVENT_WAIT, |l| {
-            first_connection(std::slice::from_ref(l), home_id)
-        })
+        .wait(EVENT_WAIT, |all| first_connection(all, home_id))
         .await
     {
         Some((at, path)) => say.claim(Claim::Connected {
@@ -737,11 +728,7 @@ pub(crate) async fn demo(bytes: u64, quiet: bool, keep: bool) -> Result<Outcome>
 
     // The hole punch: laptop's event (DCUtR's direct connection).
     let conn_at = first_connection(&log.snapshot(), home_id).map(|(at, _)| at);
-    let up = log
-        .wait(UPGRADE_WAIT, |l| {
-            upgrade_at(std::slice::from_ref(l), home_id)
-        })
-        .await;
+    let up = log.wait(UPGRADE_WAIT, |all| upgrade_at(all, home_id)).await;
     match (conn_at, up) {
         (Some(c), Some(u)) => {
             let via = laptop
@@ -794,9 +781,7 @@ pub(crate) async fn demo(bytes: u64, quiet: bool, keep: bool) -> Result<Outcome>
         bail!("demo step failed: GET / through the proxy: unexpected page");
     }
     match log
-        .wait(EVENT_WAIT, |l| {
-            proxy_path(std::slice::from_ref(l), Who::Laptop, "web", 0)
-        })
+        .wait(EVENT_WAIT, |all| proxy_path(all, Who::Laptop, "web", 0))
         .await
     {
         Some(path) => say.claim(Claim::Http {
@@ -881,11 +866,10 @@ async fn transfer_claim(
     relay_bytes: u64,
 ) {
     let seen = log
-        .wait(EVENT_WAIT, |_| {
-            let all = log.snapshot();
+        .wait(EVENT_WAIT, |all| {
             Some((
-                proxy_path(&all, Who::Laptop, "echo", n - 1)?,
-                proxy_path(&all, Who::Home, "echo", n - 1)?,
+                proxy_path(all, Who::Laptop, "echo", n - 1)?,
+                proxy_path(all, Who::Home, "echo", n - 1)?,
             ))
         })
         .await;
