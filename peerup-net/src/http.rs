@@ -42,6 +42,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use peerup_core::time::Backoff;
 use prometheus_client::registry::Registry;
 
+use crate::limits::Slot;
 use crate::runtime::{Runtime, TcpStream};
 
 /// Connections served at once; one more is closed at once.
@@ -144,21 +145,14 @@ pub async fn serve(
     let rt2 = rt.clone();
     let accept_loop = async move {
         let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
+        let what = format!("health endpoint {local_addr}");
         while routes.is_serving() {
-            let stream = match rt2.accept(listener.as_mut()).await {
-                Ok((stream, _)) => {
-                    backoff.succeed();
-                    stream
-                }
-                Err(e) => {
-                    let wait = backoff.fail();
-                    tracing::warn!(error = %e, retry_in = ?wait, %local_addr, "health endpoint: accept failed");
-                    rt2.sleep(wait).await;
-                    continue;
-                }
-            };
-            if busy.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
-                busy.fetch_sub(1, Ordering::AcqRel);
+            let (stream, _) = rt2
+                .accept_backing_off(listener.as_mut(), &mut backoff, &what)
+                .await;
+            // (One accept task: nothing takes a slot between the check
+            // and the take.)
+            if busy.load(Ordering::Acquire) >= MAX_CLIENTS {
                 tracing::debug!(%local_addr, "health endpoint: too many clients; closing one");
                 drop(stream);
                 continue;
@@ -166,7 +160,7 @@ pub async fn serve(
             let routes = routes.clone();
             let rt3 = rt2.clone();
             // Released however the task ends (a panic included).
-            let slot = Slot(busy.clone());
+            let slot = Slot::take(&busy);
             let loopback = local_addr.ip().is_loopback();
             rt2.spawn(Box::pin(async move {
                 let _slot = slot;
@@ -184,15 +178,6 @@ pub async fn serve(
         let _ = Abortable::new(accept_loop, registration).await;
     }));
     Ok(Server { local_addr, stop })
-}
-
-/// A connection's place among [`MAX_CLIENTS`], given back on drop.
-struct Slot(Arc<AtomicUsize>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 /// Whether a `Host` header may reach a server bound to loopback: an IP

@@ -385,6 +385,24 @@ pub struct TooManyPending {
 /// Shared counters, cheap to clone.
 pub type SharedLimitStats = Arc<LimitStats>;
 
+/// One of a bounded count's places (a forwarder's connections, an HTTP
+/// server's clients), given back when dropped, however its holder ends.
+pub(crate) struct Slot(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Slot {
+    /// Takes a place in `count`.
+    pub(crate) fn take(count: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Slot(count.clone())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

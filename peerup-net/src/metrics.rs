@@ -1,5 +1,5 @@
-//! A node's metrics: libp2p's own (swarm, identify, relay client, DCUtR,
-//! Kademlia, ping, through `libp2p-metrics`) and peerup's, in one
+//! A node's metrics: libp2p's own (swarm, identify, DCUtR, Kademlia,
+//! ping, through `libp2p-metrics`) and peerup's, in one
 //! `prometheus_client` registry per node (docs/METRICS.md lists them all).
 //!
 //! The driver records every swarm and behaviour event here; the service,
@@ -141,55 +141,47 @@ impl NodeMetrics {
         let libp2p = std::sync::Arc::new(libp2p::metrics::Metrics::new(registry));
         let m = NodeMetrics {
             libp2p,
-            connections: Family::default(),
-            hole_punches: Family::default(),
-            streams: Family::default(),
-            proxy_bytes: Family::default(),
-            proxies: Family::default(),
-            invite_attempts: Family::default(),
-            invites: Family::default(),
-            relay_reserved: Family::default(),
+            connections: register(
+                registry,
+                "peerup_connections",
+                "Open connections to peers, by path (direct or relayed)",
+            ),
+            hole_punches: register(
+                registry,
+                "peerup_hole_punches",
+                "Hole punches (DCUtR) finished, by result",
+            ),
+            streams: register(
+                registry,
+                "peerup_streams",
+                "Inbound streams accepted or denied, by kind, service and deny reason",
+            ),
+            proxy_bytes: register(
+                registry,
+                "peerup_proxy_bytes",
+                "Bytes copied by proxied connections, by service, side and direction",
+            ),
+            proxies: register(
+                registry,
+                "peerup_proxies",
+                "Proxied connections open now, by service and side",
+            ),
+            invite_attempts: register(
+                registry,
+                "peerup_invite_attempts",
+                "Invite handshakes begun (an inviter counts each joiner's stream)",
+            ),
+            invites: register(
+                registry,
+                "peerup_invites",
+                "Invites finished, by role and result",
+            ),
+            relay_reserved: register(
+                registry,
+                "peerup_relay_reserved",
+                "1 while a reservation is held on the relay, else 0 (configured relays)",
+            ),
         };
-        registry.register(
-            "peerup_connections",
-            "Open connections to peers, by path (direct or relayed)",
-            m.connections.clone(),
-        );
-        registry.register(
-            "peerup_hole_punches",
-            "Hole punches (DCUtR) finished, by result",
-            m.hole_punches.clone(),
-        );
-        registry.register(
-            "peerup_streams",
-            "Inbound streams accepted or denied, by kind, service and deny reason",
-            m.streams.clone(),
-        );
-        registry.register(
-            "peerup_proxy_bytes",
-            "Bytes copied by proxied connections, by service, side and direction",
-            m.proxy_bytes.clone(),
-        );
-        registry.register(
-            "peerup_proxies",
-            "Proxied connections open now, by service and side",
-            m.proxies.clone(),
-        );
-        registry.register(
-            "peerup_invite_attempts",
-            "Invite handshakes begun (an inviter counts each joiner's stream)",
-            m.invite_attempts.clone(),
-        );
-        registry.register(
-            "peerup_invites",
-            "Invites finished, by role and result",
-            m.invites.clone(),
-        );
-        registry.register(
-            "peerup_relay_reserved",
-            "1 while a reservation is held on the relay, else 0 (configured relays)",
-            m.relay_reserved.clone(),
-        );
         // Every series that is a fixed set starts at 0, so a dashboard
         // sees it before the first event.
         for path in ["direct", "relayed"] {
@@ -260,6 +252,21 @@ impl NodeMetrics {
         (bytes("sent"), bytes("received"), open)
     }
 
+    /// Counts a hole punch that finished.
+    pub fn hole_punch(&self, succeeded: bool) {
+        let result = if succeeded { "success" } else { "failure" };
+        self.hole_punches
+            .get_or_create(&ResultLabel { result })
+            .inc();
+    }
+
+    /// Counts an invite handshake begun, as `role` (inviter or joiner).
+    pub fn invite_attempt(&self, role: &'static str) {
+        self.invite_attempts
+            .get_or_create(&RoleLabel { role })
+            .inc();
+    }
+
     /// Counts an invite's result.
     pub fn invite(&self, role: &'static str, result: &'static str) {
         self.invites
@@ -277,20 +284,39 @@ impl NodeMetrics {
     }
 }
 
+/// A new metric, registered in `registry` under `name`.
+fn register<M>(registry: &mut Registry, name: &str, help: &str) -> M
+where
+    M: prometheus_client::registry::Metric + Default + Clone,
+{
+    let m = M::default();
+    registry.register(name, help, m.clone());
+    m
+}
+
 /// A node's `/healthz` document: `status` (`ok` while the node runs),
 /// `peer_id`, `listen_addresses`, `connected_peers`, `relays` (configured
 /// and reserved), `reserved_relays`, `services`, `open_proxies`.
 pub fn healthz(node: &crate::Node) -> serde_json::Value {
-    let s = node.status();
+    // Counted under the state's lock: no copy of the whole status.
+    let (listen, peers, reserved, services, proxies) = node.inner().snapshot(|s| {
+        (
+            s.listen_addrs.len(),
+            s.peers.len(),
+            s.relays.values().filter(|r| r.reserved).count(),
+            s.services.len(),
+            s.proxies.len(),
+        )
+    });
     serde_json::json!({
         "status": if node.is_running() { "ok" } else { "stopped" },
         "peer_id": node.peer_id().to_string(),
-        "listen_addresses": s.listen_addrs.len(),
-        "connected_peers": s.peers.len(),
+        "listen_addresses": listen,
+        "connected_peers": peers,
         "relays": node.options().relays.len(),
-        "reserved_relays": s.relays.values().filter(|r| r.reserved).count(),
-        "services": s.services.len(),
-        "open_proxies": s.proxies.len(),
+        "reserved_relays": reserved,
+        "services": services,
+        "open_proxies": proxies,
     })
 }
 

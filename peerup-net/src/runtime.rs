@@ -281,6 +281,31 @@ impl dyn Runtime {
     ) -> io::Result<(Box<dyn TcpStream>, SocketAddr)> {
         futures::future::poll_fn(|cx| listener.poll_accept(cx)).await
     }
+
+    /// Accepts the next TCP connection, waiting out failures: out of file
+    /// descriptors, accept fails at once every time, so each failure
+    /// waits (`backoff`, which a success resets) instead of spinning, with
+    /// a warning naming `what` listens.
+    pub async fn accept_backing_off(
+        &self,
+        listener: &mut dyn TcpListener,
+        backoff: &mut peerup_core::time::Backoff,
+        what: &str,
+    ) -> (Box<dyn TcpStream>, SocketAddr) {
+        loop {
+            match self.accept(listener).await {
+                Ok(accepted) => {
+                    backoff.succeed();
+                    return accepted;
+                }
+                Err(e) => {
+                    let wait = backoff.fail();
+                    tracing::warn!(error = %e, retry_in = ?wait, "{what}: accept failed");
+                    self.sleep(wait).await;
+                }
+            }
+        }
+    }
 }
 
 /// The yamux settings peerup uses.

@@ -199,8 +199,7 @@ where
                     };
                     counter.fetch_add(n as u64, Ordering::Relaxed);
                     if let Some(totals) = &self.counters.totals {
-                        totals[usize::from(matches!(dir, Direction::RemoteToLocal))]
-                            .inc_by(n as u64);
+                        totals[i].inc_by(n as u64);
                     }
                     let _ = self.hc.handle_copied(dir, n as u64);
                     true

@@ -727,16 +727,7 @@ impl Driver {
                 }
             }
             BehaviourEvent::Dcutr(e) => {
-                let result = if e.result.is_ok() {
-                    "success"
-                } else {
-                    "failure"
-                };
-                self.inner
-                    .metrics
-                    .hole_punches
-                    .get_or_create(&crate::metrics::ResultLabel { result })
-                    .inc();
+                self.inner.metrics.hole_punch(e.result.is_ok());
                 match e.result {
                     Ok(_) => tracing::info!(peer = %e.remote_peer_id, "hole punch succeeded"),
                     Err(err) => {

@@ -421,10 +421,7 @@ impl Node {
     /// [`JoinError`] with what to do next.
     pub async fn join(&self, code: &InviteCode, name: Option<Name>) -> Result<Paired, JoinError> {
         let metrics = &self.inner().metrics;
-        metrics
-            .invite_attempts
-            .get_or_create(&crate::metrics::RoleLabel { role: "joiner" })
-            .inc();
+        metrics.invite_attempt("joiner");
         let result = self.join_once(code, name).await;
         metrics.invite("joiner", if result.is_ok() { "paired" } else { "failed" });
         result
@@ -699,11 +696,7 @@ async fn run_inviter(
             }
             inbound = incoming.next() => match inbound {
                 Some(inbound) => {
-                    inner
-                        .metrics
-                        .invite_attempts
-                        .get_or_create(&crate::metrics::RoleLabel { role: "inviter" })
-                        .inc();
+                    inner.metrics.invite_attempt("inviter");
                     let id = next;
                     next += 1;
                     match session_random() {

@@ -124,22 +124,6 @@ pub enum ServiceRuleError {
 /// Connections one forwarded port carries at once; more are refused.
 pub const MAX_FORWARDED: usize = 4096;
 
-/// One of a forwarder's places, given back when dropped.
-struct Slot(Arc<std::sync::atomic::AtomicUsize>);
-
-impl Slot {
-    fn take(count: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::AcqRel);
-        Slot(count.clone())
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// Time to dial the local service.
 pub const LOCAL_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time for one attempt to open a stream to a peer's service.
@@ -795,26 +779,18 @@ impl Node {
                 let mut socket = socket;
                 // Out of descriptors, accept fails at once, every time.
                 let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
+                let what = format!("forward {local_addr}");
                 loop {
-                    let (tcp, from) = match rt.accept(socket.listener.as_mut()).await {
-                        Ok(x) => {
-                            backoff.succeed();
-                            x
-                        }
-                        Err(e) => {
-                            let wait = backoff.fail();
-                            tracing::warn!(error = %e, retry_in = ?wait, "accept failed");
-                            rt.sleep(wait).await;
-                            continue;
-                        }
-                    };
+                    let (tcp, from) = rt
+                        .accept_backing_off(socket.listener.as_mut(), &mut backoff, &what)
+                        .await;
                     if open.load(Ordering::Acquire) >= MAX_FORWARDED {
                         tracing::warn!(%from, limit = MAX_FORWARDED, "too many forwarded connections at once; refusing one");
                         let _ = tcp.set_abort_on_close();
                         continue;
                     }
                     tracing::debug!(%from, %peer, %service, "forwarding a connection");
-                    let slot = Slot::take(&open);
+                    let slot = crate::limits::Slot::take(&open);
                     let node2 = node.clone();
                     let service = service.clone();
                     let id = node.next_id();
@@ -950,6 +926,8 @@ struct ProxyGuard {
     inner: Arc<Inner>,
     id: u64,
     counters: Arc<Counters>,
+    /// Its place in `peerup_proxies`.
+    open: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl Drop for ProxyGuard {
@@ -969,18 +947,10 @@ impl Drop for ProxyGuard {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.id);
+        self.open.dec();
         if idle {
             crate::memory::release_free_memory();
         }
-    }
-}
-
-/// Counts a proxied connection in `peerup_proxies` while it lives.
-struct OpenProxy(prometheus_client::metrics::gauge::Gauge);
-
-impl Drop for OpenProxy {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }
 
@@ -1000,8 +970,6 @@ async fn splice_tracked<R>(
     use futures::FutureExt;
     let (sent, received, open) = inner.metrics.proxy(service.as_str(), inbound);
     let counters = Arc::new(Counters::with_totals(sent, received));
-    open.inc();
-    let _open = OpenProxy(open);
     let (cancel_tx, cancel_rx) = oneshot::channel::<Cut>();
     inner
         .proxy_cancels
@@ -1028,10 +996,12 @@ async fn splice_tracked<R>(
             },
         );
     });
+    open.inc();
     let _guard = ProxyGuard {
         inner: inner.clone(),
         id,
         counters: counters.clone(),
+        open,
     };
     inner.publish(Event::ProxyOpened {
         id,
