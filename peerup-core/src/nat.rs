@@ -32,7 +32,7 @@
 //! its TCP dials to two relay ports left from two ports).
 
 use core::fmt;
-use core::net::{IpAddr, SocketAddr};
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use multiaddr::Protocol;
 
@@ -223,13 +223,6 @@ pub fn classify(observations: &[Observation]) -> NatReport {
 
 fn verdict(transport: Transport, all: &[Observation]) -> Verdict {
     let mine: Vec<&Observation> = all.iter().filter(|o| o.transport == transport).collect();
-    if mine.is_empty() {
-        return Verdict {
-            transport,
-            behaviour: NatBehaviour::Unknown(format!("no {transport} observation")),
-            compared: Vec::new(),
-        };
-    }
     // The local socket with the most distinct destinations (ties: the
     // first seen), so only connections from one socket are compared.
     let mut best: Option<(SocketAddr, usize)> = None;
@@ -239,6 +232,7 @@ fn verdict(transport: Transport, all: &[Observation]) -> Verdict {
             best = Some((o.local, n));
         }
     }
+    // None: no observation of this transport.
     let Some((local, destinations)) = best else {
         return Verdict {
             transport,
@@ -307,6 +301,49 @@ fn distinct_destinations<'a>(it: impl Iterator<Item = &'a &'a Observation>) -> u
         }
     }
     seen.len()
+}
+
+/// The IPv4 default gateway in a Linux route table (`/proc/net/route`'s
+/// text): the first route to `00000000` with a gateway other than
+/// `00000000`. The table prints addresses as the host's integer of the
+/// network-order bytes. Garbage lines are skipped.
+pub fn default_gateway(route_table: &str) -> Option<Ipv4Addr> {
+    route_table.lines().skip(1).find_map(|l| {
+        let mut f = l.split_whitespace().skip(1);
+        if f.next() != Some("00000000") {
+            return None;
+        }
+        let gw = u32::from_str_radix(f.next()?, 16).ok()?;
+        (gw != 0).then(|| Ipv4Addr::from(gw.to_ne_bytes()))
+    })
+}
+
+/// Why a NAT-PMP answer gives no external address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NatPmpError {
+    /// Too short, or not an external address answer (opcode 128).
+    NotAnAnswer {
+        /// Its length.
+        len: usize,
+    },
+    /// The gateway answered with a result code other than 0.
+    Code(u16),
+}
+
+/// The external address in a NAT-PMP answer to an external address
+/// request (RFC 6886 §3.2: version, opcode 128, result code, seconds,
+/// address; 12 bytes).
+///
+/// # Errors
+/// [`NatPmpError`].
+pub fn natpmp_external_address(answer: &[u8]) -> Result<Ipv4Addr, NatPmpError> {
+    match answer {
+        [_, 128, c0, c1, _, _, _, _, a, b, c, d, ..] => match u16::from_be_bytes([*c0, *c1]) {
+            0 => Ok(Ipv4Addr::new(*a, *b, *c, *d)),
+            code => Err(NatPmpError::Code(code)),
+        },
+        _ => Err(NatPmpError::NotAnAnswer { len: answer.len() }),
+    }
 }
 
 #[cfg(test)]
@@ -584,6 +621,64 @@ mod tests {
         }
     }
 
+    /// The route table: the default route's gateway, whatever else the
+    /// table holds; garbage gives none, never a panic.
+    #[test]
+    fn default_gateway_from_the_route_table() {
+        let header = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\n";
+        // As the kernel prints 192.168.1.1 on this host.
+        let gw = format!("{:08X}", u32::from_ne_bytes([192, 168, 1, 1]));
+        let table = format!(
+            "{header}eth0\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\neth0\t00000000\t{gw}\t0003\t0\t0\t0\t00000000\n"
+        );
+        assert_eq!(default_gateway(&table), Some(Ipv4Addr::new(192, 168, 1, 1)));
+        for garbage in [
+            "",
+            header,
+            &format!("{header}eth0\n"),
+            &format!("{header}eth0\t00000000\n"),
+            &format!("{header}eth0\t00000000\tzz\n"),
+            &format!("{header}eth0\t00000000\t00000000\n"),
+            &format!("{header}\u{1b}\t00000000\t1FFFFFFFF\n"),
+        ] {
+            assert_eq!(default_gateway(garbage), None, "{garbage:?}");
+        }
+    }
+
+    /// NAT-PMP answers: the external address from a valid one (extra
+    /// bytes ignored), an error for a short, foreign or failed one.
+    #[test]
+    fn natpmp_answers() {
+        let ok = [0, 128, 0, 0, 0, 0, 0, 9, 203, 0, 113, 7];
+        assert_eq!(
+            natpmp_external_address(&ok),
+            Ok(Ipv4Addr::new(203, 0, 113, 7))
+        );
+        let mut long = ok.to_vec();
+        long.extend([1, 2, 3, 4]);
+        assert_eq!(
+            natpmp_external_address(&long),
+            Ok(Ipv4Addr::new(203, 0, 113, 7))
+        );
+        assert_eq!(
+            natpmp_external_address(&[]),
+            Err(NatPmpError::NotAnAnswer { len: 0 })
+        );
+        assert_eq!(
+            natpmp_external_address(&ok[..11]),
+            Err(NatPmpError::NotAnAnswer { len: 11 })
+        );
+        let mut other = ok;
+        other[1] = 129;
+        assert_eq!(
+            natpmp_external_address(&other),
+            Err(NatPmpError::NotAnAnswer { len: 12 })
+        );
+        let mut failed = ok;
+        failed[3] = 3;
+        assert_eq!(natpmp_external_address(&failed), Err(NatPmpError::Code(3)));
+    }
+
     mod prop {
         use super::*;
         use proptest::prelude::*;
@@ -599,6 +694,14 @@ mod tests {
         }
 
         proptest! {
+            /// Any bytes, any text: an answer or an error, never a panic.
+            #[test]
+            fn gateway_parsers_take_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..64), text in ".{0,200}") {
+                let _ = natpmp_external_address(&bytes);
+                let _ = default_gateway(&text);
+            }
+
+
             /// A verdict of independence or dependence always rests on two
             /// or more destinations from one local socket, and matches
             /// whether their observed addresses agree.

@@ -10,7 +10,7 @@
 //! NAT-PMP on the default gateway, and, for a named peer, a connection
 //! and its path. Everything after the files runs within `--timeout`.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::ExitCode;
@@ -600,19 +600,16 @@ async fn network(
     }
     let local = node.listen_addrs();
     let mut observations = Vec::new();
-    let mut by_relay: BTreeMap<PeerId, (usize, usize)> = BTreeMap::new();
-    for (addr, result) in &probes {
-        let e = by_relay.entry(addr.peer_id()).or_default();
-        e.0 += 1;
-        e.1 += usize::from(result.is_ok());
-    }
+    // The relays reached at one address at least.
+    let reached: BTreeSet<PeerId> = probes
+        .iter()
+        .filter(|(_, result)| result.is_ok())
+        .map(|(addr, _)| addr.peer_id())
+        .collect();
     for (addr, result) in &probes {
         let kind = addr.transport_kind();
         let id = format!("relay.{kind}");
-        let (reachable_at_all, _) = by_relay
-            .get(&addr.peer_id())
-            .map(|(_, ok)| (*ok > 0, ()))
-            .unwrap_or((false, ()));
+        let reachable_at_all = reached.contains(&addr.peer_id());
         match result {
             Ok(p) => {
                 r.ok(id, probe_text(addr, p));
@@ -651,7 +648,7 @@ async fn network(
         config,
         daemon,
         &lock,
-        &by_relay,
+        &reached,
         &mut net.relays,
         deadline,
     )
@@ -754,7 +751,7 @@ async fn reservations(
     config: &Config,
     daemon: Option<&Value>,
     lock: &Result<(), String>,
-    by_relay: &BTreeMap<PeerId, (usize, usize)>,
+    reached: &BTreeSet<PeerId>,
     relays_json: &mut [Value],
     deadline: Instant,
 ) {
@@ -767,7 +764,7 @@ async fn reservations(
         }
         seen.push(relay);
         let id = "relay.reservation";
-        let reachable = by_relay.get(&relay).is_some_and(|(_, ok)| *ok > 0);
+        let reachable = reached.contains(&relay);
         let outcome: Value;
         if let Some(status) = daemon {
             // The daemon holds the identity and its reservations: ask it.
@@ -1186,16 +1183,7 @@ async fn finish_gateway(r: &mut Report, task: tokio::task::JoinHandle<Gateway>) 
 
 /// The IPv4 default gateway from /proc/net/route (Linux).
 fn default_gateway() -> Option<Ipv4Addr> {
-    let table = std::fs::read_to_string("/proc/net/route").ok()?;
-    table.lines().skip(1).find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.get(1) != Some(&"00000000") {
-            return None;
-        }
-        let gw = u32::from_str_radix(f.get(2)?, 16).ok()?;
-        // Little-endian in the table.
-        (gw != 0).then(|| Ipv4Addr::from(gw.swap_bytes()))
-    })
+    nat::default_gateway(&std::fs::read_to_string("/proc/net/route").ok()?)
 }
 
 /// NAT-PMP (RFC 6886): an external address request (version 0, opcode
@@ -1215,17 +1203,15 @@ fn natpmp(gateway: Option<Ipv4Addr>, limit: Duration) -> Result<String, String> 
         ),
         _ => format!("gateway {gw}: {e}"),
     })?;
-    if n < 12 || buf[1] != 128 {
-        return Err(format!("gateway {gw}: not a NAT-PMP answer ({n} bytes)"));
+    match nat::natpmp_external_address(&buf[..n]) {
+        Ok(external) => Ok(format!("gateway {gw}, external address {external}")),
+        Err(nat::NatPmpError::NotAnAnswer { len }) => {
+            Err(format!("gateway {gw}: not a NAT-PMP answer ({len} bytes)"))
+        }
+        Err(nat::NatPmpError::Code(code)) => {
+            Err(format!("gateway {gw} answered with result code {code}"))
+        }
     }
-    let code = u16::from_be_bytes([buf[2], buf[3]]);
-    if code != 0 {
-        return Err(format!("gateway {gw} answered with result code {code}"));
-    }
-    Ok(format!(
-        "gateway {gw}, external address {}",
-        Ipv4Addr::new(buf[8], buf[9], buf[10], buf[11])
-    ))
 }
 
 #[cfg(test)]
