@@ -489,32 +489,26 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
-/// The doctor's node: the config's identity, listening on ephemeral TCP
-/// and QUIC ports (the NAT check compares connections from one socket),
-/// no services, no mDNS, no reservation of its own (the doctor asks for
-/// one explicitly). Holds the identity's exclusive lock when it can
-/// (nothing else runs with it): then it may test a reservation.
+/// The doctor's node: the config's settings (relays, DHT, gating,
+/// authorized_keys, names, ping-pong, limits) with its identity, listening
+/// on ephemeral TCP and QUIC ports (the NAT check compares connections
+/// from one socket), no services, no mDNS, no reservation of its own (the
+/// doctor asks for one explicitly), and no file to write to (an
+/// introduction stays in memory). Holds the identity's exclusive lock
+/// when it can (nothing else runs with it): then it may test a
+/// reservation.
 fn doctor_node_options(path: &Path, config: &Config) -> Result<(NodeOptions, Result<(), String>)> {
     let key = config.key_file_path(path);
     // Read only: the doctor writes nothing (a missing key is the
     // identity check's FAIL, with `peerup init` as the fix).
     let keypair = peerup_net::fs::load_identity(&key)?;
     let lock = peerup_net::fs::lock_identity_as(&key, LockMode::Exclusive);
-    let gating = config.security.enable_connection_gating;
-    let ak = config.authorized_keys_path(path);
-    let (doc, _) = peerup_net::node::load_authorized_keys(&ak, gating)?;
-    let mut o = NodeOptions::new(keypair)
-        .with_relays(config.relay.addresses.clone())
-        .with_reservations(false)
-        .with_authorized_keys(doc, None)
-        .with_gating(gating)
-        .with_names(config.names.clone());
-    o.bootstrap = config.bootstrap_peers();
-    o.kad_protocol = config.kad_protocol();
+    let mut o = NodeOptions::from_config_with(config, path, keypair)?.with_reservations(false);
     o.listen = super::one_shot_listen(config);
-    o.force_private = config.network.force_private_reachability;
-    o.transport.inbound_upgrade_timeout = config.network.handshake_timeout;
     o.mdns = false;
+    o.authorized_keys_path = None;
+    o.config_path = None;
+    o.authorized_keys_fingerprint = None;
     let lock = match lock {
         Ok(l) => {
             o.identity_lock = Some(Arc::new(l));

@@ -311,11 +311,28 @@ impl NodeOptions {
         let key_path = config.key_file_path(config_path);
         let keypair = load_or_create_identity(&key_path)?;
         let lock = fs::lock_identity_as(&key_path, mode)?;
+        let mut o = Self::from_config_with(config, config_path, keypair)?;
+        o.services = services_from_config(config, config_path)?;
+        o.identity_lock = Some(Arc::new(lock));
+        Ok(o)
+    }
+
+    /// What [`NodeOptions::from_config`] makes of the config for
+    /// `keypair`, without the identity (neither loaded, created nor
+    /// locked) and without the services: for a node that settles those
+    /// itself (`peerup doctor`).
+    ///
+    /// # Errors
+    /// [`StartError`] for authorized_keys.
+    pub fn from_config_with(
+        config: &Config,
+        config_path: &FsPath,
+        keypair: Keypair,
+    ) -> Result<Self, StartError> {
         let ak_path = config.authorized_keys_path(config_path);
         let gating = config.security.enable_connection_gating;
         let (doc, fingerprint) = load_authorized_keys(&ak_path, gating)?;
         let names = config.names.clone();
-        let services = services_from_config(config, config_path)?;
         let mut o = NodeOptions::new(keypair);
         o.listen = config.network.listen_addresses.clone();
         o.relays = config.relay.addresses.clone();
@@ -327,7 +344,6 @@ impl NodeOptions {
         o.authorized_keys_path = Some(ak_path);
         o.config_path = Some(config_path.to_owned());
         o.names = names;
-        o.services = services;
         o.ping_pong = config
             .protocols
             .ping_pong
@@ -349,7 +365,6 @@ impl NodeOptions {
         };
         o.transport.inbound_upgrade_timeout = n.handshake_timeout;
         o.authorized_keys_fingerprint = Some(fingerprint);
-        o.identity_lock = Some(Arc::new(lock));
         Ok(o)
     }
 }
