@@ -61,18 +61,20 @@ pub(crate) fn load_path(path: &Path, warn: bool) -> Result<Ctx> {
     })
 }
 
-impl Ctx {
-    /// The config's directory.
-    pub(crate) fn dir(&self) -> PathBuf {
-        match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-            _ => PathBuf::from("."),
-        }
-    }
+/// The control socket of the daemon of the config at `config_path` (in
+/// the config's directory).
+pub(crate) fn control_socket(config_path: &Path) -> PathBuf {
+    let dir = match config_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    dir.join("peerup.sock")
+}
 
+impl Ctx {
     /// The daemon's control socket.
     pub(crate) fn socket(&self) -> PathBuf {
-        self.dir().join("peerup.sock")
+        control_socket(&self.path)
     }
 
     /// The authorized_keys file.

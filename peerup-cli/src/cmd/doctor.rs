@@ -413,11 +413,7 @@ fn buffers(r: &mut Report) {
 
 /// Whether a daemon answers on the control socket; its status document.
 async fn daemon_status(r: &mut Report, path: &Path) -> Option<Value> {
-    let socket = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .join("peerup.sock");
+    let socket = crate::context::control_socket(path);
     let answer = tokio::time::timeout(Duration::from_secs(3), async {
         let mut c = control::connect(&socket, &Request::Status).await?;
         if let Some(c) = c.as_mut() {
