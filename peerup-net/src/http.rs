@@ -145,10 +145,9 @@ pub async fn serve(
     let rt2 = rt.clone();
     let accept_loop = async move {
         let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
-        let what = format!("health endpoint {local_addr}");
         while routes.is_serving() {
             let (stream, _) = rt2
-                .accept_backing_off(listener.as_mut(), &mut backoff, &what)
+                .accept_backing_off(listener.as_mut(), &mut backoff, "health endpoint")
                 .await;
             // (One accept task: nothing takes a slot between the check
             // and the take.)
