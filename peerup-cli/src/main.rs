@@ -41,7 +41,8 @@ pub(crate) const EXIT_RESTART: u8 = 75;
                   peerup join <code> --name laptop\n  peerup service add ssh localhost:22           on the server\n  peerup daemon                                 on the server (exposes services)\n  \
                   peerup proxy home ssh 2222                    on the laptop; then ssh -p 2222 user@localhost\n\n\
                   Config: --config <path>, else ./peerup.yaml, ~/.config/peerup/config.yaml, /etc/peerup/config.yaml.\n\
-                  Logs: RUST_LOG=debug, or -v / -q. Exit codes: 0 ok, 1 failure, 2 usage error."
+                  Logs: RUST_LOG=debug, or -v / -q. Threads: PEERUP_WORKER_THREADS (default 1, the daemon 2).\n\
+                  Exit codes: 0 ok, 1 failure, 2 usage error."
 )]
 pub(crate) struct Cli {
     #[command(flatten)]
@@ -149,6 +150,7 @@ pub(crate) enum Command {
 fn main() -> ExitCode {
     // Before any thread or allocation of note: see peerup_net::memory.
     peerup_net::memory::tune_for_throughput();
+    peerup_net::memory::keep_large_buffers();
     let cli = Cli::parse();
     ui::init_logs(
         cli.global.verbose,

@@ -149,6 +149,13 @@ impl Config {
             client: Arc::new(client),
         })
     }
+
+    /// The rustls configurations, for QUIC: its handshake is this one (the
+    /// same certificate, verifier, ALPN and cipher order), carried in QUIC
+    /// packets instead of a TCP stream.
+    pub fn rustls(&self) -> (Arc<rustls::ClientConfig>, Arc<rustls::ServerConfig>) {
+        (self.client.clone(), self.server.clone())
+    }
 }
 
 impl UpgradeInfo for Config {
@@ -572,6 +579,33 @@ mod tests {
         );
         let (suite, _, _) = handshake(true, false, 7_803);
         assert_eq!(suite.suite(), rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    }
+
+    /// QUIC takes these configurations as they are (peerup-tokio): no
+    /// early data (0-RTT data can be replayed), the libp2p ALPN, TLS 1.3
+    /// only, AES-128-GCM present (QUIC's initial packets need it).
+    #[test]
+    fn the_configurations_quic_gets_allow_no_early_data() {
+        let (client, server) = Config::with_aes(&Keypair::generate_ed25519(), true)
+            .unwrap()
+            .rustls();
+        assert!(!client.enable_early_data);
+        assert_eq!(server.max_early_data_size, 0);
+        assert!(!server.send_half_rtt_data);
+        assert_eq!(client.alpn_protocols, [ALPN.to_vec()]);
+        assert_eq!(server.alpn_protocols, [ALPN.to_vec()]);
+        for provider in [client.crypto_provider(), server.crypto_provider()] {
+            assert_eq!(
+                provider.cipher_suites[0].suite(),
+                rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
+            );
+            assert!(
+                provider
+                    .cipher_suites
+                    .iter()
+                    .all(|s| s.version() == &rustls::version::TLS13)
+            );
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -175,9 +176,19 @@ impl Runtime for TokioRuntime {
             options,
         )?;
         let ip = if options.quic {
-            let mut q = quic::Config::new(keypair);
+            // libp2p's TLS handshake with AES-GCM first where the CPU
+            // has AES (libp2p-tls puts ChaCha20 first; patched
+            // libp2p-quic, see patches/README.md).
+            let (client, server) = peerup_net::tls::Config::new(keypair)
+                .map_err(io::Error::other)?
+                .rustls();
+            let client = quic::QuicClientConfig::try_from(client).map_err(io::Error::other)?;
+            let server = quic::QuicServerConfig::try_from(server).map_err(io::Error::other)?;
+            let mut q =
+                quic::Config::new(keypair).with_tls_configs(Arc::new(client), Arc::new(server));
             q.max_stream_data = options.quic_stream_window;
             q.max_connection_data = options.quic_connection_window;
+            q.max_connection_send_data = Some(options.quic_send_window);
             q.max_idle_timeout =
                 u32::try_from(options.quic_idle_timeout.as_millis()).unwrap_or(u32::MAX);
             q.keep_alive_interval = options.quic_keep_alive;

@@ -132,7 +132,12 @@ impl RelayOptions {
             identity_lock: None,
             limits: Limits::default(),
             kad_protocol: protocol::KAD.to_owned(),
-            transport: TransportOptions::default(),
+            transport: TransportOptions {
+                // quinn's default: what one client's slow reading can
+                // make the relay hold for its QUIC connection.
+                quic_send_window: 10_000_000,
+                ..TransportOptions::default()
+            },
             connection_limits: ConnectionLimits::RELAY,
         }
     }

@@ -28,9 +28,34 @@ use crate::context::Ctx;
 use crate::control;
 use crate::{Command, Global};
 
+/// The runtime's worker threads unless `PEERUP_WORKER_THREADS` says
+/// otherwise. A proxy (and every other client command) takes one: one
+/// proxied connection rides one libp2p connection, whose encryption and
+/// framing are one task, so more workers add cross-thread wake-ups, not
+/// speed (`peerup-bench` on 2 cores: 15-20% less CPU per GiB, direct TCP
+/// +18%, direct QUIC +32%; docs/PERFORMANCE.md). The daemon takes two
+/// where there are two cores: it faces strangers, whose handshakes cost
+/// CPU before the gate closes them, and serves several peers at once.
+fn worker_threads(command: &Command) -> Result<usize> {
+    match std::env::var("PEERUP_WORKER_THREADS") {
+        Err(std::env::VarError::NotPresent) => Ok(match command {
+            Command::Daemon => std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
+            _ => 1,
+        }),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if (1..=256).contains(&n) => Ok(n),
+            _ => Err(anyhow!(
+                "PEERUP_WORKER_THREADS={v:?}: not a number of threads from 1 to 256 (unset it for the default: 1, the daemon 2)"
+            )),
+        },
+        Err(e) => Err(anyhow!("PEERUP_WORKER_THREADS: {e}")),
+    }
+}
+
 /// Runs a command on a tokio runtime.
 pub(crate) fn run(global: &Global, command: Command) -> Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads(&command)?)
         .enable_all()
         .build()
         .context("starting the runtime")?;
