@@ -205,16 +205,36 @@ fn forwarder(to: SocketAddr) -> Result<SocketAddr> {
     Ok(addr)
 }
 
-/// CPU time (user + system) of this process's thread named `name`.
+/// CPU time (user + system) of this process's threads named `name`.
 fn thread_cpu_secs(name: &str) -> Option<f64> {
+    let mut sum = None;
     for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim_end() == name {
-            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
-            return stat_cpu_secs(&stat);
+        if comm.trim_end() == name
+            && let Some(c) = std::fs::read_to_string(task.path().join("stat"))
+                .ok()
+                .and_then(|s| stat_cpu_secs(&s))
+        {
+            *sum.get_or_insert(0.0) += c;
         }
     }
-    None
+    sum
+}
+
+/// Whose CPU time a role is: a process, or threads of this one.
+#[derive(Clone, Copy)]
+enum Cpu {
+    Pid(u32),
+    Threads(&'static str),
+}
+
+impl Cpu {
+    fn secs(self) -> Option<f64> {
+        match self {
+            Cpu::Pid(pid) => cpu_secs(pid),
+            Cpu::Threads(name) => thread_cpu_secs(name),
+        }
+    }
 }
 
 /// User + system time from a `/proc/.../stat` line, in seconds.
@@ -243,28 +263,38 @@ async fn throughput_cpu(
     label: &str,
     addr: SocketAddr,
     secs: u64,
-    roles: &[(&str, u32)],
+    roles: &[(&str, Cpu)],
 ) -> Result<()> {
-    let mut all = vec![("bench sender and sink", std::process::id())];
+    let mut all = vec![("bench sender and sink", Cpu::Pid(std::process::id()))];
     all.extend_from_slice(roles);
     let mut before = Vec::new();
     let (gbps, bytes) = throughput_with(addr, secs, || {
-        before = all.iter().map(|(_, pid)| cpu_secs(*pid)).collect();
+        before = all.iter().map(|(_, c)| c.secs()).collect();
     })
     .await?;
     r.add("throughput", label, gbps, "Gbit/s");
     let gib = bytes as f64 / f64::from(1u32 << 30);
-    let mut total = 0.0;
-    for ((role, pid), b) in all.iter().zip(before) {
-        if let (Some(b), Some(a)) = (b, cpu_secs(*pid)) {
-            total += a - b;
-            r.add(
-                "cpu",
-                &format!("{label}: {role}"),
-                (a - b) / gib,
-                "CPU s/GiB",
-            );
+    let mut used: Vec<(&str, f64)> = Vec::new();
+    for ((role, c), b) in all.iter().zip(before) {
+        if let (Some(b), Some(a)) = (b, c.secs()) {
+            used.push((role, a - b));
         }
+    }
+    // A role made of this process's threads is not the sender's and the
+    // sink's: take it out of this process's figure.
+    let threads: f64 = all
+        .iter()
+        .zip(&used)
+        .filter(|((_, c), _)| matches!(c, Cpu::Threads(_)))
+        .map(|(_, (_, s))| s)
+        .sum();
+    if let Some(own) = used.first_mut() {
+        own.1 -= threads;
+    }
+    let mut total = 0.0;
+    for (role, secs) in used {
+        total += secs;
+        r.add("cpu", &format!("{label}: {role}"), secs / gib, "CPU s/GiB");
     }
     r.add("cpu", &format!("{label}: total"), total / gib, "CPU s/GiB");
     Ok(())
@@ -570,6 +600,107 @@ struct Path3 {
     greet_port: u16,
 }
 
+/// Starts home's daemon (listening on `listen`, exposing `services`) and
+/// waits until it holds its relay reservation.
+async fn start_home(
+    net: &Net,
+    relay: &str,
+    listen: &[&str],
+    services: &[(&str, SocketAddr)],
+    tag: &str,
+) -> Result<Proc> {
+    let exe = sibling("peerup")?;
+    let home_dir = net.dir.join("home");
+    let mut keys = net.laptop_ids.to_vec();
+    keys.push(net.cold_id);
+    write_private(&home_dir.join("authorized_keys"), &keys_doc(&keys)?)?;
+    write_private(
+        &home_dir.join("config.yaml"),
+        &node_config(relay, listen, services, &[]),
+    )?;
+    let home_cfg = home_dir.join("config.yaml");
+    let home = spawn(
+        &exe,
+        &["--config", home_cfg.to_str().unwrap_or(""), "daemon"],
+        &net.dir.join(format!("home-{tag}.log")),
+        "home daemon",
+    )?;
+    // Up, and reachable through the relay.
+    wait_daemon_reserved(&exe, &home_cfg).await?;
+    Ok(home)
+}
+
+/// The name of the relayed laptop's threads ([`relayed_laptop`]).
+const LAPTOP_THREAD: &str = "bench-laptop";
+
+/// The relayed section's laptop: a node in this process, on a runtime of
+/// its own (one worker, as `peerup proxy`; its threads' CPU time is the
+/// laptop's), listening on nothing and without QUIC, forwarding local
+/// ports to home's sink and echo. A `peerup proxy` always listens on
+/// ephemeral ports (its hole punch dials from them), and on one machine
+/// home then reaches it directly: no NAT keeps the path on the relay. This
+/// node cannot be dialed, so its path stays on the relay.
+struct RelayedLaptop {
+    runtime: Option<tokio::runtime::Runtime>,
+    node: peerup_net::Node,
+    _forwards: Vec<peerup_net::node::service::Forwarder>,
+    sink_port: u16,
+    echo_port: u16,
+}
+
+impl Drop for RelayedLaptop {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+async fn relayed_laptop(net: &Net) -> Result<RelayedLaptop> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(LAPTOP_THREAD)
+        .enable_all()
+        .build()
+        .context("starting the laptop's runtime")?;
+    let rt: Arc<dyn peerup_net::Runtime> = {
+        let _in = runtime.enter();
+        Arc::new(peerup_tokio::TokioRuntime::current())
+    };
+    let key = peerup_net::node::load_or_create_identity(&net.dir.join("laptop-sink/identity.key"))?;
+    let relay: peerup_core::relay_addr::RelayAddr = net.relay_addr.parse()?;
+    let mut o = peerup_net::NodeOptions::new(key)
+        .with_listen(vec![])
+        .with_relays(vec![relay])
+        .with_reservations(false)
+        .with_authorized_keys(Document::parse(&keys_doc(&[net.home_id])?), None);
+    o.transport.quic = false;
+    let node = peerup_net::Node::start(rt, o).await?;
+    let mut forwards = Vec::new();
+    let mut ports = Vec::new();
+    for svc in ["sink", "echo"] {
+        let f = node
+            .forward(SocketAddr::from(([127, 0, 0, 1], 0)), net.home_id, svc)
+            .await?;
+        ports.push(f.local_addr().port());
+        forwards.push(f);
+    }
+    // Connected, over the relay.
+    let path = tokio::time::timeout(Duration::from_secs(30), node.connect(net.home_id))
+        .await
+        .context("the laptop did not reach home through the relay within 30 s")??;
+    if path != peerup_core::wire::ConnectionPath::Relayed {
+        bail!("the relayed laptop reached home over {path:?}, not the relay");
+    }
+    Ok(RelayedLaptop {
+        runtime: Some(runtime),
+        node,
+        _forwards: forwards,
+        sink_port: ports[0],
+        echo_port: ports[1],
+    })
+}
+
 /// The laptop's proxies: the service, and whether it answers a byte.
 ///
 /// Each proxy is its own process with its own identity. With one identity
@@ -606,23 +737,7 @@ async fn start_path(
     want_direct: bool,
 ) -> Result<Path3> {
     let exe = sibling("peerup")?;
-    let home_dir = net.dir.join("home");
-    let mut keys = net.laptop_ids.to_vec();
-    keys.push(net.cold_id);
-    write_private(&home_dir.join("authorized_keys"), &keys_doc(&keys)?)?;
-    write_private(
-        &home_dir.join("config.yaml"),
-        &node_config(relay, listen, services, &[]),
-    )?;
-    let home_cfg = home_dir.join("config.yaml");
-    let home = spawn(
-        &exe,
-        &["--config", home_cfg.to_str().unwrap_or(""), "daemon"],
-        &net.dir.join(format!("home-{tag}.log")),
-        "home daemon",
-    )?;
-    // Up, and reachable through the relay.
-    wait_daemon_reserved(&exe, &home_cfg).await?;
+    let home = start_home(net, relay, listen, services, tag).await?;
     let ports = [free_port()?, free_port()?, free_port()?];
     // `peerup proxy` once per service, as a user would; each its own
     // identity (see [`PROXIES`]).
@@ -635,13 +750,9 @@ async fn start_path(
             &cfg,
             &node_config(
                 relay,
-                // Relayed: the laptop listens on nothing either, or home
-                // would dial it directly (a hole punch the other way).
-                if want_direct {
-                    &["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"][..]
-                } else {
-                    &[][..]
-                },
+                // (`peerup proxy` listens on ephemeral ports whatever this
+                // says: see [`relayed_laptop`].)
+                &["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"],
                 &[],
                 &[("home", net.home_id)],
             ),
@@ -700,11 +811,11 @@ async fn start_path(
 
 impl Path3 {
     /// The processes bytes pass through, for CPU accounting.
-    fn roles(&self, net: &Net) -> [(&'static str, u32); 3] {
+    fn roles(&self, net: &Net) -> [(&'static str, Cpu); 3] {
         [
-            ("laptop proxy", self.proxies[0].pid()),
-            ("home daemon", self.home.pid()),
-            ("relay", net.relay_pid),
+            ("laptop proxy", Cpu::Pid(self.proxies[0].pid())),
+            ("home daemon", Cpu::Pid(self.home.pid())),
+            ("relay", Cpu::Pid(net.relay_pid)),
         ]
     }
 }
@@ -1057,15 +1168,23 @@ async fn bench(root: &Path, args: &BenchArgs) -> Result<ExitCode> {
 
     if want("relayed") {
         println!("\npeerup, relayed");
-        let p = start_path(&net, &net.relay_addr, &[], &services, "relayed", false).await?;
+        let home = start_home(&net, &net.relay_addr, &[], &services, "relayed").await?;
+        let p = relayed_laptop(&net).await?;
         throughput_cpu(
             &mut r,
             "peerup relayed",
             local(p.sink_port),
             secs,
-            &p.roles(&net),
+            &[
+                ("laptop proxy", Cpu::Threads(LAPTOP_THREAD)),
+                ("home daemon", Cpu::Pid(home.pid())),
+                ("relay", Cpu::Pid(net.relay_pid)),
+            ],
         )
         .await?;
+        if p.node.path(net.home_id) != Some(peerup_core::wire::ConnectionPath::Relayed) {
+            bail!("the relayed laptop's path left the relay during the measurement");
+        }
         let (p50, p99) = round_trips(local(p.echo_port), 1000).await?;
         r.add("rtt", "peerup relayed p50", p50, "us");
         r.add("rtt", "peerup relayed p99", p99, "us");
@@ -1080,7 +1199,9 @@ async fn bench(root: &Path, args: &BenchArgs) -> Result<ExitCode> {
             percentile(&mut colds, 50.0),
             "ms",
         );
+        p.node.shutdown().await;
         drop(p);
+        drop(home);
     }
 
     if !args.skip_capacity && want("capacity") {
