@@ -630,6 +630,23 @@ async fn start_home(
     Ok(home)
 }
 
+/// Options for an in-process client of home: it reaches home only
+/// through the relay (it listens on nothing, without QUIC), holds no
+/// reservation, and trusts home.
+fn relay_client(
+    net: &Net,
+    key: peerup_net::libp2p::identity::Keypair,
+) -> Result<peerup_net::NodeOptions> {
+    let relay: peerup_core::relay_addr::RelayAddr = net.relay_addr.parse()?;
+    let mut o = peerup_net::NodeOptions::new(key)
+        .with_listen(vec![])
+        .with_relays(vec![relay])
+        .with_reservations(false)
+        .with_authorized_keys(Document::parse(&keys_doc(&[net.home_id])?), None);
+    o.transport.quic = false;
+    Ok(o)
+}
+
 /// The name of the relayed laptop's threads ([`relayed_laptop`]).
 const LAPTOP_THREAD: &str = "bench-laptop";
 
@@ -668,14 +685,7 @@ async fn relayed_laptop(net: &Net) -> Result<RelayedLaptop> {
         Arc::new(peerup_tokio::TokioRuntime::current())
     };
     let key = peerup_net::node::load_or_create_identity(&net.dir.join("laptop-sink/identity.key"))?;
-    let relay: peerup_core::relay_addr::RelayAddr = net.relay_addr.parse()?;
-    let mut o = peerup_net::NodeOptions::new(key)
-        .with_listen(vec![])
-        .with_relays(vec![relay])
-        .with_reservations(false)
-        .with_authorized_keys(Document::parse(&keys_doc(&[net.home_id])?), None);
-    o.transport.quic = false;
-    let node = peerup_net::Node::start(rt, o).await?;
+    let node = peerup_net::Node::start(rt, relay_client(net, key)?).await?;
     let mut forwards = Vec::new();
     let mut ports = Vec::new();
     for svc in ["sink", "echo"] {
@@ -1247,14 +1257,7 @@ async fn wait_daemon_reserved(peerup: &Path, config: &Path) -> Result<()> {
 async fn cold_connect(net: &Net) -> Result<f64> {
     let key = peerup_net::node::load_or_create_identity(&net.dir.join("cold/identity.key"))?;
     let start = Instant::now();
-    let relay: peerup_core::relay_addr::RelayAddr = net.relay_addr.parse()?;
-    let mut o = peerup_net::NodeOptions::new(key)
-        .with_listen(vec![])
-        .with_relays(vec![relay])
-        .with_reservations(false)
-        .with_authorized_keys(Document::parse(&keys_doc(&[net.home_id])?), None);
-    o.transport.quic = false;
-    let node = peerup_tokio::Node::start(o).await?;
+    let node = peerup_tokio::Node::start(relay_client(net, key)?).await?;
     let mut s = node.open_service(net.home_id, "greet").await?;
     let mut b = [0u8; 1];
     s.read_exact(&mut b).await?;
@@ -1307,7 +1310,6 @@ async fn capacity(
         "home daemon",
     )?;
     wait_daemon_reserved(&exe, &home_cfg).await?;
-    let relay: peerup_core::relay_addr::RelayAddr = net.relay_addr.parse()?;
     let rt: Arc<dyn peerup_net::Runtime> = Arc::new(peerup_tokio::TokioRuntime::current());
     let relay_before = rss_kib(net.relay_pid).unwrap_or(0);
     let start = Instant::now();
@@ -1318,12 +1320,7 @@ async fn capacity(
     for batch in clients.chunks(8) {
         let mut tasks = Vec::new();
         for k in batch {
-            let mut o = peerup_net::NodeOptions::new(k.clone())
-                .with_listen(vec![])
-                .with_relays(vec![relay.clone()])
-                .with_reservations(false)
-                .with_authorized_keys(Document::parse(&keys_doc(&[net.home_id])?), None);
-            o.transport.quic = false;
+            let mut o = relay_client(net, k.clone())?;
             o.ping_pong = None;
             let rt = rt.clone();
             let home = net.home_id;
