@@ -36,10 +36,14 @@ use crate::{Command, Global};
 /// +18%, direct QUIC +32%; docs/PERFORMANCE.md). The daemon takes two
 /// where there are two cores: it faces strangers, whose handshakes cost
 /// CPU before the gate closes them, and serves several peers at once.
+/// The demo keeps a worker per core, as before: it runs a relay and two
+/// nodes in one process, whose transfers it times.
 fn worker_threads(command: &Command) -> Result<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     match std::env::var("PEERUP_WORKER_THREADS") {
         Err(std::env::VarError::NotPresent) => Ok(match command {
-            Command::Daemon => std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
+            Command::Daemon => cores.min(2),
+            Command::Demo(_) => cores,
             _ => 1,
         }),
         Ok(v) => match v.trim().parse::<usize>() {
