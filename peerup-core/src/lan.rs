@@ -7,7 +7,7 @@
 //! Outputs: queries, decided against the node's [`Policy`] at the wall-clock
 //! `now` the caller passes: [`Table::usable`] (the addresses of one peer to
 //! dial) and [`Table::authorized`] (what `status` shows). No timers: expiry
-//! is the discoverer's.
+//! is the discoverer's. [`FirstQuery`] decides when the discoverer starts.
 //!
 //! Every well-formed record is kept, the stranger's too, and authorization
 //! is decided when an address is *used*, not when it is heard: the
@@ -27,7 +27,7 @@ use multiaddr::Protocol;
 
 use crate::authorized_keys::Status;
 use crate::authz::Policy;
-use crate::time::UnixTime;
+use crate::time::{Instant, UnixTime};
 use crate::{Multiaddr, PeerId};
 
 /// Peers the table holds at most.
@@ -149,6 +149,57 @@ impl Table {
     }
 }
 
+/// How long the first mDNS query waits after the node's first listen
+/// address: its listeners report all their addresses together, so this
+/// covers the rest of them.
+pub const FIRST_QUERY_SETTLE: core::time::Duration = core::time::Duration::from_millis(250);
+
+/// The first mDNS query goes out this long after the discoverer was made
+/// at the latest, listen addresses or not (a node that listens on nothing
+/// still finds its peers).
+pub const FIRST_QUERY_LATEST: core::time::Duration = core::time::Duration::from_secs(2);
+
+/// When a node's mDNS discoverer starts (and sends its first query).
+///
+/// A discoverer answers its own query (multicast loops back to the
+/// sender), and every node on the LAN takes in every answer it hears: that
+/// answer is how the nodes already there learn of a newcomer. They do not
+/// ask again for minutes: libp2p-mdns stops its quick probing as soon as
+/// it has heard anyone. A discoverer that started before its node had
+/// listen addresses answered its own query with nothing, so a home that
+/// was already on the LAN did not hear a laptop that joined for five
+/// minutes (the next query). Hence the first query waits for the node's
+/// addresses: [`FIRST_QUERY_SETTLE`] after the first one, and never more
+/// than [`FIRST_QUERY_LATEST`] after [`FirstQuery::new`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirstQuery {
+    latest: Instant,
+    settled: Option<Instant>,
+}
+
+impl FirstQuery {
+    /// A discoverer made at `now`, not started.
+    pub fn new(now: Instant) -> Self {
+        FirstQuery {
+            latest: now + FIRST_QUERY_LATEST,
+            settled: None,
+        }
+    }
+
+    /// The node has a new listen address (a relay circuit is not one: the
+    /// LAN never learns those).
+    pub fn on_listen_addr(&mut self, now: Instant) {
+        if self.settled.is_none() {
+            self.settled = Some(now + FIRST_QUERY_SETTLE);
+        }
+    }
+
+    /// When the discoverer starts.
+    pub fn due_at(&self) -> Instant {
+        self.settled.map_or(self.latest, |s| s.min(self.latest))
+    }
+}
+
 /// Listed in `authorized_keys`, valid and unexpired: the only peers whose
 /// LAN addresses are used. With gating off too: discovery is not a reason
 /// to dial a stranger.
@@ -182,6 +233,25 @@ mod tests {
 
     const HOME: &str = "12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL";
     const STRANGER: &str = "12D3KooWPjceQrSwdWXPyLLeABRXmuqt69Rg3sBYUXCUVwbj7QbA";
+
+    #[test]
+    fn the_first_query_waits_for_the_listen_addresses_but_not_for_ever() {
+        let t0 = Instant::ZERO + core::time::Duration::from_secs(100);
+        let ms = core::time::Duration::from_millis;
+        let mut q = FirstQuery::new(t0);
+        assert_eq!(q.due_at(), t0 + FIRST_QUERY_LATEST, "no address yet");
+        q.on_listen_addr(t0 + ms(30));
+        assert_eq!(q.due_at(), t0 + ms(30) + FIRST_QUERY_SETTLE);
+        q.on_listen_addr(t0 + ms(40));
+        assert_eq!(
+            q.due_at(),
+            t0 + ms(30) + FIRST_QUERY_SETTLE,
+            "settled from the first address, not pushed back by the next"
+        );
+        let mut late = FirstQuery::new(t0);
+        late.on_listen_addr(t0 + ms(1900));
+        assert_eq!(late.due_at(), t0 + FIRST_QUERY_LATEST, "never later");
+    }
 
     fn id(s: &str) -> PeerId {
         s.parse().unwrap()

@@ -16,11 +16,16 @@
 //!   every stranger's address to every behaviour;
 //! - answers `handle_pending_outbound_connection` with the table's
 //!   addresses of an authorized peer, so every dial to it (by peer ID)
-//!   also tries its LAN addresses.
+//!   also tries its LAN addresses;
+//! - polls the discoverer (which sends its first query when first polled)
+//!   only once the core's [`FirstQuery`] says so: after the node's listen
+//!   addresses are known, so that its answer to its own query tells the
+//!   peers already on the LAN where it is.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, RwLock};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant as StdInstant;
 
 use libp2p::PeerId;
 use libp2p::core::transport::PortUse;
@@ -31,9 +36,9 @@ use libp2p::swarm::{
     THandlerOutEvent, ToSwarm, dummy,
 };
 use peerup_core::authz::Policy;
-use peerup_core::lan::{self, Discovered};
+use peerup_core::lan::{self, Discovered, FirstQuery};
 
-use crate::runtime::Runtime;
+use crate::runtime::{BoxFuture, Runtime};
 
 /// What a discoverer reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +67,41 @@ pub struct Lan {
     table: SharedTable,
     policy: Arc<RwLock<Policy>>,
     rt: Arc<dyn Runtime>,
+    /// Until the discoverer starts: when it does, and the timer set for it.
+    waiting: Option<Waiting>,
+}
+
+/// A discoverer not started yet.
+struct Waiting {
+    origin: StdInstant,
+    first_query: FirstQuery,
+    /// The timer and the instant it was set for.
+    timer: Option<(peerup_core::time::Instant, BoxFuture<()>)>,
+    /// Woken when a listen address moves the start earlier.
+    waker: Option<Waker>,
+}
+
+impl Waiting {
+    fn now(&self, rt: &Arc<dyn Runtime>) -> peerup_core::time::Instant {
+        peerup_core::time::Instant::from_duration(rt.now().saturating_duration_since(self.origin))
+    }
+
+    /// Ready when the discoverer may start.
+    fn poll(&mut self, rt: &Arc<dyn Runtime>, cx: &mut Context<'_>) -> Poll<()> {
+        let due = self.first_query.due_at();
+        if self.now(rt) >= due {
+            return Poll::Ready(());
+        }
+        if self.timer.as_ref().is_none_or(|(at, _)| *at != due) {
+            let deadline = self.origin + due.as_duration();
+            self.timer = Some((due, rt.sleep_until(deadline)));
+        }
+        self.waker = Some(cx.waker().clone());
+        match self.timer.as_mut() {
+            Some((_, timer)) => timer.as_mut().poll(cx),
+            None => Poll::Pending,
+        }
+    }
 }
 
 impl Lan {
@@ -73,11 +113,21 @@ impl Lan {
         policy: Arc<RwLock<Policy>>,
         rt: Arc<dyn Runtime>,
     ) -> Self {
+        let waiting = discoverer.as_ref().map(|_| {
+            let origin = rt.now();
+            Waiting {
+                origin,
+                first_query: FirstQuery::new(peerup_core::time::Instant::ZERO),
+                timer: None,
+                waker: None,
+            }
+        });
         Lan {
             discoverer,
             table,
             policy,
             rt,
+            waiting,
         }
     }
 
@@ -169,7 +219,16 @@ impl NetworkBehaviour for Lan {
         match event {
             FromSwarm::NewListenAddr(e) if is_circuit(e.addr) => {}
             FromSwarm::ExpiredListenAddr(e) if is_circuit(e.addr) => {}
-            other => d.on_swarm_event(other),
+            other => {
+                if let (FromSwarm::NewListenAddr(_), Some(w)) = (&other, self.waiting.as_mut()) {
+                    let now = w.now(&self.rt);
+                    w.first_query.on_listen_addr(now);
+                    if let Some(waker) = w.waker.take() {
+                        waker.wake();
+                    }
+                }
+                d.on_swarm_event(other);
+            }
         }
     }
 
@@ -183,6 +242,12 @@ impl NetworkBehaviour for Lan {
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Infallible, THandlerInEvent<Self>>> {
+        if let Some(w) = self.waiting.as_mut() {
+            if w.poll(&self.rt, cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.waiting = None;
+        }
         loop {
             let Some(d) = self.discoverer.as_mut() else {
                 return Poll::Pending;

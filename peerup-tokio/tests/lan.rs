@@ -28,12 +28,33 @@ use peerup_net::runtime::{BoxFuture, BoxedTransport, Runtime, TransportOptions};
 use peerup_net::{TcpListener, TcpStream};
 use peerup_tokio::TokioRuntime;
 
-/// Records the test hands the node, as mDNS would.
-struct Scripted(mpsc::Receiver<LanEvent>);
+/// Records the test hands the node, as mDNS would; and what it was told
+/// before it was first polled.
+struct Scripted(mpsc::Receiver<LanEvent>, Arc<Mutex<Seen>>);
+
+/// What a scripted discoverer saw.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Listen addresses announced to it.
+    listen_addrs: usize,
+    /// `listen_addrs` when it was first polled (libp2p-mdns sends its
+    /// first query then).
+    at_first_poll: Option<usize>,
+}
 
 impl Discoverer for Scripted {
-    fn on_swarm_event(&mut self, _: FromSwarm<'_>) {}
+    fn on_swarm_event(&mut self, e: FromSwarm<'_>) {
+        if let FromSwarm::NewListenAddr(_) = e {
+            self.1.lock().unwrap().listen_addrs += 1;
+        }
+    }
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<LanEvent> {
+        {
+            let mut seen = self.1.lock().unwrap();
+            if seen.at_first_poll.is_none() {
+                seen.at_first_poll = Some(seen.listen_addrs);
+            }
+        }
         match self.0.poll_next_unpin(cx) {
             Poll::Ready(Some(e)) => Poll::Ready(e),
             _ => Poll::Pending,
@@ -86,10 +107,21 @@ fn rt() -> Arc<dyn Runtime> {
 /// A node on 127.0.0.1 with mDNS on (scripted), whose one relay refuses
 /// every connection: nothing but the LAN records can reach a peer.
 async fn lan_node(keypair: Keypair, authorized: &[PeerId]) -> (Node, mpsc::Sender<LanEvent>) {
+    let (node, tx, _) = lan_node_listening(keypair, authorized, loopback(false)).await;
+    (node, tx)
+}
+
+/// [`lan_node`] listening on `listen`, with what its discoverer saw.
+async fn lan_node_listening(
+    keypair: Keypair,
+    authorized: &[PeerId],
+    listen: Vec<Multiaddr>,
+) -> (Node, mpsc::Sender<LanEvent>, Arc<Mutex<Seen>>) {
     let (tx, rx) = mpsc::channel(8);
+    let seen = Arc::new(Mutex::new(Seen::default()));
     let rt: Arc<dyn Runtime> = Arc::new(LanRuntime {
         tokio: TokioRuntime::current(),
-        discoverer: Mutex::new(Some(Scripted(rx))),
+        discoverer: Mutex::new(Some(Scripted(rx, seen.clone()))),
     });
     // Port 1 on loopback: connection refused at once.
     let dead = RelayAddr::new(
@@ -99,12 +131,41 @@ async fn lan_node(keypair: Keypair, authorized: &[PeerId]) -> (Node, mpsc::Sende
     )
     .unwrap();
     let mut o = NodeOptions::new(keypair)
-        .with_listen(loopback(false))
+        .with_listen(listen)
         .with_relays(vec![dead])
         .with_authorized_keys(doc(authorized), None);
     o.transport.quic = false;
     o.mdns = true;
-    (Node::start(rt, o).await.unwrap(), tx)
+    (Node::start(rt, o).await.unwrap(), tx, seen)
+}
+
+/// libp2p-mdns sends its first query when first polled, and the peers
+/// already on the LAN learn of a newcomer from its answer to that query
+/// (they stopped asking): so it is first polled once the node's listen
+/// addresses are known, and (a node listening on nothing) at most
+/// `FIRST_QUERY_LATEST` after the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_discoverer_starts_once_the_node_has_its_listen_addresses() {
+    let rt = rt();
+    let (_node, _records, seen) = lan_node_listening(key(), &[], loopback(false)).await;
+    until(&rt, "the discoverer's first poll", || {
+        seen.lock().unwrap().at_first_poll.is_some()
+    })
+    .await;
+    let first = seen.lock().unwrap().at_first_poll;
+    assert!(
+        first >= Some(1),
+        "first polled before any listen address: {first:?}"
+    );
+
+    let (_node, _records, seen) = lan_node_listening(key(), &[], Vec::new()).await;
+    until(
+        &rt,
+        "the first poll of a discoverer with no address",
+        || seen.lock().unwrap().at_first_poll.is_some(),
+    )
+    .await;
+    assert_eq!(seen.lock().unwrap().at_first_poll, Some(0));
 }
 
 fn key_id(k: &Keypair) -> PeerId {
