@@ -171,3 +171,127 @@ async fn a_frame_larger_than_any_granted_window_is_refused_on_its_header() {
         ))
     );
 }
+
+/// A connection's writer that takes a few bytes at a time (sizes cycling
+/// through `STEPS`, so writes end inside headers, between a header and
+/// its body, and inside bodies), and counts the writes handed a header
+/// and a body together.
+struct Trickle<T> {
+    inner: T,
+    step: usize,
+    whole_frames: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+const STEPS: [usize; 8] = [1, 5, 11, 12, 13, 700, 16 * KIB + 12, 3];
+
+impl<T: futures::AsyncRead + Unpin> futures::AsyncRead for Trickle<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: futures::AsyncWrite + Unpin> futures::AsyncWrite for Trickle<T> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.poll_write_vectored(cx, &[std::io::IoSlice::new(buf)])
+    }
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if bufs.len() == 2 && bufs[0].len() == 12 && !bufs[1].is_empty() {
+            self.whole_frames
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let limit = STEPS[self.step % STEPS.len()];
+        let mut chunk = Vec::with_capacity(limit);
+        for b in bufs {
+            let take = (limit - chunk.len()).min(b.len());
+            chunk.extend_from_slice(&b[..take]);
+        }
+        let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, &chunk);
+        if matches!(r, std::task::Poll::Ready(Ok(_))) {
+            self.step += 1;
+        }
+        r
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+/// The patch also writes a frame's header and body in one vectored write
+/// (one TLS write, one system call, instead of two): every byte still
+/// arrives, in order, whatever part of the two slices each write takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_written_a_few_bytes_at_a_time_arrive_whole() {
+    use futures::AsyncWriteExt as _;
+    let (client_io, server_io) = tokio::io::duplex(64 * KIB);
+    let whole_frames = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let client_io = Trickle {
+        inner: client_io.compat(),
+        step: 0,
+        whole_frames: whole_frames.clone(),
+    };
+    let data: Vec<u8> = (0..MIB + 777).map(|i| (i * 31 % 251) as u8).collect();
+    let expect = data.clone();
+    let mut server = yamux::Connection::new(
+        server_io.compat(),
+        yamux::Config::default(),
+        yamux::Mode::Server,
+    );
+    let received = tokio::spawn(async move {
+        let mut s = poll_fn(|cx| server.poll_next_inbound(cx))
+            .await
+            .expect("a stream")
+            .expect("no connection error");
+        let drive = tokio::spawn(async move {
+            while let Some(Ok(_)) = poll_fn(|cx| server.poll_next_inbound(cx)).await {}
+        });
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).await.unwrap();
+        drive.abort();
+        got
+    });
+    let mut client =
+        yamux::Connection::new(client_io, yamux::Config::default(), yamux::Mode::Client);
+    let mut s = poll_fn(|cx| client.poll_new_outbound(cx)).await.unwrap();
+    let drive = tokio::spawn(async move {
+        while let Some(Ok(_)) = poll_fn(|cx| client.poll_next_inbound(cx)).await {}
+    });
+    tokio::time::timeout(LIMIT, async move {
+        s.write_all(&data).await.unwrap();
+        s.close().await.unwrap();
+        let got = received.await.unwrap();
+        assert!(
+            got == expect,
+            "{} bytes arrived of {}",
+            got.len(),
+            expect.len()
+        );
+    })
+    .await
+    .expect("the stream did not arrive");
+    drive.abort();
+    assert!(
+        whole_frames.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "no write was handed a header and its body together"
+    );
+}
