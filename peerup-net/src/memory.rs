@@ -46,18 +46,38 @@ pub fn tune_for_throughput() -> bool {
     ok
 }
 
+/// Free memory a busy heap keeps at its top when it is trimmed.
+pub const TOP_PAD: usize = 4 << 20;
+
 /// Also serves buffers up to [`TRIM_THRESHOLD`] from the heap instead of
-/// fresh mappings. Setting the trim threshold fixes glibc's mmap threshold
-/// at 128 KiB, so each 256 KiB buffer (a proxy's copy, quinn's copy of a
-/// 256 KiB write) was mapped, faulted in page by page, zeroed and unmapped
-/// again: 7% of a QUIC sender's CPU in `perf` (page faults under quinn's
-/// `SendStream::write`). For `peerup` (a proxy, a daemon), which gives the
-/// memory back when its last proxied connection closes; not the relay,
-/// which never does. Call after [`tune_for_throughput`]; does nothing
-/// unless it took effect.
+/// fresh mappings, from one heap for all threads, which keeps [`TOP_PAD`]
+/// free at its top while it works. For `peerup` (a proxy, a daemon), which
+/// gives the memory back when its last proxied connection closes
+/// ([`release_free_memory`]); not the relay, which never does. Call after
+/// [`tune_for_throughput`], before any thread starts; does nothing unless
+/// it took effect.
+///
+/// - **mmap threshold.** Setting the trim threshold fixes glibc's mmap
+///   threshold at 128 KiB, so each 256 KiB buffer (a proxy's copy, quinn's
+///   copy of a 256 KiB write) was mapped, faulted in page by page, zeroed
+///   and unmapped again: 7% of a QUIC sender's CPU in `perf` (page faults
+///   under quinn's `SendStream::write`).
+/// - **One heap, with a 4 MiB pad.** A daemon runs two runtime threads,
+///   each with a heap of its own, and glibc trims a thread's heap on a
+///   free whenever more than the threshold is free at its top, down to
+///   the pad (128 KiB by default): the daemon receiving a direct TCP
+///   transfer gave its yamux frames' memory back and faulted it in again
+///   (`madvise`, page faults, zeroing in `perf`), 1.12 CPU s/GiB against
+///   the sending proxy's 0.8. With a 4 MiB pad it spent 0.64-0.67. But
+///   `malloc_trim` releases the top of the main heap only, so the pad
+///   alone left an idle daemon at 30 MiB after traffic (each thread's heap
+///   kept its pad); with every thread on the main heap it spent 0.72-0.79
+///   and is trimmed whole when the daemon goes idle: 22.0-22.2 MiB after
+///   traffic, against 22.4-23.1 before.
 pub fn keep_large_buffers() {
     if TUNED.load(Ordering::Relaxed) {
         imp::set_mmap_threshold(TRIM_THRESHOLD);
+        imp::one_heap(TOP_PAD);
     }
 }
 
@@ -87,6 +107,15 @@ mod imp {
         }
     }
 
+    pub(super) fn one_heap(top_pad: usize) {
+        let top_pad = libc::c_int::try_from(top_pad).unwrap_or(libc::c_int::MAX);
+        // SAFETY: as for M_TRIM_THRESHOLD above.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
+            libc::mallopt(libc::M_TOP_PAD, top_pad);
+        }
+    }
+
     pub(super) fn trim() {
         // SAFETY: malloc_trim takes an integer and releases free pages of
         // every arena under their locks; no pointers are involved.
@@ -103,6 +132,8 @@ mod imp {
     }
 
     pub(super) fn set_mmap_threshold(_bytes: usize) {}
+
+    pub(super) fn one_heap(_top_pad: usize) {}
 
     pub(super) fn trim() {}
 }
