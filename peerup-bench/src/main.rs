@@ -951,6 +951,14 @@ const COMMIT: &str = env!("PEERUP_GIT_COMMIT");
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = BenchArgs::parse();
+    // The in-process nodes' logs (the relayed laptop, the capacity
+    // clients), to stderr: `PEERUP_BENCH_CLIENT_LOG=debug`, say.
+    if let Ok(filter) = std::env::var("PEERUP_BENCH_CLIENT_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match run(args).await {
         Ok(code) => code,
         Err(e) => {

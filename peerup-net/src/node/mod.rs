@@ -664,7 +664,7 @@ impl Node {
             limit_stats: Arc::default(),
             all_tasks: Arc::new(Mutex::new(BTreeMap::new())),
             next_id: AtomicU64::new(1),
-            roam: Mutex::new(roam::RoamState::default()),
+            roam: Mutex::new(roam::RoamState::with_current_addresses()),
             lan,
             metrics,
             registry,

@@ -28,6 +28,7 @@
 //! interface changes); what is cut then reconnects at once.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,22 +71,63 @@ pub(crate) struct RoamState {
     /// When the last rounds that probed something started (at most
     /// [`MAX_ROUNDS`]).
     rounds: std::collections::VecDeque<std::time::Instant>,
+    /// The machine's addresses as last seen: the interface watcher and the
+    /// listeners report every address there is when they start, and an
+    /// address already here is not a change.
+    known: BTreeSet<IpAddr>,
+}
+
+impl RoamState {
+    /// Knowing the machine's addresses now (none if they cannot be read:
+    /// then the first reports count as changes, as before).
+    pub(crate) fn with_current_addresses() -> Self {
+        let known = if_addrs::get_if_addrs()
+            .map(|ifs| ifs.iter().map(if_addrs::Interface::ip).collect())
+            .unwrap_or_default();
+        RoamState {
+            known,
+            ..RoamState::default()
+        }
+    }
+
+    /// Whether `ip` appearing (`gone` false) or going says the network
+    /// changed; remembers it either way. An address that appears and was
+    /// already known is no change: the watchers' report of what was there
+    /// at the node's start. A 1,000-node benchmark saw two probe rounds
+    /// per node at start, which, under load, closed live connections whose
+    /// probes waited longer than their timeout.
+    ///
+    /// An IPv6 link-local address appearing is no change either: the
+    /// address list read at the start leaves them out (`if-addrs`), and
+    /// one appears with every interface that comes up, whose routable
+    /// address, if it brings a new route, is the change. One going away
+    /// is a change, as any.
+    pub(crate) fn note(&mut self, ip: IpAddr, gone: bool) -> bool {
+        if gone {
+            self.known.remove(&ip);
+            true
+        } else if matches!(ip, IpAddr::V6(v6) if v6.is_unicast_link_local()) {
+            false
+        } else {
+            self.known.insert(ip)
+        }
+    }
 }
 
 /// Whether a listen address coming or going says the machine's own
-/// network changed: an IP address of an interface, not loopback and not a
-/// relay circuit (those come and go with reservations).
-fn is_local_change(addr: &Multiaddr) -> bool {
+/// network changed: it has an IP address of an interface, not loopback
+/// and not a relay circuit (those come and go with reservations).
+fn local_ip(addr: &Multiaddr) -> Option<IpAddr> {
     let mut ip = None;
     for p in addr.iter() {
         match p {
-            Protocol::P2pCircuit => return false,
-            Protocol::Ip4(a) if ip.is_none() => ip = Some(a.is_loopback()),
-            Protocol::Ip6(a) if ip.is_none() => ip = Some(a.is_loopback()),
+            Protocol::P2pCircuit => return None,
+            Protocol::Ip4(a) if ip.is_none() => ip = Some(IpAddr::V4(a)),
+            Protocol::Ip6(a) if ip.is_none() => ip = Some(IpAddr::V6(a)),
             _ => {}
         }
     }
-    ip == Some(false)
+    ip.filter(|ip| !ip.is_loopback())
 }
 
 /// Follows the runtime's interface watcher, if it has one, for as long
@@ -104,7 +146,7 @@ pub(crate) fn watch(inner: &Arc<Inner>) {
                     InterfaceChange::Up(ip) => (ip, false),
                     InterfaceChange::Down(ip) => (ip, true),
                 };
-                if !ip.is_loopback() {
+                if !ip.is_loopback() && noted(&task, ip, gone) {
                     on_change(&task, &ip.to_string(), gone);
                 }
             }
@@ -114,9 +156,20 @@ pub(crate) fn watch(inner: &Arc<Inner>) {
 
 /// The driver saw `addr` appear or expire.
 pub(crate) fn on_listen_addr_change(inner: &Arc<Inner>, addr: &Multiaddr, expired: bool) {
-    if is_local_change(addr) {
+    if let Some(ip) = local_ip(addr)
+        && noted(inner, ip, expired)
+    {
         on_change(inner, &addr.to_string(), expired);
     }
+}
+
+/// [`RoamState::note`].
+fn noted(inner: &Arc<Inner>, ip: IpAddr, gone: bool) -> bool {
+    inner
+        .roam
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .note(ip, gone)
 }
 
 /// An address of this machine came or went: probe (once more if a probe
@@ -254,7 +307,7 @@ mod tests {
 
     #[test]
     fn which_addresses_are_a_network_change() {
-        let yes = |s: &str| is_local_change(&s.parse().unwrap());
+        let yes = |s: &str| local_ip(&s.parse().unwrap()).is_some();
         assert!(yes("/ip4/10.2.0.2/tcp/4001"));
         assert!(yes("/ip6/2001:db8::1/udp/4001/quic-v1"));
         assert!(!yes("/ip4/127.0.0.1/tcp/4001"));
@@ -263,5 +316,26 @@ mod tests {
             "/ip4/198.51.100.1/tcp/7777/p2p/12D3KooWLCavCP1Pma9NGJQnGDQhgwSjgQgupWprZJH4w1P3HCVL/p2p-circuit"
         ));
         assert!(!yes("/dns4/example.com/tcp/1"));
+    }
+
+    #[test]
+    fn an_address_there_at_the_start_is_no_change() {
+        let a: IpAddr = "10.2.0.2".parse().unwrap();
+        let b: IpAddr = "192.168.1.20".parse().unwrap();
+        let mut st = RoamState {
+            known: [a].into(),
+            ..RoamState::default()
+        };
+        assert!(!st.note(a, false), "the watcher's report of what was there");
+        assert!(st.note(b, false), "a new address");
+        assert!(!st.note(b, false), "reported again (listener and watcher)");
+        assert!(st.note(a, true), "an address gone");
+        assert!(st.note(a, false), "and back: a change");
+        let link_local: IpAddr = "fe80::fc:ff:fe00:1".parse().unwrap();
+        assert!(
+            !st.note(link_local, false),
+            "an interface's link-local address"
+        );
+        assert!(st.note(link_local, true));
     }
 }
