@@ -684,31 +684,43 @@ async fn relayed_laptop(net: &Net) -> Result<RelayedLaptop> {
         let _in = runtime.enter();
         Arc::new(peerup_tokio::TokioRuntime::current())
     };
-    let key = peerup_net::node::load_or_create_identity(&net.dir.join("laptop-sink/identity.key"))?;
-    let node = peerup_net::Node::start(rt, relay_client(net, key)?).await?;
-    let mut forwards = Vec::new();
-    let mut ports = Vec::new();
-    for svc in ["sink", "echo"] {
-        let f = node
-            .forward(SocketAddr::from(([127, 0, 0, 1], 0)), net.home_id, svc)
-            .await?;
-        ports.push(f.local_addr().port());
-        forwards.push(f);
+    let started = async {
+        let key =
+            peerup_net::node::load_or_create_identity(&net.dir.join("laptop-sink/identity.key"))?;
+        let node = peerup_net::Node::start(rt, relay_client(net, key)?).await?;
+        let mut forwards = Vec::new();
+        let mut ports = Vec::new();
+        for svc in ["sink", "echo"] {
+            let f = node
+                .forward(SocketAddr::from(([127, 0, 0, 1], 0)), net.home_id, svc)
+                .await?;
+            ports.push(f.local_addr().port());
+            forwards.push(f);
+        }
+        // Connected, over the relay.
+        let path = tokio::time::timeout(Duration::from_secs(30), node.connect(net.home_id))
+            .await
+            .context("the laptop did not reach home through the relay within 30 s")??;
+        if path != peerup_core::wire::ConnectionPath::Relayed {
+            bail!("the relayed laptop reached home over {path:?}, not the relay");
+        }
+        Ok((node, forwards, ports))
     }
-    // Connected, over the relay.
-    let path = tokio::time::timeout(Duration::from_secs(30), node.connect(net.home_id))
-        .await
-        .context("the laptop did not reach home through the relay within 30 s")??;
-    if path != peerup_core::wire::ConnectionPath::Relayed {
-        bail!("the relayed laptop reached home over {path:?}, not the relay");
+    .await;
+    match started {
+        Ok((node, forwards, ports)) => Ok(RelayedLaptop {
+            runtime: Some(runtime),
+            node,
+            _forwards: forwards,
+            sink_port: ports[0],
+            echo_port: ports[1],
+        }),
+        Err(e) => {
+            // A runtime may not be dropped (waiting) inside another.
+            runtime.shutdown_background();
+            Err(e)
+        }
     }
-    Ok(RelayedLaptop {
-        runtime: Some(runtime),
-        node,
-        _forwards: forwards,
-        sink_port: ports[0],
-        echo_port: ports[1],
-    })
 }
 
 /// The laptop's proxies: the service, and whether it answers a byte.

@@ -76,6 +76,11 @@ async fn a_silent_path_is_closed_after_a_network_change() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_home_is_reached_on_its_new_reservation() {
+    common::reach::a_restarted_home_is_reached_on_its_new_reservation(rt()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_through_a_secure_websocket_relay() {
     common::reach::proxy_through_a_secure_websocket_relay(rt()).await;
 }

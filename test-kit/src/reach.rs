@@ -288,6 +288,102 @@ pub async fn failover_between_relays(rt: Arc<dyn Runtime>) {
     r2.shutdown().await;
 }
 
+/// A home that restarted while its old relay connection lingers (it died
+/// without a word: a crash, a power cut, a path gone silent) is reached
+/// on its new reservation. The relay holds two reservations of the same
+/// peer until it notices the old connection is dead; unpatched
+/// libp2p-relay sent a circuit to either (a hash map's order, so a test
+/// run either always or never hit the dead one) and the circuit failed
+/// after the relay's 10 s STOP timeout. Patched (patches/README.md), the
+/// newest reservation is used.
+pub async fn a_restarted_home_is_reached_on_its_new_reservation(rt: Arc<dyn Runtime>) {
+    let (hk, lk) = (key(), key());
+    let (home_id, laptop_id) = (hk.public().to_peer_id(), lk.public().to_peer_id());
+    let relay = start_relay(&rt, &[home_id, laptop_id]).await;
+    let direct = relay_addr(&relay);
+    let relay_tcp = match (
+        direct.multiaddr().iter().next(),
+        direct.multiaddr().iter().nth(1),
+    ) {
+        (Some(Protocol::Ip4(ip)), Some(Protocol::Tcp(port))) => {
+            std::net::SocketAddr::from((ip, port))
+        }
+        _ => panic!("relay address {direct:?}"),
+    };
+    let freezer = Freezer::start(&rt, relay_tcp).await;
+    let through_freezer = RelayAddr::new(
+        format!(
+            "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+            freezer.addr.port(),
+            relay.peer_id()
+        )
+        .parse()
+        .unwrap(),
+    )
+    .unwrap();
+    let svc = start_service(&rt, 4096).await;
+    let home_options = |relay: RelayAddr| {
+        let mut o = NodeOptions::new(hk.clone())
+            .with_listen(vec![])
+            .with_relays(vec![relay])
+            .with_authorized_keys(doc(&[laptop_id]), None)
+            .with_service(label("data"), svc.addr.to_string(), open())
+            .unwrap();
+        o.transport.quic = false;
+        o
+    };
+    let reserved = |home: &Node| {
+        home.status()
+            .relays
+            .get(&relay.peer_id())
+            .is_some_and(|s| s.reserved)
+    };
+    let old = Node::start(rt.clone(), home_options(through_freezer))
+        .await
+        .unwrap();
+    let mut events = old.events();
+    while !reserved(&old) {
+        wait_for(&rt, &mut events, "the old home's reservation", |e| {
+            matches!(e, Event::ReservationAccepted { .. })
+        })
+        .await;
+    }
+    // The old home's path goes silent, and the old home goes away: the
+    // relay still holds its connection and reservation.
+    freezer.freeze();
+    old.shutdown().await;
+    let home = Node::start(rt.clone(), home_options(direct.clone()))
+        .await
+        .unwrap();
+    let mut events = home.events();
+    while !reserved(&home) {
+        wait_for(&rt, &mut events, "the new home's reservation", |e| {
+            matches!(e, Event::ReservationAccepted { .. })
+        })
+        .await;
+    }
+    for attempt in 0..3 {
+        let mut lo = NodeOptions::new(lk.clone())
+            .with_listen(vec![])
+            .with_relays(vec![direct.clone()])
+            .with_authorized_keys(doc(&[home_id]), None);
+        lo.transport.quic = false;
+        let laptop = Node::start(rt.clone(), lo).await.unwrap();
+        let Some(opened) = rt
+            .timeout(LIMIT, laptop.open_service(home_id, "data"))
+            .await
+        else {
+            panic!("attempt {attempt}: no circuit to the new home");
+        };
+        let stream = opened.unwrap_or_else(|e| panic!("attempt {attempt}: {e}"));
+        assert_eq!(stream.path(), ConnectionPath::Relayed);
+        assert_eq!(exchange(stream, b"hello").await.0.len(), 4096);
+        laptop.shutdown().await;
+    }
+    home.shutdown().await;
+    relay.shutdown().await;
+}
+
 /// A TCP forwarder on 127.0.0.1 in front of `target` whose connections
 /// can be frozen: a frozen connection stays open and forwards nothing
 /// (a path that died without a word). Connections made after a freeze

@@ -714,7 +714,14 @@ impl NetworkBehaviour for Behaviour {
                 } else if let Some((dst_conn, _)) = self
                     .connections
                     .get(&inbound_circuit_req.dst())
-                    .and_then(|cs| cs.iter().find(|(_, status)| status.is_active()))
+                    // peerup patch: the newest active reservation (connection IDs only
+                    // grow), not any: a peer that restarted while its old connection
+                    // lingers (died without a word) is reached on its new one.
+                    .and_then(|cs| {
+                        cs.iter()
+                            .filter(|(_, status)| status.is_active())
+                            .max_by_key(|(id, _)| **id)
+                    })
                 {
                     // Accept circuit request if reservation present.
                     let circuit_id = self.circuits.insert(Circuit {
