@@ -14,7 +14,8 @@
 //! The threshold is 1 MiB, not more: `malloc_trim` returns the free top
 //! of the main heap but not of the per-thread heaps (glibc trims those
 //! only on a free), so each runtime thread's heap keeps up to the
-//! threshold after traffic. Measured: 1 MiB keeps the whole CPU gain of
+//! threshold after traffic (in the relay; `peerup` puts every thread on
+//! the main heap, [`keep_large_buffers`]). Measured: 1 MiB keeps the whole CPU gain of
 //! 64 MiB (about 3.1 CPU s/GiB on the direct path against 3.6-4.5 with
 //! glibc's default) while an idle daemon after traffic stays at 17.4-18.0 MiB
 //! (64 MiB: 19.8-22.8; the default: 16.5).

@@ -332,36 +332,12 @@ pub async fn a_restarted_home_is_reached_on_its_new_reservation(rt: Arc<dyn Runt
         o.transport.quic = false;
         o
     };
-    let reserved = |home: &Node| {
-        home.status()
-            .relays
-            .get(&relay.peer_id())
-            .is_some_and(|s| s.reserved)
-    };
-    let old = Node::start(rt.clone(), home_options(through_freezer))
-        .await
-        .unwrap();
-    let mut events = old.events();
-    while !reserved(&old) {
-        wait_for(&rt, &mut events, "the old home's reservation", |e| {
-            matches!(e, Event::ReservationAccepted { .. })
-        })
-        .await;
-    }
+    let old = start_reserved(&rt, home_options(through_freezer)).await;
     // The old home's path goes silent, and the old home goes away: the
     // relay still holds its connection and reservation.
     freezer.freeze();
     old.shutdown().await;
-    let home = Node::start(rt.clone(), home_options(direct.clone()))
-        .await
-        .unwrap();
-    let mut events = home.events();
-    while !reserved(&home) {
-        wait_for(&rt, &mut events, "the new home's reservation", |e| {
-            matches!(e, Event::ReservationAccepted { .. })
-        })
-        .await;
-    }
+    let home = start_reserved(&rt, home_options(direct.clone())).await;
     for attempt in 0..3 {
         let mut lo = NodeOptions::new(lk.clone())
             .with_listen(vec![])
