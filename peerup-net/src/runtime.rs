@@ -84,6 +84,9 @@ pub struct TransportOptions {
     /// QUIC send window (bytes): what this side keeps in flight, unacknowledged,
     /// on one connection, and so the most it buffers for it.
     pub quic_send_window: u64,
+    /// `SO_RCVBUF`/`SO_SNDBUF` asked for on the QUIC UDP sockets (bytes;
+    /// the kernel grants at most `net.core.rmem_max`/`wmem_max`).
+    pub quic_socket_buffer: usize,
     /// QUIC idle timeout.
     pub quic_idle_timeout: Duration,
     /// QUIC keep-alive interval.
@@ -154,6 +157,12 @@ impl Default for TransportOptions {
             // a peer that stops acknowledging can make us hold per
             // connection.
             quic_send_window: 16 << 20,
+            // The systems' 208 KiB default holds a handful of
+            // segmentation-offloaded bursts: a receiver that falls behind
+            // by more drops them, and the sender takes the loss for
+            // congestion (docs/PERFORMANCE.md). What quic-go asks for, and
+            // what `peerup doctor`'s udp.buffers check wants allowed.
+            quic_socket_buffer: 7 << 20,
             quic_idle_timeout: Duration::from_secs(30),
             quic_keep_alive: Duration::from_secs(5),
             websocket_tls: None,

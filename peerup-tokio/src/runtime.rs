@@ -189,6 +189,8 @@ impl Runtime for TokioRuntime {
             q.max_stream_data = options.quic_stream_window;
             q.max_connection_data = options.quic_connection_window;
             q.max_connection_send_data = Some(options.quic_send_window);
+            q.udp_socket_buffer = Some(options.quic_socket_buffer);
+            note_udp_buffer_limit(options.quic_socket_buffer);
             q.max_idle_timeout =
                 u32::try_from(options.quic_idle_timeout.as_millis()).unwrap_or(u32::MAX);
             q.keep_alive_interval = options.quic_keep_alive;
@@ -254,5 +256,28 @@ impl peerup_net::lan::Discoverer for Mdns {
                 Poll::Ready(_) => {}
             }
         }
+    }
+}
+
+/// Says so when the kernel caps the QUIC sockets' receive buffers below what
+/// the transport asks for (`net.core.rmem_max`, 208 KiB on most systems):
+/// QUIC still works, but a fast transfer loses packets the receiver had no
+/// room for, and slows down for them (docs/PERFORMANCE.md).
+fn note_udp_buffer_limit(wanted: usize) {
+    let Ok(text) = std::fs::read_to_string("/proc/sys/net/core/rmem_max") else {
+        return;
+    };
+    let Ok(max) = text.trim().parse::<usize>() else {
+        return;
+    };
+    if max < wanted {
+        tracing::info!(
+            "QUIC: the kernel allows UDP receive buffers of {} KiB (net.core.rmem_max), \
+             less than the {} KiB asked for, so fast QUIC transfers may lose packets; \
+             to allow them: sudo sysctl -w net.core.rmem_max=7500000 net.core.wmem_max=7500000 \
+             (`peerup doctor`, udp.buffers)",
+            max / 1024,
+            wanted / 1024
+        );
     }
 }

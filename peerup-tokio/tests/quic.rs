@@ -3,9 +3,10 @@
 //! stock rust-libp2p QUIC node (libp2p-tls's configurations, ChaCha20
 //! first): both directions connect, each side learns the other's peer ID,
 //! and a ping crosses the connection. A stranger's QUIC connection is
-//! still refused by the node's gate. Real sockets on 127.0.0.1; every wait
-//! is on an event, bounded by a limit that only fires when something is
-//! broken.
+//! still refused by the node's gate. The UDP sockets QUIC opens, to listen
+//! and to dial, have the buffers asked for (the patched libp2p-quic's
+//! `udp_socket_buffer`). Real sockets on 127.0.0.1; every wait is on an
+//! event, bounded by a limit that only fires when something is broken.
 
 use peerup_test_kit as common;
 
@@ -22,6 +23,11 @@ use peerup_net::runtime::Runtime;
 use peerup_tokio::TokioRuntime;
 
 const LIMIT: Duration = Duration::from_secs(20);
+
+/// Taken by every test here: `the_quic_sockets_have_the_buffers_asked_for`
+/// looks at every UDP socket of the process, and a stock node's (default
+/// buffers) must not be open meanwhile.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn rt() -> Arc<dyn Runtime> {
     let _ = tracing_subscriber::fmt()
@@ -82,6 +88,7 @@ async fn ping_succeeds(swarm: &mut Swarm<ping::Behaviour>, peer: PeerId) -> bool
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stock_libp2p_node_dials_ours_over_quic() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let rt = rt();
     let stock_key = key();
     let stock_id = stock_key.public().to_peer_id();
@@ -96,6 +103,7 @@ async fn a_stock_libp2p_node_dials_ours_over_quic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ours_dials_a_stock_libp2p_node_over_quic() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let rt = rt();
     let stock_key = key();
     let stock_id = stock_key.public().to_peer_id();
@@ -123,6 +131,7 @@ async fn ours_dials_a_stock_libp2p_node_over_quic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stranger_over_quic_is_refused() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let rt = rt();
     let node = ours(&rt, key(), &[key().public().to_peer_id()]).await;
     let mut swarm = stock(key());
@@ -131,4 +140,107 @@ async fn a_stranger_over_quic_is_refused() {
         .unwrap();
     assert!(!ping_succeeds(&mut swarm, node.peer_id()).await);
     node.shutdown().await;
+}
+
+/// Every UDP socket of this process, as (local address, SO_RCVBUF,
+/// SO_SNDBUF) as the kernel reports them (twice what it granted).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn udp_sockets() -> Vec<(std::net::SocketAddr, usize, usize)> {
+    use std::os::fd::BorrowedFd;
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Some(raw) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+        if !is_socket {
+            continue;
+        }
+        // SAFETY: `raw` is open in this process (listed in /proc/self/fd),
+        // owned by nodes that outlive this call, and only borrowed for the
+        // getsockopt calls below; a descriptor closed meanwhile makes them
+        // fail, which is skipped.
+        let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+        let socket = socket2::SockRef::from(&fd);
+        if !matches!(socket.r#type(), Ok(t) if t == socket2::Type::DGRAM) {
+            continue;
+        }
+        let Some(addr) = socket.local_addr().ok().and_then(|a| a.as_socket()) else {
+            continue;
+        };
+        if let (Ok(rcv), Ok(snd)) = (socket.recv_buffer_size(), socket.send_buffer_size()) {
+            found.push((addr, rcv, snd));
+        }
+    }
+    found
+}
+
+/// The kernel's cap on what a process may ask for (`net.core.<name>`).
+#[cfg(target_os = "linux")]
+fn core_sysctl(name: &str) -> usize {
+    let path = format!("/proc/sys/net/core/{name}");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    text.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quic_sockets_have_the_buffers_asked_for() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let rt = rt();
+    let (a_key, b_key) = (key(), key());
+    let (a_id, b_id) = (a_key.public().to_peer_id(), b_key.public().to_peer_id());
+    // A listens on QUIC; B listens on TCP only, so its QUIC dial opens a
+    // socket of its own (libp2p-quic's dialer endpoint).
+    let a = ours(&rt, a_key, &[b_id]).await;
+    let b = Node::start(
+        rt.clone(),
+        NodeOptions::new(b_key)
+            .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()])
+            .with_authorized_keys(doc(&[a_id]), None),
+    )
+    .await
+    .unwrap();
+    let a_addr = quic_addr(&a);
+    b.add_addresses(a_id, vec![a_addr.clone()]);
+    let path = tokio::time::timeout(LIMIT, b.connect(a_id)).await.unwrap();
+    assert!(path.is_ok(), "{path:?}");
+
+    let wanted = peerup_net::runtime::TransportOptions::default().quic_socket_buffer;
+    let rcv = 2 * wanted.min(core_sysctl("rmem_max"));
+    let snd = 2 * wanted.min(core_sysctl("wmem_max"));
+    let a_port = a_addr
+        .iter()
+        .find_map(|p| match p {
+            peerup_net::libp2p::multiaddr::Protocol::Udp(port) => Some(port),
+            _ => None,
+        })
+        .unwrap();
+    // The multicast DNS socket (port 5353) is not QUIC's; the nodes here
+    // run without it, but another test's could share the process.
+    let sockets: Vec<_> = udp_sockets()
+        .into_iter()
+        .filter(|(addr, _, _)| addr.port() != 5353)
+        .collect();
+    assert!(
+        sockets.iter().any(|(addr, _, _)| addr.port() == a_port),
+        "A's listening socket (port {a_port}) among {sockets:?}"
+    );
+    assert!(
+        sockets.len() >= 2,
+        "A's listening socket and B's dialing socket among {sockets:?}"
+    );
+    for (addr, r, s) in &sockets {
+        assert_eq!(
+            (*r, *s),
+            (rcv, snd),
+            "the buffers of the UDP socket at {addr}"
+        );
+    }
+    b.shutdown().await;
+    a.shutdown().await;
 }

@@ -76,6 +76,12 @@ pub struct Config {
     /// Max unacknowledged data in bytes this side keeps in flight on all
     /// streams of a connection; `None`: quinn's default (10 MB).
     pub max_connection_send_data: Option<u64>,
+
+    // PATCH(peerup): the UDP sockets' buffers (see peerup's patches/README.md).
+    /// `SO_RCVBUF` and `SO_SNDBUF` asked for on every UDP socket the
+    /// transport opens (the kernel caps them at `net.core.rmem_max` and
+    /// `net.core.wmem_max`); `None`: the system's defaults.
+    pub udp_socket_buffer: Option<usize>,
 }
 
 #[expect(deprecated)]
@@ -104,6 +110,7 @@ impl Config {
             keypair: keypair.clone(),
             mtu_discovery_config: Some(Default::default()),
             max_connection_send_data: None,
+            udp_socket_buffer: None,
         }
     }
 
@@ -163,6 +170,7 @@ impl From<Config> for QuinnConfig {
             keypair,
             mtu_discovery_config,
             max_connection_send_data,
+            udp_socket_buffer: _,
         } = config;
         let mut transport = quinn::TransportConfig::default();
         // Disable uni-directional streams.

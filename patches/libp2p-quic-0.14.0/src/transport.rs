@@ -82,6 +82,8 @@ pub struct GenTransport<P: Provider> {
     waker: Option<Waker>,
     /// Holepunching attempts
     hole_punch_attempts: HashMap<SocketAddr, oneshot::Sender<Connecting>>,
+    // PATCH(peerup): the UDP sockets' buffers (see peerup's patches/README.md).
+    udp_socket_buffer: Option<usize>,
 }
 
 #[expect(deprecated)]
@@ -90,6 +92,7 @@ impl<P: Provider> GenTransport<P> {
     pub fn new(config: Config) -> Self {
         let handshake_timeout = config.handshake_timeout;
         let support_draft_29 = config.support_draft_29;
+        let udp_socket_buffer = config.udp_socket_buffer;
         let quinn_config = config.into();
         Self {
             listeners: SelectAll::new(),
@@ -99,6 +102,22 @@ impl<P: Provider> GenTransport<P> {
             waker: None,
             support_draft_29,
             hole_punch_attempts: Default::default(),
+            udp_socket_buffer,
+        }
+    }
+
+    // PATCH(peerup): the UDP sockets' buffers (see peerup's patches/README.md).
+    /// Asks for the configured buffer sizes; the kernel may grant less
+    /// (its `rmem_max`/`wmem_max`), which only limits throughput.
+    fn size_buffers(&self, socket: socket2::SockRef<'_>) {
+        let Some(size) = self.udp_socket_buffer else {
+            return;
+        };
+        if let Err(e) = socket.set_recv_buffer_size(size) {
+            tracing::debug!("quic: SO_RCVBUF {size}: {e}");
+        }
+        if let Err(e) = socket.set_send_buffer_size(size) {
+            tracing::debug!("quic: SO_SNDBUF {size}: {e}");
         }
     }
 
@@ -189,6 +208,7 @@ impl<P: Provider> GenTransport<P> {
         if socket_addr.is_ipv6() {
             socket.set_only_v6(true)?;
         }
+        self.size_buffers(socket2::SockRef::from(&socket));
 
         socket.bind(&socket_addr.into())?;
 
@@ -205,6 +225,8 @@ impl<P: Provider> GenTransport<P> {
             SocketFamily::Ipv6 => SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0),
         };
         let socket = UdpSocket::bind(listen_socket_addr)?;
+        // PATCH(peerup): the UDP sockets' buffers (see peerup's patches/README.md).
+        self.size_buffers(socket2::SockRef::from(&socket));
         let endpoint_config = self.quinn_config.endpoint_config.clone();
         let endpoint = Self::new_endpoint(endpoint_config, None, socket)?;
         Ok(endpoint)
