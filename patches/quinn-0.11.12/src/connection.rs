@@ -1043,7 +1043,16 @@ impl State {
                             };
                             t
                         }
-                        None => break,
+                        None => {
+                            // PATCH(peerup): nothing to send for now: the
+                            // connection does not keep a buffer for a whole
+                            // train (quinn-proto reserves one as soon as a
+                            // send has two packets) while it waits.
+                            if self.send_buffer.capacity() > SEND_BUFFER_KEPT {
+                                self.send_buffer = Vec::new();
+                            }
+                            break;
+                        }
                     }
                 }
             };
@@ -1352,3 +1361,7 @@ const MAX_TRANSMIT_SEGMENTS: usize = 40;
 // UDP datagram's length field is 16 bits, and Linux refuses a larger send
 // whole (at 64 datagrams of 1,452 bytes, direct QUIC fell to 0.24 Gbit/s).
 const MAX_TRANSMIT_BYTES: usize = 64_000;
+
+// PATCH(peerup): the most a connection keeps of its send buffer between
+// sends: a 10-packet train's worth, what quinn kept at most before.
+const SEND_BUFFER_KEPT: usize = 16 * 1024;
