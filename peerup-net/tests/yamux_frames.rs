@@ -207,7 +207,7 @@ impl<T: futures::AsyncWrite + Unpin> futures::AsyncWrite for Trickle<T> {
         cx: &mut std::task::Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        if bufs.len() == 2 && bufs[0].len() == 12 && !bufs[1].is_empty() {
+        if bufs.len() >= 2 && bufs[0].len() == 12 && !bufs[1].is_empty() {
             self.whole_frames
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -238,8 +238,9 @@ impl<T: futures::AsyncWrite + Unpin> futures::AsyncWrite for Trickle<T> {
 }
 
 /// The patch also writes a frame's header and body in one vectored write
-/// (one TLS write, one system call, instead of two): every byte still
-/// arrives, in order, whatever part of the two slices each write takes.
+/// (one TLS write, one system call, instead of two), and a burst of frames
+/// together: every byte still arrives, in order, whatever part of the
+/// slices each write takes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frames_written_a_few_bytes_at_a_time_arrive_whole() {
     use futures::AsyncWriteExt as _;
@@ -294,4 +295,169 @@ async fn frames_written_a_few_bytes_at_a_time_arrive_whole() {
         whole_frames.load(std::sync::atomic::Ordering::Relaxed) > 0,
         "no write was handed a header and its body together"
     );
+}
+
+/// A writer that takes everything, counting the writes and the most
+/// slices any one of them was handed.
+struct Counting<T> {
+    inner: T,
+    writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    most_slices: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<T: futures::AsyncRead + Unpin> futures::AsyncRead for Counting<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: futures::AsyncWrite + Unpin> futures::AsyncWrite for Counting<T> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.poll_write_vectored(cx, &[std::io::IoSlice::new(buf)])
+    }
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, std::task::Poll::Ready(Ok(_))) {
+            use std::sync::atomic::Ordering::Relaxed;
+            self.writes.fetch_add(1, Relaxed);
+            self.most_slices.fetch_max(bufs.len(), Relaxed);
+        }
+        r
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+/// A write of 1 MiB becomes 64 data frames of 16 KiB; the connection hands
+/// the frames that are ready together to one vectored write (so TLS seals
+/// them into records and sends them with one system call), and flushes
+/// once none is left ready: the bytes arrive whole, in fewer writes than
+/// frames. On one thread, so the stream queues its frames (10 at most)
+/// before the connection runs.
+#[tokio::test(flavor = "current_thread")]
+async fn a_burst_of_frames_goes_out_in_one_write() {
+    use futures::AsyncWriteExt as _;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    let (client_io, server_io) = tokio::io::duplex(4 * MIB);
+    let writes = Arc::new(AtomicUsize::new(0));
+    let most_slices = Arc::new(AtomicUsize::new(0));
+    // A pipe that takes all it is handed, as a socket with room does.
+    let client_io = Counting {
+        inner: VectoredPipe(client_io.compat()),
+        writes: writes.clone(),
+        most_slices: most_slices.clone(),
+    };
+    let data: Vec<u8> = (0..MIB).map(|i| (i * 7 % 253) as u8).collect();
+    let expect = data.clone();
+    let mut server = yamux::Connection::new(
+        server_io.compat(),
+        yamux::Config::default(),
+        yamux::Mode::Server,
+    );
+    let received = tokio::spawn(async move {
+        let mut s = poll_fn(|cx| server.poll_next_inbound(cx))
+            .await
+            .expect("a stream")
+            .expect("no connection error");
+        let drive = tokio::spawn(async move {
+            while let Some(Ok(_)) = poll_fn(|cx| server.poll_next_inbound(cx)).await {}
+        });
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).await.unwrap();
+        drive.abort();
+        got
+    });
+    let mut client =
+        yamux::Connection::new(client_io, yamux::Config::default(), yamux::Mode::Client);
+    let mut s = poll_fn(|cx| client.poll_new_outbound(cx)).await.unwrap();
+    let drive = tokio::spawn(async move {
+        while let Some(Ok(_)) = poll_fn(|cx| client.poll_next_inbound(cx)).await {}
+    });
+    tokio::time::timeout(LIMIT, async move {
+        s.write_all(&data).await.unwrap();
+        s.close().await.unwrap();
+        let got = received.await.unwrap();
+        assert!(
+            got == expect,
+            "{} bytes arrived of {}",
+            got.len(),
+            expect.len()
+        );
+    })
+    .await
+    .expect("the stream did not arrive");
+    drive.abort();
+    let (writes, most) = (writes.load(Relaxed), most_slices.load(Relaxed));
+    assert!(
+        most >= 8,
+        "no write was handed 4 frames or more (at most {most} slices in one write)"
+    );
+    assert!(writes < 64, "{writes} writes for 64 data frames");
+}
+
+/// An in-memory pipe whose vectored write takes every slice (the compat
+/// layer's writes the first only).
+struct VectoredPipe<T>(T);
+
+impl<T: futures::AsyncRead + Unpin> futures::AsyncRead for VectoredPipe<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<T: futures::AsyncWrite + Unpin> futures::AsyncWrite for VectoredPipe<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let whole: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+        std::pin::Pin::new(&mut self.0).poll_write(cx, &whole)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_close(cx)
+    }
 }

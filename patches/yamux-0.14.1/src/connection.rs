@@ -422,11 +422,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Active<T> {
                 }
             }
 
-            match self.socket.poll_flush_unpin(cx)? {
-                Poll::Ready(()) => {}
-                Poll::Pending => {}
-            }
-
             if self.pending_write_frame.is_none() {
                 match self.stream_receivers.poll_next_unpin(cx) {
                     Poll::Ready(Some((_, Some(StreamCommand::SendFrame(frame))))) => {
@@ -457,6 +452,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Active<T> {
                     }
                     Poll::Pending => {}
                 }
+            }
+
+            // PATCH(peerup): flushed once no further frame is ready to send, not
+            // after every frame, so the socket writes a burst of frames together
+            // (see peerup's patches/README.md). Every way out of this loop below
+            // passes here after the last `start_send`.
+            match self.socket.poll_flush_unpin(cx)? {
+                Poll::Ready(()) => {}
+                Poll::Pending => {}
             }
 
             if self.pending_read_frame.is_none() {

@@ -16,7 +16,9 @@ use crate::connection::Id;
 use futures::{prelude::*, ready};
 use parking_lot::Mutex;
 use std::{
-    cmp, fmt, io,
+    cmp,
+    collections::VecDeque,
+    fmt, io,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -35,7 +37,7 @@ pub(crate) struct Io<T> {
     id: Id,
     io: T,
     read_state: ReadState,
-    write_state: WriteState,
+    write_queue: WriteQueue,
     /// See `Active::accumulated_max_stream_windows`.
     accumulated_max_stream_windows: Arc<Mutex<usize>>,
     /// Largest data frame body accepted: the largest credit ever granted to a stream,
@@ -49,133 +51,121 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
             id,
             io,
             read_state: ReadState::Init,
-            write_state: WriteState::Init,
+            write_queue: WriteQueue {
+                frames: VecDeque::new(),
+                offset: 0,
+                len: 0,
+                poisoned: false,
+            },
             accumulated_max_stream_windows,
             max_body_len: MAX_FRAME_BODY_LEN,
         }
     }
 }
 
-/// The stages of writing a new `Frame`.
-enum WriteState {
-    Init,
-    Header {
-        header: [u8; header::HEADER_SIZE],
-        buffer: Vec<u8>,
-        offset: usize,
-    },
-    Body {
-        buffer: Vec<u8>,
-        offset: usize,
-    },
-    Poisoned,
+// PATCH(peerup): frames queued and written together (see peerup's patches/README.md).
+/// Frames accepted by `start_send` and not yet written whole. They go out
+/// together, header and body of each as slices of one vectored write, so a
+/// security layer that seals every write into records and writes them at
+/// once (TLS) sends a burst of frames with one system call, not one per
+/// frame. Written when `WRITE_BATCH` bytes are queued, and on every flush:
+/// the connection flushes whenever it has no further frame ready to send,
+/// so nothing waits for more.
+struct WriteQueue {
+    frames: VecDeque<([u8; header::HEADER_SIZE], Vec<u8>)>,
+    /// Bytes of the front frame (its header, then its body) already written.
+    offset: usize,
+    /// Bytes queued and not yet written.
+    len: usize,
+    poisoned: bool,
 }
 
-impl fmt::Debug for WriteState {
+/// Queued bytes at which `poll_ready` writes before taking another frame.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// At most this many slices per vectored write (a header and a body each).
+const MAX_SLICES: usize = 64;
+
+impl fmt::Debug for WriteQueue {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self {
-            WriteState::Init => f.write_str("(WriteState::Init)"),
-            WriteState::Header { offset, .. } => {
-                write!(f, "(WriteState::Header (offset {offset}))")
-            }
-            WriteState::Body { offset, buffer } => {
-                write!(
-                    f,
-                    "(WriteState::Body (offset {}) (buffer-len {}))",
-                    offset,
-                    buffer.len()
-                )
-            }
-            WriteState::Poisoned => f.write_str("(WriteState::Poisoned)"),
+        write!(
+            f,
+            "(WriteQueue (frames {}) (bytes {}) (offset {}){})",
+            self.frames.len(),
+            self.len,
+            self.offset,
+            if self.poisoned { " poisoned" } else { "" }
+        )
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
+    /// Writes from the front of the queue, one vectored write.
+    fn poll_write_some(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let q = &mut self.write_queue;
+        if q.poisoned {
+            return Poll::Ready(Err(io::Error::other(
+                "Sink is in poisoned state due to previous write error",
+            )));
         }
+        let mut bufs = [io::IoSlice::new(&[]); MAX_SLICES];
+        let mut count = 0;
+        let mut total = 0;
+        let mut skip = q.offset;
+        for (header, body) in &q.frames {
+            for part in [&header[..], &body[..]] {
+                let cut = skip.min(part.len());
+                skip -= cut;
+                let part = &part[cut..];
+                if !part.is_empty() && count < MAX_SLICES {
+                    bufs[count] = io::IoSlice::new(part);
+                    count += 1;
+                    total += part.len();
+                }
+            }
+            if count == MAX_SLICES {
+                break;
+            }
+        }
+        let n = match ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &bufs[..count])) {
+            Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) if n > total => {
+                q.poisoned = true;
+                return Poll::Ready(Err(io::Error::other(format!(
+                    "Writer returned invalid write count n={n}: > {total}"
+                ))));
+            }
+            Ok(n) => n,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        q.len -= n;
+        let mut n = n;
+        while n > 0 {
+            let (header, body) = q.frames.front().expect("bytes written belong to queued frames");
+            let rest = header.len() + body.len() - q.offset;
+            if n < rest {
+                q.offset += n;
+                break;
+            }
+            n -= rest;
+            q.offset = 0;
+            q.frames.pop_front();
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Frame<()>> for Io<T> {
     type Error = io::Error;
 
+    // PATCH(peerup): frames queued and written together (see peerup's patches/README.md).
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let this = Pin::into_inner(self);
-        loop {
-            log::trace!("{}: write: {:?}", this.id, this.write_state);
-            match &mut this.write_state {
-                WriteState::Init => return Poll::Ready(Ok(())),
-                WriteState::Header {
-                    header,
-                    buffer,
-                    ref mut offset,
-                } => {
-                    // Header and body in one vectored write: a security layer that seals
-                    // each write into its own records and writes them out at once (TLS)
-                    // then sends a frame with one system call instead of two, and no
-                    // record of 12 bytes. A layer without vectored writes takes the
-                    // header alone, as before.
-                    let rest = header.len() - *offset;
-                    let bufs = [io::IoSlice::new(&header[*offset..]), io::IoSlice::new(buffer)];
-                    match Pin::new(&mut this.io).poll_write_vectored(cx, &bufs) {
-                        Poll::Pending => return Poll::Pending,
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                        Poll::Ready(Ok(n)) => {
-                            if n == 0 {
-                                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-                            }
-                            if n > rest + buffer.len() {
-                                let err = io::Error::other(format!(
-                                    "Writer header returned invalid write count n={n}: > {}",
-                                    rest + buffer.len(),
-                                ));
-                                this.write_state = WriteState::Poisoned;
-                                return Poll::Ready(Err(err));
-                            }
-                            if n < rest {
-                                *offset += n;
-                            } else if n - rest < buffer.len() {
-                                let buffer = std::mem::take(buffer);
-                                this.write_state = WriteState::Body {
-                                    buffer,
-                                    offset: n - rest,
-                                };
-                            } else {
-                                this.write_state = WriteState::Init;
-                            }
-                        }
-                    }
-                }
-                WriteState::Body {
-                    buffer,
-                    ref mut offset,
-                } => match Pin::new(&mut this.io).poll_write(cx, &buffer[*offset..]) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Ready(Ok(n)) => {
-                        if n == 0 {
-                            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-                        }
-                        *offset += n;
-
-                        if *offset > buffer.len() {
-                            let err = io::Error::other(format!(
-                                "Writer body returned invalid write count n={n}: {offset} > {} ",
-                                buffer.len(),
-                            ));
-
-                            this.write_state = WriteState::Poisoned;
-
-                            return Poll::Ready(Err(err));
-                        }
-
-                        if *offset == buffer.len() {
-                            this.write_state = WriteState::Init;
-                        }
-                    }
-                },
-                WriteState::Poisoned => {
-                    return Poll::Ready(Err(io::Error::other(
-                        "Sink is in poisoned state due to previous write error",
-                    )))
-                }
-            }
+        log::trace!("{}: write: {:?}", this.id, this.write_queue);
+        while this.write_queue.len >= WRITE_BATCH || this.write_queue.poisoned {
+            ready!(this.poll_write_some(cx))?;
         }
+        Poll::Ready(Ok(()))
     }
 
     fn start_send(self: Pin<&mut Self>, f: Frame<()>) -> Result<(), Self::Error> {
@@ -187,24 +177,25 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Frame<()>> for Io<T> {
             this.max_body_len = cmp::max(this.max_body_len, granted);
         }
         let header = header::encode(&f.header);
-        let buffer = f.body;
-        this.write_state = WriteState::Header {
-            header,
-            buffer,
-            offset: 0,
-        };
+        let body = f.body;
+        this.write_queue.len += header.len() + body.len();
+        this.write_queue.frames.push_back((header, body));
         Ok(())
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let this = Pin::into_inner(self);
-        ready!(this.poll_ready_unpin(cx))?;
+        while this.write_queue.len > 0 || this.write_queue.poisoned {
+            ready!(this.poll_write_some(cx))?;
+        }
         Pin::new(&mut this.io).poll_flush(cx)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let this = Pin::into_inner(self);
-        ready!(this.poll_ready_unpin(cx))?;
+        while this.write_queue.len > 0 || this.write_queue.poisoned {
+            ready!(this.poll_write_some(cx))?;
+        }
         Pin::new(&mut this.io).poll_close(cx)
     }
 }
