@@ -461,3 +461,75 @@ impl<T: futures::AsyncWrite + Unpin> futures::AsyncWrite for VectoredPipe<T> {
         std::pin::Pin::new(&mut self.0).poll_close(cx)
     }
 }
+
+/// A socket that always has pings to read and never takes a byte: a peer
+/// that pings and never reads. Counts the bytes read.
+struct PingsNeverRead {
+    pings_read: usize,
+    at: usize,
+}
+
+impl futures::AsyncRead for PingsNeverRead {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let ping = header(PING, SYN, 0, 7);
+        let mut n = 0;
+        while n < buf.len() {
+            buf[n] = ping[self.at];
+            n += 1;
+            self.at = (self.at + 1) % ping.len();
+            if self.at == 0 {
+                self.pings_read += 1;
+            }
+        }
+        std::task::Poll::Ready(Ok(n))
+    }
+}
+
+impl futures::AsyncWrite for PingsNeverRead {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        _buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Pending
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Pending
+    }
+    fn poll_close(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Pending
+    }
+}
+
+/// Frames queued for writing are bounded in number as well as in bytes: a
+/// peer that sends pings and never reads gets a few dozen pongs queued,
+/// then the connection stops reading it (unbounded by count, 64 KiB of
+/// 12-byte pongs was 5,461 of them, 40 bytes of memory each).
+#[test]
+fn a_peer_that_pings_and_never_reads_is_read_no_further() {
+    let mut io = PingsNeverRead {
+        pings_read: 0,
+        at: 0,
+    };
+    let mut conn = yamux::Connection::new(&mut io, yamux::Config::default(), yamux::Mode::Server);
+    let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+    // One poll runs the connection until nothing more can be done: every
+    // ping read is answered, until the socket takes nothing more.
+    assert!(conn.poll_next_inbound(&mut cx).is_pending());
+    drop(conn);
+    assert!(
+        io.pings_read < 100,
+        "{} pings read from a peer that reads nothing",
+        io.pings_read
+    );
+}

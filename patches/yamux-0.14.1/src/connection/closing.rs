@@ -189,7 +189,13 @@ mod tests {
         let mut closing = Closing::new(
             stream_receivers,
             pending_frames.into(),
-            frame::Io::new(crate::connection::Id(0), &mut socket).fuse(),
+            // PATCH(peerup): `Io::new` takes the connection's window total.
+            frame::Io::new(
+                crate::connection::Id(0),
+                &mut socket,
+                std::sync::Arc::new(parking_lot::Mutex::new(0)),
+            )
+            .fuse(),
         );
         futures::executor::block_on(async { poll_fn(|cx| closing.poll_unpin(cx)).await.unwrap() });
         assert!(closing.pending_frames.is_empty());

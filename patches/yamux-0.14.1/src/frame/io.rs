@@ -127,8 +127,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
                 break;
             }
         }
+        debug_assert!(count > 0, "poll_write_some with nothing queued");
+        // Any error poisons the sink: a layer that took part of the bytes
+        // before failing (TLS buffers what it seals) must not be handed
+        // them again.
         let n = match ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &bufs[..count])) {
-            Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Ok(0) => {
+                q.poisoned = true;
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
             Ok(n) if n > total => {
                 q.poisoned = true;
                 return Poll::Ready(Err(io::Error::other(format!(
@@ -136,7 +143,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Io<T> {
                 ))));
             }
             Ok(n) => n,
-            Err(e) => return Poll::Ready(Err(e)),
+            Err(e) => {
+                q.poisoned = true;
+                return Poll::Ready(Err(e));
+            }
         };
         q.len -= n;
         let mut n = n;
@@ -162,7 +172,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Frame<()>> for Io<T> {
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let this = Pin::into_inner(self);
         log::trace!("{}: write: {:?}", this.id, this.write_queue);
-        while this.write_queue.len >= WRITE_BATCH || this.write_queue.poisoned {
+        // Bytes bound the data queued; the count bounds frames with no body
+        // (pongs to a peer that pings and never reads: 12 bytes each).
+        while this.write_queue.len >= WRITE_BATCH
+            || this.write_queue.frames.len() >= MAX_SLICES / 2
+            || this.write_queue.poisoned
+        {
             ready!(this.poll_write_some(cx))?;
         }
         Poll::Ready(Ok(()))
