@@ -237,21 +237,14 @@ impl<T: futures::AsyncWrite + Unpin> futures::AsyncWrite for Trickle<T> {
     }
 }
 
-/// The patch also writes a frame's header and body in one vectored write
-/// (one TLS write, one system call, instead of two), and a burst of frames
-/// together: every byte still arrives, in order, whatever part of the
-/// slices each write takes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn frames_written_a_few_bytes_at_a_time_arrive_whole() {
+/// Sends `data` on one stream of a yamux client over `client_io` to a
+/// yamux server over `server_io`, and checks that every byte arrives in
+/// order within the limit.
+async fn send_through<C>(client_io: C, server_io: DuplexStream, data: Vec<u8>)
+where
+    C: futures::AsyncRead + futures::AsyncWrite + Unpin + Send + 'static,
+{
     use futures::AsyncWriteExt as _;
-    let (client_io, server_io) = tokio::io::duplex(64 * KIB);
-    let whole_frames = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let client_io = Trickle {
-        inner: client_io.compat(),
-        step: 0,
-        whole_frames: whole_frames.clone(),
-    };
-    let data: Vec<u8> = (0..MIB + 777).map(|i| (i * 31 % 251) as u8).collect();
     let expect = data.clone();
     let mut server = yamux::Connection::new(
         server_io.compat(),
@@ -291,6 +284,23 @@ async fn frames_written_a_few_bytes_at_a_time_arrive_whole() {
     .await
     .expect("the stream did not arrive");
     drive.abort();
+}
+
+/// The patch also writes a frame's header and body in one vectored write
+/// (one TLS write, one system call, instead of two), and a burst of frames
+/// together: every byte still arrives, in order, whatever part of the
+/// slices each write takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_written_a_few_bytes_at_a_time_arrive_whole() {
+    let (client_io, server_io) = tokio::io::duplex(64 * KIB);
+    let whole_frames = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let client_io = Trickle {
+        inner: client_io.compat(),
+        step: 0,
+        whole_frames: whole_frames.clone(),
+    };
+    let data: Vec<u8> = (0..MIB + 777).map(|i| (i * 31 % 251) as u8).collect();
+    send_through(client_io, server_io, data).await;
     assert!(
         whole_frames.load(std::sync::atomic::Ordering::Relaxed) > 0,
         "no write was handed a header and its body together"
@@ -358,7 +368,6 @@ impl<T: futures::AsyncWrite + Unpin> futures::AsyncWrite for Counting<T> {
 /// before the connection runs.
 #[tokio::test(flavor = "current_thread")]
 async fn a_burst_of_frames_goes_out_in_one_write() {
-    use futures::AsyncWriteExt as _;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
     let (client_io, server_io) = tokio::io::duplex(4 * MIB);
@@ -371,45 +380,7 @@ async fn a_burst_of_frames_goes_out_in_one_write() {
         most_slices: most_slices.clone(),
     };
     let data: Vec<u8> = (0..MIB).map(|i| (i * 7 % 253) as u8).collect();
-    let expect = data.clone();
-    let mut server = yamux::Connection::new(
-        server_io.compat(),
-        yamux::Config::default(),
-        yamux::Mode::Server,
-    );
-    let received = tokio::spawn(async move {
-        let mut s = poll_fn(|cx| server.poll_next_inbound(cx))
-            .await
-            .expect("a stream")
-            .expect("no connection error");
-        let drive = tokio::spawn(async move {
-            while let Some(Ok(_)) = poll_fn(|cx| server.poll_next_inbound(cx)).await {}
-        });
-        let mut got = Vec::new();
-        s.read_to_end(&mut got).await.unwrap();
-        drive.abort();
-        got
-    });
-    let mut client =
-        yamux::Connection::new(client_io, yamux::Config::default(), yamux::Mode::Client);
-    let mut s = poll_fn(|cx| client.poll_new_outbound(cx)).await.unwrap();
-    let drive = tokio::spawn(async move {
-        while let Some(Ok(_)) = poll_fn(|cx| client.poll_next_inbound(cx)).await {}
-    });
-    tokio::time::timeout(LIMIT, async move {
-        s.write_all(&data).await.unwrap();
-        s.close().await.unwrap();
-        let got = received.await.unwrap();
-        assert!(
-            got == expect,
-            "{} bytes arrived of {}",
-            got.len(),
-            expect.len()
-        );
-    })
-    .await
-    .expect("the stream did not arrive");
-    drive.abort();
+    send_through(client_io, server_io, data).await;
     let (writes, most) = (writes.load(Relaxed), most_slices.load(Relaxed));
     assert!(
         most >= 8,
