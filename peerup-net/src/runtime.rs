@@ -171,6 +171,27 @@ impl Default for TransportOptions {
     }
 }
 
+/// The kernel's caps on UDP socket buffers, `net.core.rmem_max` and
+/// `wmem_max` (bytes), or `None` where they cannot be read (not Linux).
+/// What [`TransportOptions::quic_socket_buffer`] asks for is granted up to
+/// these.
+pub fn udp_buffer_limits() -> Option<(u64, u64)> {
+    let read = |name: &str| {
+        use std::io::Read;
+        let mut text = String::new();
+        std::fs::File::open(format!("/proc/sys/net/core/{name}"))
+            .and_then(|f| f.take(64).read_to_string(&mut text))
+            .ok()?;
+        parse_sysctl(&text)
+    };
+    Some((read("rmem_max")?, read("wmem_max")?))
+}
+
+/// A sysctl file's number; `None` for anything else.
+fn parse_sysctl(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
+}
+
 /// A change of this machine's addresses, as a runtime's interface
 /// watcher reports it ([`Runtime::watch_interfaces`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -446,4 +467,25 @@ where
         options.inbound_upgrade_timeout,
     );
     Ok(timed.boxed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sysctl_file_reads_as_its_number_and_nothing_else() {
+        assert_eq!(parse_sysctl("212992\n"), Some(212_992));
+        for garbage in [
+            "",
+            "\n",
+            "-1",
+            "7.5e6",
+            "4194304 4194304",
+            "\u{0}\u{ff}",
+            "99999999999999999999999",
+        ] {
+            assert_eq!(parse_sysctl(garbage), None, "{garbage:?}");
+        }
+    }
 }

@@ -264,13 +264,10 @@ impl peerup_net::lan::Discoverer for Mdns {
 /// QUIC still works, but a fast transfer loses packets the receiver had no
 /// room for, and slows down for them (docs/PERFORMANCE.md).
 fn note_udp_buffer_limit(wanted: usize) {
-    let Ok(text) = std::fs::read_to_string("/proc/sys/net/core/rmem_max") else {
+    let Some((max, _)) = peerup_net::runtime::udp_buffer_limits() else {
         return;
     };
-    let Ok(max) = text.trim().parse::<usize>() else {
-        return;
-    };
-    if max < wanted {
+    if max < u64::try_from(wanted).unwrap_or(u64::MAX) {
         tracing::info!(
             "QUIC: the kernel allows UDP receive buffers of {} KiB (net.core.rmem_max), \
              less than the {} KiB asked for, so fast QUIC transfers may lose packets; \

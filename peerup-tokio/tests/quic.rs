@@ -177,16 +177,6 @@ fn udp_sockets() -> Vec<(std::net::SocketAddr, usize, usize)> {
     found
 }
 
-/// The kernel's cap on what a process may ask for (`net.core.<name>`).
-#[cfg(target_os = "linux")]
-fn core_sysctl(name: &str) -> usize {
-    let path = format!("/proc/sys/net/core/{name}");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    text.trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quic_sockets_have_the_buffers_asked_for() {
@@ -211,8 +201,11 @@ async fn the_quic_sockets_have_the_buffers_asked_for() {
     assert!(path.is_ok(), "{path:?}");
 
     let wanted = peerup_net::runtime::TransportOptions::default().quic_socket_buffer;
-    let rcv = 2 * wanted.min(core_sysctl("rmem_max"));
-    let snd = 2 * wanted.min(core_sysctl("wmem_max"));
+    let (rmem_max, wmem_max) =
+        peerup_net::runtime::udp_buffer_limits().expect("net.core.rmem_max and wmem_max");
+    let cap = |max: u64| usize::try_from(max).unwrap_or(usize::MAX);
+    let rcv = 2 * wanted.min(cap(rmem_max));
+    let snd = 2 * wanted.min(cap(wmem_max));
     let a_port = a_addr
         .iter()
         .find_map(|p| match p {

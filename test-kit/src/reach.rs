@@ -301,15 +301,8 @@ pub async fn a_restarted_home_is_reached_on_its_new_reservation(rt: Arc<dyn Runt
     let (home_id, laptop_id) = (hk.public().to_peer_id(), lk.public().to_peer_id());
     let relay = start_relay(&rt, &[home_id, laptop_id]).await;
     let direct = relay_addr(&relay);
-    let relay_tcp = match (
-        direct.multiaddr().iter().next(),
-        direct.multiaddr().iter().nth(1),
-    ) {
-        (Some(Protocol::Ip4(ip)), Some(Protocol::Tcp(port))) => {
-            std::net::SocketAddr::from((ip, port))
-        }
-        _ => panic!("relay address {direct:?}"),
-    };
+    let relay_tcp =
+        tcp_socket_addr(direct.multiaddr()).unwrap_or_else(|| panic!("relay address {direct:?}"));
     let freezer = Freezer::start(&rt, relay_tcp).await;
     let through_freezer = RelayAddr::new(
         format!(
@@ -358,6 +351,16 @@ pub async fn a_restarted_home_is_reached_on_its_new_reservation(rt: Arc<dyn Runt
     }
     home.shutdown().await;
     relay.shutdown().await;
+}
+
+/// The socket address of an `/ip4/<ip>/tcp/<port>...` address.
+fn tcp_socket_addr(a: &Multiaddr) -> Option<std::net::SocketAddr> {
+    match (a.iter().next(), a.iter().nth(1)) {
+        (Some(Protocol::Ip4(ip)), Some(Protocol::Tcp(port))) => {
+            Some(std::net::SocketAddr::from((ip, port)))
+        }
+        _ => None,
+    }
 }
 
 /// A TCP forwarder on 127.0.0.1 in front of `target` whose connections
@@ -446,12 +449,7 @@ pub async fn a_silent_path_is_closed_after_a_network_change(rt: Arc<dyn Runtime>
     let home_tcp = home
         .listen_addrs()
         .into_iter()
-        .find_map(|a| match (a.iter().next(), a.iter().nth(1)) {
-            (Some(Protocol::Ip4(ip)), Some(Protocol::Tcp(port))) => {
-                Some(std::net::SocketAddr::from((ip, port)))
-            }
-            _ => None,
-        })
+        .find_map(|a| tcp_socket_addr(&a))
         .unwrap();
     let freezer = Freezer::start(&rt, home_tcp).await;
     let mut lo = NodeOptions::new(lk)

@@ -35,8 +35,6 @@ use serde_json::{Value, json};
 use crate::Global;
 use crate::control::{self, Reply, Request};
 
-/// The UDP buffer size quinn and quic-go ask the kernel for (7.5 MB).
-const UDP_BUFFER_WANT: u64 = 7_340_032;
 /// Longest wait for one relay address or one reservation.
 const STEP_LIMIT: Duration = Duration::from_secs(5);
 /// How to give the NAT check the two observers it needs.
@@ -392,19 +390,17 @@ fn files(global: &Global, r: &mut Report) -> Option<(std::path::PathBuf, Config)
 
 /// The UDP receive and send buffer limits QUIC wants.
 fn buffers(r: &mut Report) {
-    let read = |name: &str| -> Option<u64> {
-        std::fs::read_to_string(format!("/proc/sys/net/core/{name}"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-    };
-    match (read("rmem_max"), read("wmem_max")) {
-        (Some(rm), Some(wm)) if rm >= UDP_BUFFER_WANT && wm >= UDP_BUFFER_WANT => {
+    // What peerup's QUIC sockets ask for (7 MiB, as quic-go).
+    let want = u64::try_from(peerup_net::runtime::TransportOptions::default().quic_socket_buffer)
+        .unwrap_or(u64::MAX);
+    match peerup_net::runtime::udp_buffer_limits() {
+        Some((rm, wm)) if rm >= want && wm >= want => {
             r.ok("udp.buffers", format!("net.core.rmem_max={rm}, wmem_max={wm}"));
         }
-        (Some(rm), Some(wm)) => r.add(
+        Some((rm, wm)) => r.add(
             "udp.buffers",
             Status::Warn,
-            format!("net.core.rmem_max={rm}, wmem_max={wm}: below the {UDP_BUFFER_WANT} bytes QUIC asks for (QUIC throughput suffers)"),
+            format!("net.core.rmem_max={rm}, wmem_max={wm}: below the {want} bytes QUIC asks for (QUIC throughput suffers)"),
             Some("sudo sysctl -w net.core.rmem_max=7500000 net.core.wmem_max=7500000; to keep it, put `net.core.rmem_max=7500000` and `net.core.wmem_max=7500000` in /etc/sysctl.d/60-peerup.conf".into()),
         ),
         _ => r.add("udp.buffers", Status::Skip, "cannot read /proc/sys/net/core/rmem_max (not Linux?)", None),
