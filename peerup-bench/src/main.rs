@@ -63,6 +63,13 @@ struct BenchArgs {
     /// Do not compare with a recorded run.
     #[arg(long)]
     no_baseline: bool,
+    /// (Internal.) Run as a plain forwarder process to this address: the
+    /// round-trip baseline starts two of these.
+    #[arg(long, hide = true, value_name = "ADDR", requires = "forward_port")]
+    forward_to: Option<SocketAddr>,
+    /// (Internal.) The forwarder process's port on 127.0.0.1.
+    #[arg(long, hide = true, value_name = "PORT")]
+    forward_port: Option<u16>,
 }
 
 /// The recorded run the figures are compared with (`--baseline` replaces
@@ -177,8 +184,9 @@ const FORWARDER_THREAD: &str = "bench-forward";
 /// A plain user-space forwarder: accept, connect, copy both ways (tokio's
 /// `copy_bidirectional`, what most small forwarders do), on a thread of its
 /// own so its CPU time can be told apart from the sender's and the sink's.
-fn forwarder(to: SocketAddr) -> Result<SocketAddr> {
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+fn forwarder(port: u16, to: SocketAddr) -> Result<SocketAddr> {
+    let std_listener = std::net::TcpListener::bind(("127.0.0.1", port))
+        .with_context(|| format!("listening on 127.0.0.1:{port}"))?;
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -195,6 +203,10 @@ fn forwarder(to: SocketAddr) -> Result<SocketAddr> {
                 while let Ok((mut a, _)) = l.accept().await {
                     tokio::spawn(async move {
                         if let Ok(mut b) = TcpStream::connect(to).await {
+                            // As `peerup proxy` and the daemon do: small
+                            // writes leave at once.
+                            let _ = a.set_nodelay(true);
+                            let _ = b.set_nodelay(true);
                             let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
                         }
                     });
@@ -203,6 +215,44 @@ fn forwarder(to: SocketAddr) -> Result<SocketAddr> {
         })
         .context("starting the forwarder's thread")?;
     Ok(addr)
+}
+
+/// The process hops of a proxied round trip without peerup: two plain
+/// forwarders, each a process of its own (this binary again, with the
+/// hidden `--forward-to`), in front of `to`. A round trip through peerup
+/// wakes the same six processes (the client, `peerup proxy`, the daemon,
+/// the service, and back); on a virtual machine an idle vCPU's wake-up
+/// costs more than the work, so this is the floor peerup's round trip is
+/// read against. Returns the processes and the first one's address.
+async fn forwarder_chain(to: SocketAddr, root: &Path) -> Result<(Vec<Proc>, SocketAddr)> {
+    let me = std::env::current_exe()?;
+    let mut procs = Vec::new();
+    let mut next = to;
+    for i in 0..2 {
+        let port = free_port()?;
+        procs.push(spawn(
+            &me,
+            &[
+                "--forward-to",
+                &next.to_string(),
+                "--forward-port",
+                &port.to_string(),
+            ],
+            &root.join(format!("forwarder-{i}.log")),
+            "a forwarder process",
+        )?);
+        next = SocketAddr::from(([127, 0, 0, 1], port));
+        wait_port(next, "a forwarder process").await?;
+    }
+    Ok((procs, next))
+}
+
+/// `--forward-to`: be one of [`forwarder_chain`]'s processes until killed.
+fn forward_until_killed(port: u16, to: SocketAddr) -> Result<ExitCode> {
+    forwarder(port, to)?;
+    loop {
+        std::thread::park();
+    }
 }
 
 /// CPU time (user + system) of this process's threads named `name`.
@@ -963,6 +1013,15 @@ const COMMIT: &str = env!("PEERUP_GIT_COMMIT");
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = BenchArgs::parse();
+    if let (Some(to), Some(port)) = (args.forward_to, args.forward_port) {
+        return match forward_until_killed(port, to) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("peerup-bench --forward-to: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // The in-process nodes' logs (the relayed laptop, the capacity
     // clients), to stderr: `PEERUP_BENCH_CLIENT_LOG=debug`, say.
     if let Ok(filter) = std::env::var("PEERUP_BENCH_CLIENT_LOG") {
@@ -1024,7 +1083,7 @@ async fn bench(root: &Path, args: &BenchArgs) -> Result<ExitCode> {
             throughput(sink_addr, secs).await?,
             "Gbit/s",
         );
-        let fwd = forwarder(sink_addr)?;
+        let fwd = forwarder(0, sink_addr)?;
         let mut before = None;
         let (gbps, bytes) = throughput_with(fwd, secs, || {
             before = thread_cpu_secs(FORWARDER_THREAD);
@@ -1066,6 +1125,11 @@ async fn bench(root: &Path, args: &BenchArgs) -> Result<ExitCode> {
         let (raw_p50, raw_p99) = round_trips(echo_addr, 2000).await?;
         r.add("rtt", "raw TCP p50", raw_p50, "us");
         r.add("rtt", "raw TCP p99", raw_p99, "us");
+        let (chain, chain_addr) = forwarder_chain(echo_addr, root).await?;
+        let (p50, p99) = round_trips(chain_addr, 2000).await?;
+        r.add("rtt", "two forwarder processes p50", p50, "us");
+        r.add("rtt", "two forwarder processes p99", p99, "us");
+        drop(chain);
     }
 
     // Pre-generate the capacity clients' identities: the relay and home
@@ -1678,6 +1742,13 @@ fn report(r: &Results, args: &BenchArgs) -> Result<()> {
             Some(p50 <= raw_p50 + 100.0),
             format!("{p50:.0} us vs raw {raw_p50:.0} us"),
         );
+        if let Some(f50) = r.get("two forwarder processes p50") {
+            println!(
+                "| (shown) RTT p50 through two plain forwarder processes (the same process hops, no peerup) | - | {f50:.0} us: peerup's round trip is {:+.0} us over it, raw TCP's {:+.0} us under it |",
+                p50 - f50,
+                raw_p50 - f50
+            );
+        }
     }
     if let Some(w) = r.get("warm open to first byte (median)") {
         t("warm open <= 2 ms", Some(w <= 2.0), format!("{w:.3} ms"));
