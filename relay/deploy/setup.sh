@@ -50,8 +50,19 @@ install_binary() {
     if [ -x "$ROOT/target/release/peerup-relay" ]; then
       BINARY="$ROOT/target/release/peerup-relay"
     elif command -v cargo >/dev/null; then
-      echo "Building peerup-relay (release)..."
-      (cd "$ROOT" && cargo build --release --locked -p peerup-relay)
+      # The release profile optimizes the whole program at link time
+      # (Cargo.toml), which needs about 2.6 GB of memory; a small VPS
+      # builds without it: a bigger binary, the same code.
+      local avail_kb
+      avail_kb=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo 2>/dev/null || true)
+      if [ "${avail_kb:-0}" -lt 3000000 ]; then
+        echo "Building peerup-relay (release, without link-time optimization: under 3 GB of memory available)..."
+        (cd "$ROOT" && CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+          cargo build --release --locked -p peerup-relay)
+      else
+        echo "Building peerup-relay (release; a few minutes)..."
+        (cd "$ROOT" && cargo build --release --locked -p peerup-relay)
+      fi
       BINARY="$ROOT/target/release/peerup-relay"
     else
       die "no binary: pass --binary <path> or install Rust (cargo)"
