@@ -88,6 +88,7 @@ impl FileWatcher {
             let wanted = names.clone();
             let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
                 if let Ok(ev) = res
+                    && may_change(&ev.kind)
                     && ev
                         .paths
                         .iter()
@@ -146,6 +147,24 @@ impl FileWatcher {
     }
 }
 
+/// Whether an event can mean new bytes. Reading a file is an event too
+/// (inotify's open, access and close-without-writing), and the caller
+/// reads the files after every wake-up: taken for changes, each reload
+/// caused the next, and an idle daemon read and hashed its config and
+/// authorized_keys about five times a second each, forever. A write's
+/// close is kept, and every kind that is not a plain read.
+fn may_change(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    !matches!(
+        kind,
+        EventKind::Access(
+            AccessKind::Read
+                | AccessKind::Open(_)
+                | AccessKind::Close(AccessMode::Read | AccessMode::Execute)
+        )
+    )
+}
+
 fn dir_of(file: &Path) -> PathBuf {
     match file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -162,6 +181,88 @@ fn same_file_name(event: &Path, watched: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Real inotify events, in the order they happened: a read of the
+    /// watched file (as the caller's reload does), then an atomic replace
+    /// (as peerup and editors write). The read's events are not changes;
+    /// the replace is.
+    #[test]
+    fn reading_a_watched_file_is_not_a_change() {
+        use notify::Watcher;
+        let dir = std::env::temp_dir().join(format!("peerup-watch-read-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("authorized_keys");
+        crate::fs::write_atomic(&file, b"# before\n").unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res {
+                let _ = tx.send(ev);
+            }
+        })
+        .unwrap();
+        w.watch(&dir, notify::RecursiveMode::NonRecursive).unwrap();
+        assert_eq!(crate::fs::read(&file).unwrap(), b"# before\n");
+        crate::fs::write_atomic(&file, b"# after\n").unwrap();
+        let mut reads = Vec::new();
+        let change = loop {
+            let ev = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("no event for the replace within 30 s");
+            if !ev.paths.iter().any(|p| same_file_name(p, &file)) {
+                continue;
+            }
+            if may_change(&ev.kind) {
+                break ev.kind;
+            }
+            reads.push(ev.kind);
+        };
+        assert!(
+            !reads.is_empty(),
+            "the read made no event: this test shows nothing here"
+        );
+        assert!(
+            matches!(
+                change,
+                notify::EventKind::Modify(notify::event::ModifyKind::Name(_))
+                    | notify::EventKind::Create(_)
+            ),
+            "the first change seen is not the replace: {change:?} (after {reads:?})"
+        );
+        drop(w);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn every_kind_but_a_plain_read_may_change_the_file() {
+        use notify::EventKind;
+        use notify::event::{AccessKind, AccessMode, CreateKind, DataChange, ModifyKind};
+        for read in [
+            AccessKind::Read,
+            AccessKind::Open(AccessMode::Any),
+            AccessKind::Open(AccessMode::Write),
+            AccessKind::Close(AccessMode::Read),
+            AccessKind::Close(AccessMode::Execute),
+        ] {
+            assert!(!may_change(&EventKind::Access(read)), "{read:?}");
+        }
+        for change in [
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Access(AccessKind::Close(AccessMode::Any)),
+            EventKind::Access(AccessKind::Any),
+            EventKind::Access(AccessKind::Other),
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Modify(ModifyKind::Metadata(
+                notify::event::MetadataKind::Permissions,
+            )),
+            EventKind::Remove(notify::event::RemoveKind::File),
+            EventKind::Any,
+            EventKind::Other,
+        ] {
+            assert!(may_change(&change), "{change:?}");
+        }
+    }
 
     #[test]
     fn fingerprints_follow_the_bytes() {
