@@ -56,6 +56,12 @@ impl Fingerprint {
 /// read half-written.
 const SETTLE: Duration = Duration::from_millis(100);
 
+/// The longest a stream of notifications is let settle: events closer
+/// than [`SETTLE`] without end (a file rewritten in a loop) would
+/// otherwise hold back every reload, a revocation too, and the poll with
+/// them, for as long as they lasted.
+const SETTLE_AT_MOST: Duration = Duration::from_secs(1);
+
 /// Watches some files; [`FileWatcher::changed`] resolves when one of them
 /// may have changed.
 pub struct FileWatcher {
@@ -133,10 +139,14 @@ impl FileWatcher {
                     tick.await;
                     return;
                 }
-                // Let a burst of writes finish, then take them as one.
+                // Let a burst of writes finish, then take them as one;
+                // a burst that does not end is taken after
+                // SETTLE_AT_MOST.
+                let mut cap = self.rt.sleep(SETTLE_AT_MOST).fuse();
                 loop {
                     let mut settle = self.rt.sleep(SETTLE).fuse();
                     futures::select_biased! {
+                        () = cap => return,
                         more = self.events.next() => if more.is_none() { return },
                         () = settle => return,
                     }
@@ -147,12 +157,15 @@ impl FileWatcher {
     }
 }
 
-/// Whether an event can mean new bytes. Reading a file is an event too
-/// (inotify's open, access and close-without-writing), and the caller
-/// reads the files after every wake-up: taken for changes, each reload
-/// caused the next, and an idle daemon read and hashed its config and
-/// authorized_keys about five times a second each, forever. A write's
-/// close is kept, and every kind that is not a plain read.
+/// Whether an event can mean new bytes. Opening a file is an event too
+/// (inotify's IN_OPEN, which `notify` subscribes to; other platforms'
+/// backends may report reads and read-only closes as well), and the
+/// caller reads the files after every wake-up: taken for changes, each
+/// reload caused the next, and an idle daemon read and hashed its config
+/// and authorized_keys about five times a second each, forever. A
+/// write's close is kept, and every kind that is not a plain read: a
+/// change of the bytes always comes with one (IN_MODIFY, IN_CLOSE_WRITE,
+/// IN_MOVED_TO, IN_CREATE, IN_DELETE, IN_ATTRIB).
 fn may_change(kind: &notify::EventKind) -> bool {
     use notify::event::{AccessKind, AccessMode, EventKind};
     !matches!(

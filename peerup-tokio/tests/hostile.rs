@@ -521,6 +521,46 @@ async fn a_change_made_while_starting_is_not_missed() {
     relay.shutdown().await;
 }
 
+/// A watched file rewritten without pause (events closer together than
+/// the watcher lets a burst settle) still wakes it: settling is capped,
+/// where before the stream held back every reload, a revocation too, and
+/// the poll with them, for as long as it lasted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_rewritten_without_pause_still_wakes_the_watcher() {
+    let rt = rt();
+    let dir = temp_dir("watch-stream");
+    let file = dir.join("authorized_keys");
+    peerup_net::fs::write_atomic(&file, b"# 0\n").unwrap();
+    let mut watcher = peerup_net::watch::FileWatcher::new(
+        rt.clone(),
+        std::slice::from_ref(&file),
+        Duration::from_secs(3600),
+    );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, file) = (stop.clone(), file.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                // In place (no fsync, which can stall longer than a
+                // burst is let settle): a write every millisecond or so,
+                // well inside the 100 ms.
+                std::fs::write(&file, format!("# {i}\n")).unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            i
+        })
+    };
+    let woke = rt.timeout(LIMIT, watcher.changed()).await;
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    assert!(
+        woke.is_some(),
+        "a stream of {writes} writes held the watcher back for {LIMIT:?}"
+    );
+}
+
 /// Item 11: a change to a watched file is noticed by the platform's
 /// notification at once (the poll here is an hour away), through an
 /// atomic replace as peerup and editors write.
