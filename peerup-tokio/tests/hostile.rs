@@ -521,6 +521,24 @@ async fn a_change_made_while_starting_is_not_missed() {
     relay.shutdown().await;
 }
 
+/// An authorized_keys file in a fresh directory, holding `text`, and a
+/// watcher on it whose poll is an hour away (so only the platform's
+/// notifications can wake it within a test).
+fn watched_file(
+    rt: &Arc<dyn Runtime>,
+    tag: &str,
+    text: &[u8],
+) -> (std::path::PathBuf, peerup_net::watch::FileWatcher) {
+    let file = temp_dir(tag).join("authorized_keys");
+    peerup_net::fs::write_atomic(&file, text).unwrap();
+    let watcher = peerup_net::watch::FileWatcher::new(
+        rt.clone(),
+        std::slice::from_ref(&file),
+        Duration::from_secs(3600),
+    );
+    (file, watcher)
+}
+
 /// A watched file rewritten without pause (events closer together than
 /// the watcher lets a burst settle) still wakes it: settling is capped,
 /// where before the stream held back every reload, a revocation too, and
@@ -528,14 +546,7 @@ async fn a_change_made_while_starting_is_not_missed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_rewritten_without_pause_still_wakes_the_watcher() {
     let rt = rt();
-    let dir = temp_dir("watch-stream");
-    let file = dir.join("authorized_keys");
-    peerup_net::fs::write_atomic(&file, b"# 0\n").unwrap();
-    let mut watcher = peerup_net::watch::FileWatcher::new(
-        rt.clone(),
-        std::slice::from_ref(&file),
-        Duration::from_secs(3600),
-    );
+    let (file, mut watcher) = watched_file(&rt, "watch-stream", b"# 0\n");
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let (stop, file) = (stop.clone(), file.clone());
@@ -567,14 +578,7 @@ async fn a_file_rewritten_without_pause_still_wakes_the_watcher() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_change_is_noticed_without_polling() {
     let rt = rt();
-    let dir = temp_dir("watch");
-    let file = dir.join("authorized_keys");
-    peerup_net::fs::write_atomic(&file, b"# before\n").unwrap();
-    let mut watcher = peerup_net::watch::FileWatcher::new(
-        rt.clone(),
-        std::slice::from_ref(&file),
-        Duration::from_secs(3600),
-    );
+    let (file, mut watcher) = watched_file(&rt, "watch", b"# before\n");
     let waiting = tokio::spawn(async move { watcher.changed().await });
     peerup_net::fs::write_atomic(&file, b"# after\n").unwrap();
     rt.timeout(LIMIT, waiting)
