@@ -53,9 +53,22 @@ install_binary() {
       # The release profile optimizes the whole program at link time
       # (Cargo.toml), which needs about 2.6 GB of memory; a small VPS
       # builds without it: a bigger binary, the same code.
-      local avail_kb
+      # A container's memory limit bounds the build whatever the host
+      # has: cgroup v2 (this process's cgroup, or the namespace's root),
+      # or v1's memory controller.
+      local avail_kb cg cg1 limit f
       avail_kb=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo 2>/dev/null || true)
-      if [ "${avail_kb:-0}" -lt 3000000 ]; then
+      [[ "$avail_kb" =~ ^[0-9]+$ ]] || avail_kb=0
+      cg=$(awk -F: '$1 == "0" {print $3}' /proc/self/cgroup 2>/dev/null || true)
+      cg1=$(awk -F: '$2 == "memory" {print $3}' /proc/self/cgroup 2>/dev/null || true)
+      for f in "/sys/fs/cgroup${cg}/memory.max" /sys/fs/cgroup/memory.max \
+        "/sys/fs/cgroup/memory${cg1}/memory.limit_in_bytes"; do
+        limit=$(cat "$f" 2>/dev/null || true)
+        if [[ "$limit" =~ ^[0-9]+$ ]] && [ $((limit / 1024)) -lt "$avail_kb" ]; then
+          avail_kb=$((limit / 1024))
+        fi
+      done
+      if [ "$avail_kb" -lt 3000000 ]; then
         echo "Building peerup-relay (release, without link-time optimization: under 3 GB of memory available)..."
         (cd "$ROOT" && CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
           cargo build --release --locked -p peerup-relay)
