@@ -172,19 +172,43 @@ async fn a_frame_larger_than_any_granted_window_is_refused_on_its_header() {
     );
 }
 
-/// A connection's writer that takes a few bytes at a time (sizes cycling
-/// through `STEPS`, so writes end inside headers, between a header and
-/// its body, and inside bodies), and counts the writes handed a header
-/// and a body together.
-struct Trickle<T> {
+/// How an [`OnWrite`] writes: handed the inner writer and the slices of
+/// every write (plain writes as one slice).
+type WriteFn<T> = Box<
+    dyn FnMut(
+            std::pin::Pin<&mut T>,
+            &mut std::task::Context<'_>,
+            &[std::io::IoSlice<'_>],
+        ) -> std::task::Poll<std::io::Result<usize>>
+        + Send,
+>;
+
+/// A connection's pipe whose writes go through `write` (to take part of
+/// them, to count them); reads, flushes and closes pass through.
+struct OnWrite<T> {
     inner: T,
-    step: usize,
-    whole_frames: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    write: WriteFn<T>,
 }
 
-const STEPS: [usize; 8] = [1, 5, 11, 12, 13, 700, 16 * KIB + 12, 3];
+impl<T> OnWrite<T> {
+    fn new(
+        inner: T,
+        write: impl FnMut(
+            std::pin::Pin<&mut T>,
+            &mut std::task::Context<'_>,
+            &[std::io::IoSlice<'_>],
+        ) -> std::task::Poll<std::io::Result<usize>>
+        + Send
+        + 'static,
+    ) -> Self {
+        OnWrite {
+            inner,
+            write: Box::new(write),
+        }
+    }
+}
 
-impl<T: futures::AsyncRead + Unpin> futures::AsyncRead for Trickle<T> {
+impl<T: futures::AsyncRead + Unpin> futures::AsyncRead for OnWrite<T> {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -194,7 +218,7 @@ impl<T: futures::AsyncRead + Unpin> futures::AsyncRead for Trickle<T> {
     }
 }
 
-impl<T: futures::AsyncWrite + Unpin> futures::AsyncWrite for Trickle<T> {
+impl<T: futures::AsyncWrite + Unpin> futures::AsyncWrite for OnWrite<T> {
     fn poll_write(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -207,21 +231,8 @@ impl<T: futures::AsyncWrite + Unpin> futures::AsyncWrite for Trickle<T> {
         cx: &mut std::task::Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        if bufs.len() >= 2 && bufs[0].len() == 12 && !bufs[1].is_empty() {
-            self.whole_frames
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        let limit = STEPS[self.step % STEPS.len()];
-        let mut chunk = Vec::with_capacity(limit);
-        for b in bufs {
-            let take = (limit - chunk.len()).min(b.len());
-            chunk.extend_from_slice(&b[..take]);
-        }
-        let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, &chunk);
-        if matches!(r, std::task::Poll::Ready(Ok(_))) {
-            self.step += 1;
-        }
-        r
+        let this = &mut *self;
+        (this.write)(std::pin::Pin::new(&mut this.inner), cx, bufs)
     }
     fn poll_flush(
         mut self: std::pin::Pin<&mut Self>,
@@ -236,6 +247,10 @@ impl<T: futures::AsyncWrite + Unpin> futures::AsyncWrite for Trickle<T> {
         std::pin::Pin::new(&mut self.inner).poll_close(cx)
     }
 }
+
+/// Write sizes cycling so that writes end inside headers, between a
+/// header and its body, and inside bodies.
+const STEPS: [usize; 8] = [1, 5, 11, 12, 13, 700, 16 * KIB + 12, 3];
 
 /// Sends `data` on one stream of a yamux client over `client_io` to a
 /// yamux server over `server_io`, and checks that every byte arrives in
@@ -294,70 +309,32 @@ where
 async fn frames_written_a_few_bytes_at_a_time_arrive_whole() {
     let (client_io, server_io) = tokio::io::duplex(64 * KIB);
     let whole_frames = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let client_io = Trickle {
-        inner: client_io.compat(),
-        step: 0,
-        whole_frames: whole_frames.clone(),
-    };
+    // A writer that takes a few bytes at a time (sizes cycling through
+    // `STEPS`), counting the writes handed a header and a body together.
+    let counted = whole_frames.clone();
+    let mut step = 0;
+    let client_io = OnWrite::new(client_io.compat(), move |inner, cx, bufs| {
+        if bufs.len() >= 2 && bufs[0].len() == 12 && !bufs[1].is_empty() {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let limit = STEPS[step % STEPS.len()];
+        let mut chunk = Vec::with_capacity(limit);
+        for b in bufs {
+            let take = (limit - chunk.len()).min(b.len());
+            chunk.extend_from_slice(&b[..take]);
+        }
+        let r = futures::AsyncWrite::poll_write(inner, cx, &chunk);
+        if matches!(r, std::task::Poll::Ready(Ok(_))) {
+            step += 1;
+        }
+        r
+    });
     let data: Vec<u8> = (0..MIB + 777).map(|i| (i * 31 % 251) as u8).collect();
     send_through(client_io, server_io, data).await;
     assert!(
         whole_frames.load(std::sync::atomic::Ordering::Relaxed) > 0,
         "no write was handed a header and its body together"
     );
-}
-
-/// A writer that takes everything, counting the writes and the most
-/// slices any one of them was handed.
-struct Counting<T> {
-    inner: T,
-    writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    most_slices: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl<T: futures::AsyncRead + Unpin> futures::AsyncRead for Counting<T> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut [u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<T: futures::AsyncWrite + Unpin> futures::AsyncWrite for Counting<T> {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        self.poll_write_vectored(cx, &[std::io::IoSlice::new(buf)])
-    }
-    fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let r = std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(r, std::task::Poll::Ready(Ok(_))) {
-            use std::sync::atomic::Ordering::Relaxed;
-            self.writes.fetch_add(1, Relaxed);
-            self.most_slices.fetch_max(bufs.len(), Relaxed);
-        }
-        r
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_close(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_close(cx)
-    }
 }
 
 /// A write of 1 MiB becomes 64 data frames of 16 KiB; the connection hands
@@ -373,12 +350,19 @@ async fn a_burst_of_frames_goes_out_in_one_write() {
     let (client_io, server_io) = tokio::io::duplex(4 * MIB);
     let writes = Arc::new(AtomicUsize::new(0));
     let most_slices = Arc::new(AtomicUsize::new(0));
-    // A pipe that takes all it is handed, as a socket with room does.
-    let client_io = Counting {
-        inner: VectoredPipe(client_io.compat()),
-        writes: writes.clone(),
-        most_slices: most_slices.clone(),
-    };
+    // A pipe that takes all it is handed, as a socket with room does
+    // (the compat layer's vectored write takes the first slice only),
+    // counting the writes and the most slices any one was handed.
+    let (counted, most) = (writes.clone(), most_slices.clone());
+    let client_io = OnWrite::new(client_io.compat(), move |inner, cx, bufs| {
+        let whole: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+        let r = futures::AsyncWrite::poll_write(inner, cx, &whole);
+        if matches!(r, std::task::Poll::Ready(Ok(_))) {
+            counted.fetch_add(1, Relaxed);
+            most.fetch_max(bufs.len(), Relaxed);
+        }
+        r
+    });
     let data: Vec<u8> = (0..MIB).map(|i| (i * 7 % 253) as u8).collect();
     send_through(client_io, server_io, data).await;
     let (writes, most) = (writes.load(Relaxed), most_slices.load(Relaxed));
@@ -387,50 +371,6 @@ async fn a_burst_of_frames_goes_out_in_one_write() {
         "no write was handed 4 frames or more (at most {most} slices in one write)"
     );
     assert!(writes < 64, "{writes} writes for 64 data frames");
-}
-
-/// An in-memory pipe whose vectored write takes every slice (the compat
-/// layer's writes the first only).
-struct VectoredPipe<T>(T);
-
-impl<T: futures::AsyncRead + Unpin> futures::AsyncRead for VectoredPipe<T> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut [u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl<T: futures::AsyncWrite + Unpin> futures::AsyncWrite for VectoredPipe<T> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-    fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let whole: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
-        std::pin::Pin::new(&mut self.0).poll_write(cx, &whole)
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
-    }
-    fn poll_close(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_close(cx)
-    }
 }
 
 /// A socket that always has pings to read and never takes a byte: a peer
