@@ -42,6 +42,7 @@ pub(crate) const EXIT_RESTART: u8 = 75;
                   peerup proxy home ssh 2222                    on the laptop; then ssh -p 2222 user@localhost\n\n\
                   Config: --config <path>, else ./peerup.yaml, ~/.config/peerup/config.yaml, /etc/peerup/config.yaml.\n\
                   Logs: RUST_LOG=debug, or -v / -q. Threads: PEERUP_WORKER_THREADS (default 1, the daemon 2).\n\
+                  QUIC packets past 1,452 bytes where a path's link allows: PEERUP_QUIC_PATH_MTU=on|off (default on).\n\
                   Exit codes: 0 ok, 1 failure, 2 usage error."
 )]
 pub(crate) struct Cli {

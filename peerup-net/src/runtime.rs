@@ -91,6 +91,11 @@ pub struct TransportOptions {
     pub quic_idle_timeout: Duration,
     /// QUIC keep-alive interval.
     pub quic_keep_alive: Duration,
+    /// QUIC's MTU discovery searches as far as each path's first link
+    /// carries where it is larger than Ethernet ([`path_max_udp_payload`];
+    /// ARCHITECTURE.md, "QUIC packet size"). `false`: quinn's 1,452-byte
+    /// bound on every path (`PEERUP_QUIC_PATH_MTU=off` for `peerup`).
+    pub quic_path_mtu: bool,
     /// The certificate a `/tls/ws` listen address serves (a relay's
     /// `network.websocket_tls`); `None`: no `wss://` listening.
     pub websocket_tls: Option<WebSocketTls>,
@@ -165,6 +170,7 @@ impl Default for TransportOptions {
             quic_socket_buffer: 7 << 20,
             quic_idle_timeout: Duration::from_secs(30),
             quic_keep_alive: Duration::from_secs(5),
+            quic_path_mtu: true,
             websocket_tls: None,
             websocket_trust: Vec::new(),
         }
@@ -185,6 +191,48 @@ pub fn udp_buffer_limits() -> Option<(u64, u64)> {
         parse_sysctl(&text)
     };
     Some((read("rmem_max")?, read("wmem_max")?))
+}
+
+/// The largest UDP payload the local route to `addr` carries, where `addr`
+/// is a loopback or private network's and the route's link is larger than
+/// Ethernet (the loopback interface, jumbo frames, a cloud's VPC); `None`
+/// for any other address (the internet's paths carry Ethernet's size or
+/// less), for an Ethernet-sized link or smaller, or where it cannot be
+/// read (not Linux). QUIC's MTU discovery searches up to it on such a
+/// path (ARCHITECTURE.md, "QUIC packet size"). The route's MTU is read
+/// from a UDP socket connected to `addr` (`IP_MTU`, `IPV6_MTU`) and
+/// closed at once: no packet is sent, and a public address costs no
+/// system call.
+pub fn path_max_udp_payload(addr: std::net::SocketAddr) -> Option<u16> {
+    if !peerup_core::wire::mtu::may_carry_more_than_ethernet(addr.ip()) {
+        return None;
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use rustix::net::{AddressFamily, SocketType};
+        let ipv6 = addr.is_ipv6();
+        let family = if ipv6 {
+            AddressFamily::INET6
+        } else {
+            AddressFamily::INET
+        };
+        // Connected at once, without a bind of its own (`connect` picks
+        // the local address and port the route gives).
+        let socket = rustix::net::socket(family, SocketType::DGRAM, None).ok()?;
+        rustix::net::connect(&socket, &addr).ok()?;
+        let mtu = if ipv6 {
+            rustix::net::sockopt::ipv6_mtu(&socket)
+        } else {
+            rustix::net::sockopt::ip_mtu(&socket)
+        }
+        .ok()?;
+        peerup_core::wire::mtu::max_udp_payload(mtu, ipv6)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = addr;
+        None
+    }
 }
 
 /// A sysctl file's number; `None` for anything else.
@@ -486,6 +534,29 @@ mod tests {
             "99999999999999999999999",
         ] {
             assert_eq!(parse_sysctl(garbage), None, "{garbage:?}");
+        }
+    }
+
+    /// The route to a loopback address is the loopback interface's, read
+    /// from the interface itself here; a public address asks nothing.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_loopback_path_carries_what_the_loopback_link_does() {
+        let lo: u32 = std::fs::read_to_string("/sys/class/net/lo/mtu")
+            .expect("the loopback interface's MTU")
+            .trim()
+            .parse()
+            .expect("a number");
+        let addr: std::net::SocketAddr = "127.0.0.1:9".parse().expect("an address");
+        assert_eq!(
+            path_max_udp_payload(addr),
+            peerup_core::wire::mtu::max_udp_payload(lo, false)
+        );
+        if lo > peerup_core::wire::mtu::ETHERNET_MTU {
+            assert!(path_max_udp_payload(addr).is_some_and(|p| p > 1_452));
+        }
+        for public in ["8.8.8.8:443", "[2606:4700::1111]:443"] {
+            assert_eq!(path_max_udp_payload(public.parse().unwrap()), None);
         }
     }
 }

@@ -48,4 +48,4 @@ pub use node::{Node, ServiceStream};
 pub use peerup_core as core;
 pub use peerup_net::adapter::exports::*;
 pub use peerup_net::{self as net, libp2p};
-pub use runtime::{TokioRuntime, TokioTcp};
+pub use runtime::{TokioRuntime, TokioTcp, quic_config};

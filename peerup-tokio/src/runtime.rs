@@ -176,24 +176,7 @@ impl Runtime for TokioRuntime {
             options,
         )?;
         let ip = if options.quic {
-            // libp2p's TLS handshake with AES-GCM first where the CPU
-            // has AES (libp2p-tls puts ChaCha20 first; patched
-            // libp2p-quic, see patches/README.md).
-            let (client, server) = peerup_net::tls::Config::new(keypair)
-                .map_err(io::Error::other)?
-                .rustls();
-            let client = quic::QuicClientConfig::try_from(client).map_err(io::Error::other)?;
-            let server = quic::QuicServerConfig::try_from(server).map_err(io::Error::other)?;
-            let mut q =
-                quic::Config::new(keypair).with_tls_configs(Arc::new(client), Arc::new(server));
-            q.max_stream_data = options.quic_stream_window;
-            q.max_connection_data = options.quic_connection_window;
-            q.max_connection_send_data = Some(options.quic_send_window);
-            q.udp_socket_buffer = Some(options.quic_socket_buffer);
-            note_udp_buffer_limit(options.quic_socket_buffer);
-            q.max_idle_timeout =
-                u32::try_from(options.quic_idle_timeout.as_millis()).unwrap_or(u32::MAX);
-            q.keep_alive_interval = options.quic_keep_alive;
+            let q = quic_config(keypair, options)?;
             // QUIC first (WIRE.md §1), then TCP.
             quic::tokio::Transport::new(q)
                 .map(|(p, c), _| (p, StreamMuxerBox::new(c)))
@@ -257,6 +240,40 @@ impl peerup_net::lan::Discoverer for Mdns {
             }
         }
     }
+}
+
+/// The QUIC transport's configuration for these options: our TLS
+/// configurations (AES-GCM first where the CPU has AES), the windows,
+/// socket buffers and timeouts of `options`, and MTU discovery as far as
+/// each path's link carries (ARCHITECTURE.md, "QUIC packet size"). What
+/// [`TokioRuntime`]'s transport listens and dials with.
+pub fn quic_config(keypair: &Keypair, options: &TransportOptions) -> io::Result<quic::Config> {
+    // libp2p's TLS handshake with AES-GCM first where the CPU
+    // has AES (libp2p-tls puts ChaCha20 first; patched
+    // libp2p-quic, see patches/README.md).
+    let (client, server) = peerup_net::tls::Config::new(keypair)
+        .map_err(io::Error::other)?
+        .rustls();
+    let client = quic::QuicClientConfig::try_from(client).map_err(io::Error::other)?;
+    let server = quic::QuicServerConfig::try_from(server).map_err(io::Error::other)?;
+    let mut q = quic::Config::new(keypair).with_tls_configs(Arc::new(client), Arc::new(server));
+    q.max_stream_data = options.quic_stream_window;
+    q.max_connection_data = options.quic_connection_window;
+    q.max_connection_send_data = Some(options.quic_send_window);
+    q.udp_socket_buffer = Some(options.quic_socket_buffer);
+    note_udp_buffer_limit(options.quic_socket_buffer);
+    q.max_idle_timeout = u32::try_from(options.quic_idle_timeout.as_millis()).unwrap_or(u32::MAX);
+    q.keep_alive_interval = options.quic_keep_alive;
+    // MTU discovery searches as far as the route's link carries
+    // where it is larger than Ethernet (patched libp2p-quic;
+    // ARCHITECTURE.md, "QUIC packet size").
+    // Linux only: elsewhere the lookup knows nothing, and a larger
+    // `max_udp_payload_size` would only enlarge quinn's receive buffer
+    // where there is no GRO to fill it.
+    if options.quic_path_mtu && cfg!(any(target_os = "linux", target_os = "android")) {
+        q.path_max_udp_payload = Some(peerup_net::runtime::path_max_udp_payload);
+    }
+    Ok(q)
 }
 
 /// Says so when the kernel caps the QUIC sockets' receive buffers below what

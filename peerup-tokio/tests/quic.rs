@@ -5,7 +5,9 @@
 //! and a ping crosses the connection. A stranger's QUIC connection is
 //! still refused by the node's gate. The UDP sockets QUIC opens, to listen
 //! and to dial, have the buffers asked for (the patched libp2p-quic's
-//! `udp_socket_buffer`). Real sockets on 127.0.0.1; every wait is on an
+//! `udp_socket_buffer`). MTU discovery searches as far as a path's link
+//! carries: over loopback, larger packets than Ethernet's, both ways
+//! (`path_max_udp_payload`). Real sockets on 127.0.0.1; every wait is on an
 //! event, bounded by a limit that only fires when something is broken.
 
 use peerup_test_kit as common;
@@ -170,6 +172,12 @@ fn udp_sockets() -> Vec<(std::net::SocketAddr, usize, usize)> {
         let Some(addr) = socket.local_addr().ok().and_then(|a| a.as_socket()) else {
             continue;
         };
+        // A connected UDP socket, or one not bound yet (port 0), is not
+        // QUIC's (its endpoints are bound and not connected): it is a path
+        // MTU lookup's, open for a moment (`path_max_udp_payload`).
+        if socket.peer_addr().is_ok() || addr.port() == 0 {
+            continue;
+        }
         if let (Ok(rcv), Ok(snd)) = (socket.recv_buffer_size(), socket.send_buffer_size()) {
             found.push((addr, rcv, snd));
         }
@@ -236,4 +244,97 @@ async fn the_quic_sockets_have_the_buffers_asked_for() {
     }
     b.shutdown().await;
     a.shutdown().await;
+}
+
+/// MTU discovery per path (the patched libp2p-quic's
+/// `path_max_udp_payload`, ARCHITECTURE.md "QUIC packet size"): loopback
+/// is a link larger than Ethernet, so a connection of our configuration
+/// comes to send packets as large as the loopback link carries (quinn's
+/// discovery probes the bound itself last), the dialer's (its client
+/// configuration) and the listener's (the server configuration chosen
+/// for that incoming connection). Without the patch discovery stops at
+/// 1,452 bytes; without the endpoints' 65,527-byte `max_udp_payload_size`
+/// at 1,472; with a receive slot too small for one datagram, below the
+/// bound: the wait below fails.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loopback_path_carries_larger_packets_than_ethernet() {
+    use futures::future::poll_fn;
+    use peerup_net::libp2p::core::transport::{DialOpts, ListenerId, PortUse, TransportEvent};
+    use peerup_net::libp2p::core::{Endpoint, Transport};
+    use peerup_net::libp2p::quic;
+    use std::pin::Pin;
+
+    let _one = ONE_AT_A_TIME.lock().await;
+    let _ = rt();
+    let lo = "127.0.0.1:9".parse().unwrap();
+    let bound = peerup_net::runtime::path_max_udp_payload(lo)
+        .expect("Linux's loopback link is larger than Ethernet");
+    let options = peerup_net::runtime::TransportOptions::default();
+    let config = || peerup_tokio::quic_config(&key(), &options).unwrap();
+
+    let mut listener = quic::tokio::Transport::new(config());
+    listener
+        .listen_on(
+            ListenerId::next(),
+            "/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap(),
+        )
+        .unwrap();
+    let addr = tokio::time::timeout(LIMIT, async {
+        loop {
+            if let TransportEvent::NewAddress { listen_addr, .. } =
+                poll_fn(|cx| Pin::new(&mut listener).poll(cx)).await
+            {
+                break listen_addr;
+            }
+        }
+    })
+    .await
+    .expect("the listener's address");
+    let mut dialer = quic::tokio::Transport::new(config());
+    let dial = dialer
+        .dial(
+            addr,
+            DialOpts {
+                role: Endpoint::Dialer,
+                port_use: PortUse::New,
+            },
+        )
+        .unwrap();
+    let accept = async {
+        loop {
+            if let TransportEvent::Incoming { upgrade, .. } =
+                poll_fn(|cx| Pin::new(&mut listener).poll(cx)).await
+            {
+                break upgrade.await;
+            }
+        }
+    };
+    let (dialed, accepted) = tokio::time::timeout(LIMIT, futures::future::try_join(dial, accept))
+        .await
+        .expect("the connection within the limit")
+        .expect("the connection");
+    let (dialed, accepted) = (dialed.1, accepted.1);
+
+    // quinn reports no event when discovery finds a larger MTU: its
+    // figure is read until both sides have reached the path's.
+    let found = tokio::time::timeout(LIMIT, async {
+        loop {
+            let mtus = (dialed.current_mtu(), accepted.current_mtu());
+            if mtus == (bound, bound) {
+                break mtus;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "MTU discovery stayed at (dialer, listener) = ({}, {}) bytes over loopback \
+             (the path carries {bound})",
+            dialed.current_mtu(),
+            accepted.current_mtu()
+        )
+    });
+    assert!(found.0 > 1_452, "{found:?}");
 }

@@ -18,7 +18,7 @@
 // FROM, OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER
 // DEALINGS IN THE SOFTWARE.
 
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use quinn::{
     MtuDiscoveryConfig, VarInt,
@@ -82,6 +82,17 @@ pub struct Config {
     /// transport opens (the kernel caps them at `net.core.rmem_max` and
     /// `net.core.wmem_max`); `None`: the system's defaults.
     pub udp_socket_buffer: Option<usize>,
+
+    // PATCH(peerup): MTU discovery per path (see peerup's patches/README.md).
+    /// Looks up the largest UDP payload the local route to an address
+    /// carries (its interface's MTU less the IP and UDP headers), or
+    /// `None` where it is not known. Where that is above MTU discovery's
+    /// upper bound, a connection to or from that address searches up to
+    /// it instead, and the endpoints accept datagrams up to 65,527 bytes.
+    /// `None`: one upper bound for every path.
+    pub path_max_udp_payload: Option<fn(SocketAddr) -> Option<u16>>,
+    /// The upper bound [`Config::mtu_upper_bound`] set.
+    mtu_upper_bound: u16,
 }
 
 #[expect(deprecated)]
@@ -111,6 +122,8 @@ impl Config {
             mtu_discovery_config: Some(Default::default()),
             max_connection_send_data: None,
             udp_socket_buffer: None,
+            path_max_udp_payload: None,
+            mtu_upper_bound: DEFAULT_MTU_UPPER_BOUND,
         }
     }
 
@@ -136,6 +149,7 @@ impl Config {
         self.mtu_discovery_config
             .get_or_insert_with(Default::default)
             .upper_bound(value);
+        self.mtu_upper_bound = value;
         self
     }
 
@@ -152,6 +166,92 @@ pub(crate) struct QuinnConfig {
     pub(crate) client_config: quinn::ClientConfig,
     pub(crate) server_config: quinn::ServerConfig,
     pub(crate) endpoint_config: quinn::EndpointConfig,
+    // PATCH(peerup): MTU discovery per path.
+    paths: PathMtu,
+}
+
+// PATCH(peerup): MTU discovery per path (see peerup's patches/README.md).
+/// quinn's default upper bound for MTU discovery.
+const DEFAULT_MTU_UPPER_BOUND: u16 = 1452;
+
+/// The largest UDP payload quinn accepts as `max_udp_payload_size`.
+const MAX_UDP_PAYLOAD: u16 = 65_527;
+
+/// What a connection's transport configuration is made of, to make one
+/// with another MTU discovery bound for a path that carries more.
+#[derive(Debug, Clone)]
+struct TransportParams {
+    max_concurrent_stream_limit: u32,
+    keep_alive_interval: Duration,
+    max_idle_timeout: u32,
+    max_stream_data: u32,
+    max_connection_data: u32,
+    max_connection_send_data: Option<u64>,
+}
+
+impl TransportParams {
+    fn transport(&self, mtu_discovery_config: Option<MtuDiscoveryConfig>) -> quinn::TransportConfig {
+        let mut transport = quinn::TransportConfig::default();
+        // Disable uni-directional streams.
+        transport.max_concurrent_uni_streams(0u32.into());
+        transport.max_concurrent_bidi_streams(self.max_concurrent_stream_limit.into());
+        // Disable datagrams.
+        transport.datagram_receive_buffer_size(None);
+        transport.keep_alive_interval(Some(self.keep_alive_interval));
+        transport.max_idle_timeout(Some(VarInt::from_u32(self.max_idle_timeout).into()));
+        transport.allow_spin(false);
+        transport.stream_receive_window(self.max_stream_data.into());
+        transport.receive_window(self.max_connection_data.into());
+        transport.mtu_discovery_config(mtu_discovery_config);
+        if let Some(send_window) = self.max_connection_send_data {
+            transport.send_window(send_window);
+        }
+        transport
+    }
+}
+
+#[derive(Debug, Clone)]
+struct PathMtu {
+    lookup: Option<fn(SocketAddr) -> Option<u16>>,
+    discovery: Option<MtuDiscoveryConfig>,
+    upper_bound: u16,
+    params: TransportParams,
+}
+
+impl PathMtu {
+    /// A transport configuration whose MTU discovery searches up to what
+    /// the route to `addr` carries, where that is above the bound set for
+    /// every path; `None` where it is not (or discovery is off).
+    fn transport_for(&self, addr: SocketAddr) -> Option<Arc<quinn::TransportConfig>> {
+        let lookup = self.lookup?;
+        let mut discovery = self.discovery.clone()?;
+        let bound = lookup(addr)?.min(MAX_UDP_PAYLOAD);
+        if bound <= self.upper_bound {
+            return None;
+        }
+        discovery.upper_bound(bound);
+        Some(Arc::new(self.params.transport(Some(discovery))))
+    }
+}
+
+impl QuinnConfig {
+    /// The client configuration for a connection to `addr`.
+    pub(crate) fn client_config_for(&self, addr: SocketAddr) -> quinn::ClientConfig {
+        let mut client_config = self.client_config.clone();
+        if let Some(transport) = self.paths.transport_for(addr) {
+            client_config.transport_config(transport);
+        }
+        client_config
+    }
+
+    /// The server configuration for a connection from `addr`, where it
+    /// differs from the endpoint's.
+    pub(crate) fn server_config_for(&self, addr: SocketAddr) -> Option<Arc<quinn::ServerConfig>> {
+        let transport = self.paths.transport_for(addr)?;
+        let mut server_config = self.server_config.clone();
+        server_config.transport = transport;
+        Some(Arc::new(server_config))
+    }
 }
 
 #[expect(deprecated)]
@@ -171,23 +271,27 @@ impl From<Config> for QuinnConfig {
             mtu_discovery_config,
             max_connection_send_data,
             udp_socket_buffer: _,
+            path_max_udp_payload,
+            mtu_upper_bound,
         } = config;
-        let mut transport = quinn::TransportConfig::default();
-        // Disable uni-directional streams.
-        transport.max_concurrent_uni_streams(0u32.into());
-        transport.max_concurrent_bidi_streams(max_concurrent_stream_limit.into());
-        // Disable datagrams.
-        transport.datagram_receive_buffer_size(None);
-        transport.keep_alive_interval(Some(keep_alive_interval));
-        transport.max_idle_timeout(Some(VarInt::from_u32(max_idle_timeout).into()));
-        transport.allow_spin(false);
-        transport.stream_receive_window(max_stream_data.into());
-        transport.receive_window(max_connection_data.into());
-        transport.mtu_discovery_config(mtu_discovery_config);
-        if let Some(send_window) = max_connection_send_data {
-            transport.send_window(send_window);
-        }
-        let transport = Arc::new(transport);
+        // PATCH(peerup): the transport configuration is made by
+        // `TransportParams`, for every path and again for a path that
+        // carries more (`PathMtu`).
+        let params = TransportParams {
+            max_concurrent_stream_limit,
+            keep_alive_interval,
+            max_idle_timeout,
+            max_stream_data,
+            max_connection_data,
+            max_connection_send_data,
+        };
+        let transport = Arc::new(params.transport(mtu_discovery_config.clone()));
+        let paths = PathMtu {
+            lookup: path_max_udp_payload,
+            discovery: mtu_discovery_config,
+            upper_bound: mtu_upper_bound,
+            params,
+        };
 
         let mut server_config = quinn::ServerConfig::with_crypto(server_tls_config);
         server_config.transport = Arc::clone(&transport);
@@ -210,11 +314,18 @@ impl From<Config> for QuinnConfig {
         if !support_draft_29 {
             endpoint_config.supported_versions(vec![1]);
         }
+        // PATCH(peerup): a path that carries more may send us more.
+        if paths.lookup.is_some() && paths.discovery.is_some() {
+            endpoint_config
+                .max_udp_payload_size(MAX_UDP_PAYLOAD)
+                .expect("65,527 is quinn's largest max_udp_payload_size");
+        }
 
         QuinnConfig {
             client_config,
             server_config,
             endpoint_config,
+            paths,
         }
     }
 }

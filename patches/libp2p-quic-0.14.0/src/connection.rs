@@ -50,6 +50,13 @@ pub struct Connection {
 }
 
 impl Connection {
+    // PATCH(peerup): MTU discovery per path (see peerup's patches/README.md).
+    /// The largest UDP payload this connection sends now: what MTU
+    /// discovery has found the path to carry.
+    pub fn current_mtu(&self) -> u16 {
+        self.connection.stats().path.current_mtu
+    }
+
     /// Build a [`Connection`] from raw components.
     ///
     /// This function assumes that the [`quinn::Connection`] is completely fresh and none of

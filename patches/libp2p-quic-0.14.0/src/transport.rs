@@ -257,6 +257,7 @@ impl<P: Provider> Transport for GenTransport<P> {
             endpoint,
             self.handshake_timeout,
             version,
+            self.quinn_config.clone(),
         )?;
         self.listeners.push(listener);
 
@@ -316,7 +317,8 @@ impl<P: Provider> Transport for GenTransport<P> {
                     }
                 };
                 let handshake_timeout = self.handshake_timeout;
-                let mut client_config = self.quinn_config.client_config.clone();
+                // PATCH(peerup): MTU discovery per path.
+                let mut client_config = self.quinn_config.client_config_for(socket_addr);
                 if version == ProtocolVersion::Draft29 {
                     client_config.version(0xff00_001d);
                 }
@@ -471,6 +473,9 @@ struct Listener<P: Provider> {
     close_listener_waker: Option<Waker>,
 
     listening_addresses: HashSet<IpAddr>,
+
+    // PATCH(peerup): MTU discovery per path.
+    quinn_config: QuinnConfig,
 }
 
 impl<P: Provider> Listener<P> {
@@ -480,6 +485,7 @@ impl<P: Provider> Listener<P> {
         endpoint: quinn::Endpoint,
         handshake_timeout: Duration,
         version: ProtocolVersion,
+        quinn_config: QuinnConfig,
     ) -> Result<Self, Error> {
         let if_watcher;
         let pending_event;
@@ -513,6 +519,7 @@ impl<P: Provider> Listener<P> {
             pending_event,
             close_listener_waker: None,
             listening_addresses,
+            quinn_config,
         })
     }
 
@@ -614,7 +621,15 @@ impl<P: Provider> Stream for Listener<P> {
                     let endpoint = self.endpoint.clone();
                     self.accept = async move { endpoint.accept().await }.boxed();
 
-                    let connecting = match incoming.accept() {
+                    // PATCH(peerup): MTU discovery per path.
+                    let accepted = match self
+                        .quinn_config
+                        .server_config_for(incoming.remote_address())
+                    {
+                        Some(server_config) => incoming.accept_with(server_config),
+                        None => incoming.accept(),
+                    };
+                    let connecting = match accepted {
                         Ok(connecting) => connecting,
                         Err(error) => {
                             return Poll::Ready(Some(TransportEvent::ListenerError {

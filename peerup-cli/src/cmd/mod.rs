@@ -56,6 +56,30 @@ fn worker_threads(command: &Command) -> Result<usize> {
     }
 }
 
+/// Whether QUIC's MTU discovery may search past Ethernet's 1,452 bytes on
+/// a path whose first link carries more (jumbo frames, loopback; on by
+/// default, ARCHITECTURE.md "QUIC packet size"): `PEERUP_QUIC_PATH_MTU=off`
+/// keeps every path at Ethernet's size (to compare, as `peerup-bench`
+/// does, or where such a link misbehaves).
+fn quic_path_mtu() -> Result<bool> {
+    quic_path_mtu_from(std::env::var("PEERUP_QUIC_PATH_MTU"))
+}
+
+fn quic_path_mtu_from(var: Result<String, std::env::VarError>) -> Result<bool> {
+    match var {
+        Err(std::env::VarError::NotPresent) => Ok(true),
+        Ok(v) => match v.trim() {
+            "on" => Ok(true),
+            "off" => Ok(false),
+            _ => Err(anyhow!(
+                "PEERUP_QUIC_PATH_MTU={v:?}: `on` or `off` (unset it for the default, on; \
+                 off keeps QUIC's packets at Ethernet's 1,452 bytes on every path)"
+            )),
+        },
+        Err(e) => Err(anyhow!("PEERUP_QUIC_PATH_MTU: {e}")),
+    }
+}
+
 /// Runs a command on a tokio runtime.
 pub(crate) fn run(global: &Global, command: Command) -> Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -333,7 +357,30 @@ pub(crate) async fn start_node_full(ctx: &Ctx) -> Result<Node> {
         }
     };
     let mut options = ctx.node_options()?;
+    options.transport.quic_path_mtu = quic_path_mtu()?;
     options.limits = options.limits.fit_to_descriptors(descriptors);
     tracing::info!(descriptors, limits = ?options.limits, "connection limits");
     Node::start(options).await.map_err(anyhow::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::env::VarError;
+
+    #[test]
+    fn the_quic_path_mtu_switch_reads_on_off_or_nothing_and_names_itself_otherwise() {
+        assert!(quic_path_mtu_from(Err(VarError::NotPresent)).unwrap());
+        assert!(quic_path_mtu_from(Ok("on".into())).unwrap());
+        assert!(!quic_path_mtu_from(Ok(" off\n".into())).unwrap());
+        for bad in ["", "0", "false", "OFF", "no"] {
+            let e = quic_path_mtu_from(Ok(bad.into())).unwrap_err().to_string();
+            assert!(e.starts_with("PEERUP_QUIC_PATH_MTU="), "{e}");
+            assert!(e.contains("`on` or `off`"), "{e}");
+        }
+        let e = quic_path_mtu_from(Err(VarError::NotUnicode("\u{fffd}".into())))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("PEERUP_QUIC_PATH_MTU:"), "{e}");
+    }
 }

@@ -4,6 +4,7 @@
 //! See WIRE.md §2 (protocol IDs), §3 (ping-pong) and §6 (sealed frames).
 
 pub mod label;
+pub mod mtu;
 pub mod path;
 pub mod pingpong;
 pub mod protocol;
