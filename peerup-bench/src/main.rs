@@ -1260,50 +1260,42 @@ async fn bench(root: &Path, args: &BenchArgs) -> Result<ExitCode> {
     }
 
     if want("quic") {
-        println!("\npeerup, direct over QUIC");
-        let p = start_path(
-            &net,
-            &net.relay_quic,
-            &["/ip4/127.0.0.1/udp/0/quic-v1"],
-            &services,
-            "quic",
-            true,
-            &[],
-        )
-        .await?;
-        throughput_cpu(
-            &mut r,
-            "peerup direct QUIC",
-            local(p.sink_port),
-            secs,
-            &p.roles(&net),
-        )
-        .await?;
-        drop(p);
-        // The same, with QUIC's packets held at Ethernet's size: what an
-        // internet path gets. Over loopback, whose link carries 64 KiB,
-        // MTU discovery finds 65 KB packets (ARCHITECTURE.md, "QUIC
-        // packet size"), as TCP's segments are 64 KiB there.
-        println!("\npeerup, direct over QUIC, Ethernet-sized packets");
-        let p = start_path(
-            &net,
-            &net.relay_quic,
-            &["/ip4/127.0.0.1/udp/0/quic-v1"],
-            &services,
-            "quic-ethernet",
-            true,
-            &[("PEERUP_QUIC_PATH_MTU", "off")],
-        )
-        .await?;
-        throughput_cpu(
-            &mut r,
-            QUIC_ETHERNET,
-            local(p.sink_port),
-            secs,
-            &p.roles(&net),
-        )
-        .await?;
-        drop(p);
+        // Twice: as peerup runs, and with QUIC's packets held at
+        // Ethernet's size, what an internet path gets. Over loopback,
+        // whose link carries 64 KiB, MTU discovery finds 65 KB packets
+        // (ARCHITECTURE.md, "QUIC packet size"), as TCP's segments are
+        // 64 KiB there.
+        let default: &[(&str, &str)] = &[];
+        let ethernet: &[(&str, &str)] = &[("PEERUP_QUIC_PATH_MTU", "off")];
+        let runs = [
+            (
+                "peerup, direct over QUIC",
+                "peerup direct QUIC",
+                "quic",
+                default,
+            ),
+            (
+                "peerup, direct over QUIC, Ethernet-sized packets",
+                QUIC_ETHERNET,
+                "quic-ethernet",
+                ethernet,
+            ),
+        ];
+        for (heading, label, tag, env) in runs {
+            println!("\n{heading}");
+            let p = start_path(
+                &net,
+                &net.relay_quic,
+                &["/ip4/127.0.0.1/udp/0/quic-v1"],
+                &services,
+                tag,
+                true,
+                env,
+            )
+            .await?;
+            throughput_cpu(&mut r, label, local(p.sink_port), secs, &p.roles(&net)).await?;
+            drop(p);
+        }
     }
 
     if want("relayed") {

@@ -264,12 +264,11 @@ pub fn quic_config(keypair: &Keypair, options: &TransportOptions) -> io::Result<
     note_udp_buffer_limit(options.quic_socket_buffer);
     q.max_idle_timeout = u32::try_from(options.quic_idle_timeout.as_millis()).unwrap_or(u32::MAX);
     q.keep_alive_interval = options.quic_keep_alive;
-    // MTU discovery searches as far as the route's link carries
-    // where it is larger than Ethernet (patched libp2p-quic;
-    // ARCHITECTURE.md, "QUIC packet size").
-    // Linux only: elsewhere the lookup knows nothing, and a larger
-    // `max_udp_payload_size` would only enlarge quinn's receive buffer
-    // where there is no GRO to fill it.
+    // MTU discovery searches as far as the route's link carries where it
+    // is larger than Ethernet (patched libp2p-quic; ARCHITECTURE.md, "QUIC
+    // packet size"). Linux only: elsewhere the lookup knows nothing, and
+    // the endpoints' larger `max_udp_payload_size` would only enlarge
+    // quinn's receive buffer where there is no GRO to fill it.
     if options.quic_path_mtu && cfg!(any(target_os = "linux", target_os = "android")) {
         q.path_max_udp_payload = Some(peerup_net::runtime::path_max_udp_payload);
     }

@@ -61,14 +61,7 @@ pub fn may_carry_more_than_ethernet(ip: IpAddr) -> bool {
         IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => may_carry_more_than_ethernet(IpAddr::V4(v4)),
-            None => {
-                let first = v6.segments()[0];
-                v6.is_loopback()
-                    // fc00::/7, unique local
-                    || first & 0xfe00 == 0xfc00
-                    // fe80::/10, link-local
-                    || first & 0xffc0 == 0xfe80
-            }
+            None => v6.is_loopback() || v6.is_unique_local() || v6.is_unicast_link_local(),
         },
     }
 }
